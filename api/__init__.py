@@ -1,0 +1,1 @@
+"""tinhgon's faces: the command line (and, later, the HTTP service)."""

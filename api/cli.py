@@ -1,0 +1,338 @@
+"""The ``tinhgon`` command line.
+
+Exit status: 0 when all went well, 2 for input that is invalid or cannot be
+read (each problem printed as ``FILE:LINE: PATH: message`` on standard
+error), 1 for anything else.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from procedures import (
+    Definition,
+    DefinitionError,
+    ReadError,
+    TinhgonError,
+    find_all,
+    load_path,
+    load_text,
+    metrics,
+    simplify,
+)
+from procedures.catalog import definition_files, load_catalog
+from procedures.compare import compare
+from procedures.metrics import METRIC_NAMES, change
+from procedures.schema import json_schema
+from procedures.serialize import to_data
+from procedures.writer import dump
+
+from .render import METRIC_LABELS, RULE_LABELS, number, percent, table
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
+
+
+class _Out:
+    """Where a command writes; errors of input are counted for the exit status."""
+
+    def __init__(self) -> None:
+        self.invalid = False
+
+    def error(self, exc: DefinitionError | ReadError) -> None:
+        self.invalid = True
+        print(str(exc), file=sys.stderr)
+
+    @staticmethod
+    def warn(defn: Definition) -> None:
+        for w in defn.warnings:
+            print(f"{defn.source}:{w.line}: {w.path or '(document)'}: warning: {w.message}", file=sys.stderr)
+
+    def load(self, path: str) -> Definition | None:
+        try:
+            defn = load_path(path)
+        except (DefinitionError, ReadError) as exc:
+            self.error(exc)
+            return None
+        self.warn(defn)
+        return defn
+
+    def status(self) -> int:
+        return EXIT_INVALID if self.invalid else EXIT_OK
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False, indent=1))
+
+
+def _files(args_files: list[str], out: _Out) -> list[str]:
+    files = definition_files(args_files)
+    for given in args_files:
+        if Path(given).is_dir() and not any(f.startswith(str(Path(given))) for f in files):
+            print(f"{given}: no *.yaml definitions in this folder", file=sys.stderr)
+            out.invalid = True
+    return files
+
+
+# -- validate ------------------------------------------------------------------
+def cmd_validate(args: argparse.Namespace) -> int:
+    out = _Out()
+    results = []
+    for f in _files(args.files, out):
+        defn = out.load(f)
+        if defn is None:
+            try:
+                load_path(f)
+            except (DefinitionError, ReadError) as exc:
+                problems = [p.as_dict() for p in exc.problems] if isinstance(exc, DefinitionError) else [
+                    {"line": 0, "path": "", "message": exc.message}
+                ]
+                results.append({"file": f, "valid": False, "errors": problems, "warnings": []})
+            continue
+        results.append({
+            "file": f, "valid": True, "code": defn.code, "version": defn.version,
+            "errors": [], "warnings": [w.as_dict() for w in defn.warnings],
+        })
+        if not args.json:
+            print(f"{f}: hợp lệ (valid) — {defn.code} v{defn.version}, {len(defn.steps)} bước")
+    if args.json:
+        _print_json(results)
+    return out.status()
+
+
+# -- analyze -------------------------------------------------------------------
+def analysis(defn: Definition) -> dict[str, Any]:
+    """The ``analyze --json`` object."""
+    return {
+        "procedure": {"code": defn.code, "version": defn.version},
+        "metrics": metrics(defn),
+        "findings": [f.as_dict() for f in find_all(defn)],
+    }
+
+
+def _metrics_rows(before: dict[str, Any], after: dict[str, Any] | None = None) -> list[list[str]]:
+    if after is None:
+        rows = [["Chỉ số", "", "Giá trị"]]
+        rows += [[k, METRIC_LABELS[k], number(before[k])] for k in METRIC_NAMES]
+        return rows
+    rows = [["Chỉ số", "", "Trước", "Sau", "Chênh lệch", "%"]]
+    for k in METRIC_NAMES:
+        c = change(before[k], after[k])
+        rows.append([k, METRIC_LABELS[k], number(before[k]), number(after[k]),
+                     number(c["delta"]) if c["delta"] is not None else "—", percent(c["percent"])])
+    return rows
+
+
+def print_analysis(defn: Definition) -> None:
+    m = metrics(defn)
+    scope = "nội bộ" if defn.scope == "internal" else "công"
+    print(f"{defn.code} v{defn.version} — {defn.name} ({scope}; {defn.source})")
+    print()
+    print(table(_metrics_rows(dict(m)), right=(2,)))
+    findings = find_all(defn)
+    print()
+    print(f"Phát hiện (findings): {len(findings)}")
+    by_rule: dict[str, list[Any]] = {}
+    for f in findings:
+        by_rule.setdefault(f.rule, []).append(f)
+    for rule, group in by_rule.items():
+        mode = "tự động sửa" if group[0].fix == "auto" else "cần cân nhắc"
+        print(f"\n  {rule} — {RULE_LABELS[rule]} [{mode}] ({len(group)})")
+        for f in group:
+            about = ", ".join([*f.documents, *f.steps]) if f.rule != "needless-order" else " → ".join(f.steps)
+            print(f"    • {about}: {f.message}" if about else f"    • {f.message}")
+    result = simplify(defn)
+    print()
+    if not result.changed:
+        print("Các sửa tự động: không có gì để áp dụng.")
+        return
+    print(f"Nếu áp dụng {len(result.applied)} sửa tự động (tinhgon simplify), v{result.after.version} sẽ là:")
+    print(table(_metrics_rows(dict(m), dict(metrics(result.after))), right=(2, 3, 4, 5)))
+
+
+def print_catalog(paths: list[str], out: _Out) -> None:
+    catalog = load_catalog(paths)
+    for exc in catalog.errors:
+        out.error(exc)  # type: ignore[arg-type]
+    rows = [["Mã", "Thủ tục", "Phiên bản", "Chi phí tuân thủ (đ/hồ sơ)", "%", "Thời gian (ngày LV)", "%",
+             "Chi phí xử lý (đ/hồ sơ)", "%"]]
+    totals = {"compliance": [0.0, 0.0], "burden": [0.0, 0.0], "processing": [0.0, 0.0], "annual_processing": [0.0, 0.0]}
+    for entry in catalog.entries:
+        newest = entry.newest
+        label = f"v{entry.oldest.version}→v{newest.version}"
+        if newest is entry.oldest:
+            newest = simplify(entry.oldest).after
+            label = f"v{entry.oldest.version}→(đề xuất)" if newest is not entry.oldest else f"v{entry.oldest.version}"
+        b, a = metrics(entry.oldest), metrics(newest)
+        name = entry.name if len(entry.name) <= 48 else entry.name[:47] + "…"
+        rows.append([
+            entry.code, name, label,
+            f"{number(b['compliance_cost'])} → {number(a['compliance_cost'])}",
+            percent(change(b["compliance_cost"], a["compliance_cost"])["percent"]),
+            f"{number(b['lead_time_days'])} → {number(a['lead_time_days'])}",
+            percent(change(b["lead_time_days"], a["lead_time_days"])["percent"]),
+            f"{number(b['processing_cost'])} → {number(a['processing_cost'])}",
+            percent(change(b["processing_cost"], a["processing_cost"])["percent"]),
+        ])
+        for key, metric in (("compliance", "compliance_cost"), ("burden", "annual_burden"),
+                            ("processing", "processing_cost"), ("annual_processing", "annual_processing_cost")):
+            totals[key][0] += float(b[metric])  # type: ignore[literal-required]
+            totals[key][1] += float(a[metric])  # type: ignore[literal-required]
+    print(f"Danh mục thủ tục: {len(catalog.entries)} thủ tục ({', '.join(paths)})")
+    print()
+    print(table(rows, right=(3, 4, 5, 6, 7, 8)))
+    print()
+    for key, label in (("burden", "Chi phí tuân thủ hằng năm của người dân, đơn vị"),
+                       ("annual_processing", "Chi phí xử lý hằng năm của cơ quan")):
+        before, after = totals[key]
+        print(f"{label}: {number(before)} đ → {number(after)} đ ({percent(change(before, after)['percent'])})")
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    out = _Out()
+    is_dir = any(Path(f).is_dir() for f in args.files)
+    if args.json:
+        results = []
+        for f in _files(args.files, out):
+            defn = out.load(f)
+            if defn is not None:
+                results.append(analysis(defn))
+        if is_dir or len(args.files) > 1:
+            _print_json(results)
+        elif results:
+            _print_json(results[0])
+        return out.status()
+    if is_dir:
+        print_catalog(args.files, out)
+        return out.status()
+    for i, f in enumerate(_files(args.files, out)):
+        defn = out.load(f)
+        if defn is not None:
+            if i:
+                print("\n" + "─" * 72 + "\n")
+            print_analysis(defn)
+    return out.status()
+
+
+# -- simplify ------------------------------------------------------------------
+def cmd_simplify(args: argparse.Namespace) -> int:
+    out = _Out()
+    defn = out.load(args.file)
+    if defn is None:
+        return out.status()
+    result = simplify(defn)
+    if result.changed:
+        text = dump(to_data(result.after, like=defn.data), Path(args.file).read_text(encoding="utf-8-sig"))
+        load_text(text, source=args.output)  # what we write must load back valid
+        Path(args.output).write_text(text, encoding="utf-8")
+    if args.json:
+        _print_json(result.report())
+        return EXIT_OK
+    if not result.changed:
+        print(f"{args.file}: không có sửa tự động nào để áp dụng; không ghi tệp mới.")
+    else:
+        print(f"{args.output}: {defn.code} v{result.after.version} (dựa trên v{defn.version}), "
+              f"{len(result.applied)} sửa tự động đã áp dụng:")
+        for f in result.applied:
+            print(f"  • [{f.rule}] {f.message}")
+        print()
+        print(table(_metrics_rows(dict(metrics(defn)), dict(metrics(result.after))), right=(2, 3, 4, 5)))
+    for title, group in (("Bỏ qua vì làm dài thời gian giải quyết", result.skipped), ("Cần cân nhắc", result.advice)):
+        if group:
+            print(f"\n{title} ({len(group)}):")
+            for f in group:
+                print(f"  • [{f.rule}] {f.message}")
+    return EXIT_OK
+
+
+# -- compare -------------------------------------------------------------------
+def cmd_compare(args: argparse.Namespace) -> int:
+    out = _Out()
+    a, b = out.load(args.before), out.load(args.after)
+    if a is None or b is None:
+        return out.status()
+    result = compare(a, b)
+    if args.json:
+        _print_json(result)
+        return EXIT_OK
+    print(f"{a.code} v{a.version} ({args.before})  →  {b.code} v{b.version} ({args.after})")
+    print()
+    print(table(_metrics_rows(dict(result["before"]), dict(result["after"])), right=(2, 3, 4, 5)))
+    steps, edges = result["steps"], result["edges"]
+    print()
+    print(f"Bước thêm mới: {', '.join(steps['added']) or '—'}")
+    print(f"Bước bỏ: {', '.join(steps['removed']) or '—'}")
+    print("Bước thay đổi: " + ("—" if not steps["changed"] else ""))
+    for c in steps["changed"]:
+        print(f"  • {c['id']}: {', '.join(c['fields'])}")
+    print(f"Quan hệ trước-sau thêm: {', '.join(f'{x} → {y}' for x, y in edges['added']) or '—'}")
+    print(f"Quan hệ trước-sau bỏ: {', '.join(f'{x} → {y}' for x, y in edges['removed']) or '—'}")
+    return EXIT_OK
+
+
+# -- schema --------------------------------------------------------------------
+def cmd_schema(args: argparse.Namespace) -> int:
+    _print_json(json_schema())
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tinhgon",
+        description="Model, analyse and simplify administrative procedures (tinhgon/1 definitions).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="check definitions and report every error with its line")
+    p.add_argument("files", nargs="+", metavar="FILE", help="definition files or folders of *.yaml")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=cmd_validate)
+
+    p = sub.add_parser("analyze", help="metrics, redundancy findings and the savings simplification would bring")
+    p.add_argument("files", nargs="+", metavar="FILE", help="definition files, or a folder for a catalog summary")
+    p.add_argument("--json", action="store_true", help="the analyze JSON (an array for a folder)")
+    p.set_defaults(handler=cmd_analyze)
+
+    p = sub.add_parser("simplify", help="apply the automatic fixes and write the next version")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the new version")
+    p.add_argument("--json", action="store_true", help="the simplify JSON")
+    p.set_defaults(handler=cmd_simplify)
+
+    p = sub.add_parser("compare", help="two versions side by side")
+    p.add_argument("before", metavar="A")
+    p.add_argument("after", metavar="B")
+    p.add_argument("--json", action="store_true", help="the compare JSON")
+    p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("schema", help="print a JSON Schema of the definition format, for editors")
+    p.set_defaults(handler=cmd_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.handler(args)
+        return code
+    except (DefinitionError, ReadError) as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    except OSError as exc:
+        print(f"tinhgon: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except TinhgonError as exc:
+        print(f"tinhgon: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return EXIT_FAILED
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""A folder of definitions as a catalog: each procedure's oldest and newest
+version, what each costs, and what simplification saved."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import DefinitionError, ReadError, TinhgonError
+from .loader import load_path
+from .metrics import Metrics, metrics
+from .model import Definition
+
+
+def definition_files(paths: list[str]) -> list[str]:
+    """Files named on a command line, with every ``*.yaml`` of a folder in
+    its place (sorted by name)."""
+    out: list[str] = []
+    for p in paths:
+        if os.path.isdir(p):
+            out.extend(str(f) for f in sorted(Path(p).glob("*.yaml")) if f.is_file())
+        else:
+            out.append(p)
+    return out
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One procedure code of a catalog: its first and latest versions."""
+
+    code: str
+    name: str
+    oldest: Definition
+    newest: Definition
+
+    @property
+    def before(self) -> Metrics:
+        return metrics(self.oldest)
+
+    @property
+    def after(self) -> Metrics:
+        return metrics(self.newest)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    entries: list[Entry]
+    errors: list[TinhgonError]
+
+    def totals(self) -> dict[str, dict[str, float]]:
+        keys = ("steps", "visits", "applicant_documents", "compliance_cost", "annual_burden",
+                "office_hours", "processing_cost", "annual_processing_cost")
+        out: dict[str, dict[str, float]] = {}
+        for key in keys:
+            out[key] = {
+                "before": float(sum(e.before[key] for e in self.entries)),  # type: ignore[literal-required]
+                "after": float(sum(e.after[key] for e in self.entries)),  # type: ignore[literal-required]
+            }
+        return out
+
+
+def load_catalog(paths: list[str]) -> Catalog:
+    """Load every definition; group by code (errors are collected, not raised)."""
+    by_code: dict[str, list[Definition]] = {}
+    errors: list[TinhgonError] = []
+    for f in definition_files(paths):
+        try:
+            defn = load_path(f)
+        except (DefinitionError, ReadError) as exc:
+            errors.append(exc)
+            continue
+        by_code.setdefault(defn.code, []).append(defn)
+    entries = []
+    for code, versions in sorted(by_code.items()):
+        versions.sort(key=lambda d: d.version)
+        entries.append(Entry(code, versions[-1].name, versions[0], versions[-1]))
+    return Catalog(entries, errors)
+
+
+def percent(before: float, after: float) -> float | None:
+    return (after - before) / before * 100.0 if before else None
+
+
+def summary_row(entry: Entry) -> dict[str, Any]:
+    b, a = entry.before, entry.after
+    return {
+        "code": entry.code,
+        "name": entry.name,
+        "versions": [entry.oldest.version, entry.newest.version],
+        "compliance_cost": [b["compliance_cost"], a["compliance_cost"]],
+        "lead_time_days": [b["lead_time_days"], a["lead_time_days"]],
+        "processing_cost": [b["processing_cost"], a["processing_cost"]],
+        "annual_burden": [b["annual_burden"], a["annual_burden"]],
+    }

@@ -1,0 +1,414 @@
+"""Section 8: the redundancy rules.
+
+Each rule is one function that takes a :class:`~procedures.model.Definition`
+and returns a list of :class:`Finding` (plain data), in a stable order. The
+``auto`` rules are the ones :mod:`procedures.simplify` applies; the
+``advice`` rules need a person to decide. Messages are written for a
+Vietnamese reform officer.
+
+All rules answer reachability questions with the ancestor bitsets kept on the
+definition, so they stay close to linear on large procedures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from .conditions import Condition
+from .durations import HOURS_PER_DAY
+from .model import REVIEW_KINDS, Definition, Step, bits
+
+Fix = Literal["auto", "advice"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One thing a reform officer should look at."""
+
+    rule: str
+    fix: Fix
+    steps: tuple[str, ...]
+    documents: tuple[str, ...]
+    message: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "rule": self.rule,
+            "fix": self.fix,
+            "steps": list(self.steps),
+            "documents": list(self.documents),
+            "message": self.message,
+        }
+
+
+def _quote(text: str) -> str:
+    return f"“{text}”"
+
+
+def _applicant_readers(defn: Definition, doc: str, readers: dict[str, list[Step]]) -> tuple[str, ...]:
+    return tuple(s.id for s in readers.get(doc, []) if defn.is_applicant_step(s))
+
+
+def once_only(defn: Definition) -> list[Finding]:
+    """Applicant documents whose information a state registry already holds.
+
+    The once-only principle forbids asking the applicant for them: the office
+    fetches them itself (fix: ``from: registry``, and the applicant's steps
+    stop reading them).
+    """
+    readers = defn.readers()
+    out = []
+    for doc in defn.documents:
+        if doc.source == "applicant" and doc.registry:
+            out.append(Finding(
+                "once-only", "auto", _applicant_readers(defn, doc.id, readers), (doc.id,),
+                f"Giấy tờ {_quote(doc.name)} đã có trong cơ sở dữ liệu {_quote(doc.registry)}: "
+                "cơ quan tự khai thác, không yêu cầu người nộp cung cấp (nguyên tắc chỉ cung cấp thông tin một lần).",
+            ))
+    return out
+
+
+def unused_document(defn: Definition) -> list[Finding]:
+    """Applicant documents that no office or system step reads: nobody looks
+    at them, so asking for them is pure burden (fix: drop them)."""
+    readers = defn.readers()
+    out = []
+    for doc in defn.documents:
+        if doc.source != "applicant":
+            continue
+        if any(not defn.is_applicant_step(s) for s in readers.get(doc.id, [])):
+            continue
+        out.append(Finding(
+            "unused-document", "auto", _applicant_readers(defn, doc.id, readers), (doc.id,),
+            f"Giấy tờ {_quote(doc.name)} không được bước xử lý nào của cơ quan sử dụng: bỏ khỏi thành phần hồ sơ.",
+        ))
+    return out
+
+
+def duplicate_request(defn: Definition) -> list[Finding]:
+    """Applicant documents asked for at more than one applicant step (fix:
+    ask at the first, in list order, only)."""
+    readers = defn.readers()
+    out = []
+    for doc in defn.documents:
+        if doc.source != "applicant":
+            continue
+        asked = _applicant_readers(defn, doc.id, readers)
+        if len(asked) > 1:
+            out.append(Finding(
+                "duplicate-request", "auto", asked, (doc.id,),
+                f"Giấy tờ {_quote(doc.name)} bị yêu cầu {len(asked)} lần (tại các bước {', '.join(asked)}): "
+                f"chỉ yêu cầu một lần, tại bước {asked[0]}.",
+            ))
+    return out
+
+
+def _review_key(step: Step) -> tuple[str, str, Condition | None]:
+    return step.role, step.kind, step.when
+
+
+def _readers_masks(defn: Definition) -> dict[str, int]:
+    masks: dict[str, int] = {}
+    for i, step in enumerate(defn.steps):
+        for doc in step.inputs:
+            masks[doc] = masks.get(doc, 0) | (1 << i)
+    return masks
+
+
+def _role_masks(defn: Definition) -> dict[str, int]:
+    masks: dict[str, int] = {}
+    for i, step in enumerate(defn.steps):
+        masks[step.role] = masks.get(step.role, 0) | (1 << i)
+    return masks
+
+
+def repeated_review_pairs(defn: Definition) -> list[tuple[int, int]]:
+    """``(earlier, later)`` positions of mergeable reviews, ordered by the later
+    step's list position, then the earlier one's (the simplifier's order)."""
+    groups: dict[tuple[str, str, Condition | None], int] = {}
+    for i, step in enumerate(defn.steps):
+        if step.kind in REVIEW_KINDS:
+            key = _review_key(step)
+            groups[key] = groups.get(key, 0) | (1 << i)
+    readers = _readers_masks(defn)
+    roles = _role_masks(defn)
+    pairs = []
+    for j, later in enumerate(defn.steps):
+        if later.kind not in REVIEW_KINDS or not later.inputs:
+            continue
+        candidates = defn.ancestors[j] & groups[_review_key(later)]
+        for doc in later.inputs:
+            candidates &= readers.get(doc, 0)
+        for i in bits(candidates):
+            between = defn.descendants[i] & defn.ancestors[j]
+            if between & ~roles[later.role] == 0:
+                pairs.append((i, j))
+    return pairs
+
+
+def repeated_review(defn: Definition) -> list[Finding]:
+    """A review (or verification, approval) repeated by the same role on
+    nothing new: S2 reads only what an earlier S1 of the same role, kind and
+    condition already read, and only that role worked in between (fix: merge
+    S2 into S1)."""
+    out = []
+    for i, j in repeated_review_pairs(defn):
+        first, again = defn.steps[i], defn.steps[j]
+        out.append(Finding(
+            "repeated-review", "auto", (first.id, again.id), again.inputs,
+            f"Bước {_quote(again.name)} xem xét lại đúng những giấy tờ mà bước {_quote(first.name)} "
+            "của cùng người thực hiện đã xem xét: gộp vào một lần xem xét.",
+        ))
+    return out
+
+
+def required_predecessors(defn: Definition) -> list[set[int]]:
+    """For each step (by position), the steps the data really makes it wait for.
+
+    A step waits for the producer of each input; for an applicant document
+    read by an office or system step, for the first applicant step (list
+    order) among its ancestors that hands it in; for each step it may return
+    to; and, if it is an office or system step, for every ancestor that can
+    reject the case (nothing is decided or issued before a check that can
+    refuse). A step that reads nothing keeps its written ``after`` steps.
+    """
+    index = defn.index
+    readers = _readers_masks(defn)
+    applicant_mask = 0
+    gates = 0
+    for i, step in enumerate(defn.steps):
+        if defn.is_applicant_step(step):
+            applicant_mask |= 1 << i
+        if step.can_reject:
+            gates |= 1 << i
+    out: list[set[int]] = []
+    for j, step in enumerate(defn.steps):
+        needed: set[int] = set()
+        applicant = defn.is_applicant_step(step)
+        if not step.inputs:
+            needed.update(index[a] for a in step.after)
+        for doc in step.inputs:
+            made_by = defn.producer.get(doc)
+            if made_by is not None:
+                needed.add(index[made_by])
+            elif not applicant and defn.document_by_id[doc].source == "applicant":
+                handed_in = defn.ancestors[j] & applicant_mask & readers.get(doc, 0)
+                if handed_in:
+                    needed.add((handed_in & -handed_in).bit_length() - 1)
+        needed.update(index[target] for _, target in step.returns)
+        if not applicant:
+            needed.update(bits(defn.ancestors[j] & gates))
+        out.append(needed)
+    return out
+
+
+def reduced_order(defn: Definition) -> tuple[list[list[int]], list[int]]:
+    """The transitively reduced graph of required predecessors: each step's
+    predecessors (positions, list order) and its ancestors in that graph."""
+    required = required_predecessors(defn)
+    anc = [0] * len(defn.steps)
+    preds: list[list[int]] = [[] for _ in defn.steps]
+    for j in defn.order:  # required predecessors are ancestors, so this order holds
+        above = 0
+        for p in required[j]:
+            above |= anc[p]
+        preds[j] = sorted(p for p in required[j] if not above >> p & 1)
+        mask = above
+        for p in required[j]:
+            mask |= 1 << p
+        anc[j] = mask
+    return preds, anc
+
+
+def needless_order(defn: Definition) -> list[Finding]:
+    """``after`` edges that no data, return or rejecting check requires: the
+    later step could run in parallel (fix: every step waits only for its
+    predecessors in the reduced graph of required predecessors)."""
+    _, anc = reduced_order(defn)
+    out = []
+    for a, b in defn.edges():
+        ia, ib = defn.index[a], defn.index[b]
+        if not anc[ib] >> ia & 1:
+            out.append(Finding(
+                "needless-order", "auto", (a, b), (),
+                f"Bước {_quote(defn.steps[ib].name)} không cần chờ bước {_quote(defn.steps[ia].name)}: "
+                "không dùng kết quả của bước đó; có thể thực hiện song song.",
+            ))
+    return out
+
+
+def unused_output(defn: Definition) -> list[Finding]:
+    """Papers a step produces that nothing reads and nobody receives."""
+    read = {doc for step in defn.steps for doc in step.inputs}
+    out = []
+    for step in defn.steps:
+        for doc_id in step.outputs:
+            doc = defn.document_by_id[doc_id]
+            if doc_id not in read and not doc.deliverable:
+                out.append(Finding(
+                    "unused-output", "advice", (step.id,), (doc_id,),
+                    f"Bước {_quote(step.name)} lập {_quote(doc.name)} nhưng không bước nào sử dụng và đây không phải kết quả "
+                    "trả cho người nộp: xem xét bỏ văn bản này.",
+                ))
+    return out
+
+
+def overlapping_review(defn: Definition) -> list[Finding]:
+    """Two reviews by different roles, the later one reading nothing the
+    earlier did not: a person should decide whether both are needed."""
+    review_mask = 0
+    for i, step in enumerate(defn.steps):
+        if step.kind in REVIEW_KINDS:
+            review_mask |= 1 << i
+    readers = _readers_masks(defn)
+    roles = _role_masks(defn)
+    out = []
+    for j, later in enumerate(defn.steps):
+        if later.kind not in REVIEW_KINDS or not later.inputs:
+            continue
+        candidates = defn.ancestors[j] & review_mask & ~roles[later.role]
+        for doc in later.inputs:
+            candidates &= readers.get(doc, 0)
+        for i in bits(candidates):
+            first = defn.steps[i]
+            out.append(Finding(
+                "overlapping-review", "advice", (first.id, later.id), later.inputs,
+                f"Bước {_quote(later.name)} ({later.role}) xem xét lại những giấy tờ mà bước {_quote(first.name)} "
+                f"({first.role}) đã xem xét: cân nhắc giữ một lần xem xét hoặc phân định rõ nội dung.",
+            ))
+    return out
+
+
+def extra_visit(defn: Definition) -> list[Finding]:
+    """More than one in-person visit: each visit after the first."""
+    visits = [s for s in defn.steps if s.visit]
+    if len(visits) < 2:
+        return []
+    extra = tuple(s.id for s in visits[1:])
+    return [Finding(
+        "extra-visit", "advice", extra, (),
+        f"Người nộp phải đến trực tiếp {len(visits)} lần: cân nhắc trả kết quả qua bưu chính hoặc trực tuyến "
+        f"thay cho các lần đến tại bước {', '.join(extra)}.",
+    )]
+
+
+APPROVAL_KINDS = frozenset({"approve", "sign"})
+
+
+def approval_chain(defn: Definition) -> list[Finding]:
+    """Three or more approvals or signatures in a row (joined by direct
+    ``after`` edges): one finding per connected group, its longest chain."""
+    members = [i for i, s in enumerate(defn.steps) if s.kind in APPROVAL_KINDS]
+    if len(members) < 3:
+        return []
+    member_set = set(members)
+    index = defn.index
+    links: dict[int, list[int]] = {i: [] for i in members}
+    for j in members:
+        for a in defn.steps[j].after:
+            i = index[a]
+            if i in member_set:
+                links[j].append(i)
+    # Connected groups (direction ignored), by union-find.
+    parent = {i: i for i in members}
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for j, preds in links.items():
+        for i in preds:
+            parent[root(i)] = root(j)
+    # Best chain ending at each member: longest, then lowest list positions.
+    best: dict[int, tuple[int, ...]] = {}
+    for j in defn.order:
+        if j not in member_set:
+            continue
+        chain: tuple[int, ...] = (j,)
+        for i in links[j]:
+            candidate = (*best[i], j)
+            if (len(candidate), _neg(candidate)) > (len(chain), _neg(chain)):
+                chain = candidate
+        best[j] = chain
+    groups: dict[int, tuple[int, ...]] = {}
+    for j, chain in best.items():
+        g = root(j)
+        have = groups.get(g)
+        if have is None or (len(chain), _neg(chain)) > (len(have), _neg(have)):
+            groups[g] = chain
+    out = []
+    for chain in sorted(groups.values()):
+        if len(chain) >= 3:
+            ids = tuple(defn.steps[i].id for i in chain)
+            out.append(Finding(
+                "approval-chain", "advice", ids, (),
+                f"{len(chain)} bước duyệt, ký nối tiếp nhau ({' → '.join(ids)}): cân nhắc ủy quyền hoặc giảm cấp ký duyệt.",
+            ))
+    return out
+
+
+def _neg(chain: tuple[int, ...]) -> tuple[int, ...]:
+    """Makes lower list positions compare higher."""
+    return tuple(-i for i in chain)
+
+
+def rework_loop(defn: Definition) -> list[Finding]:
+    """Every ``return`` outcome: work is done twice."""
+    out = []
+    for step in defn.steps:
+        for name, target_id in step.returns:
+            target = defn.step(target_id)
+            if defn.is_applicant_step(target):
+                advice = ("trả hồ sơ về cho người nộp: phải hướng dẫn một lần, liệt kê đầy đủ mọi giấy tờ còn thiếu "
+                          "trong một văn bản (không trả lại nhiều lần)")
+            else:
+                advice = "công việc phải làm lại; xem xét kiểm tra ngay từ bước đầu để tránh trả lại"
+            out.append(Finding(
+                "rework-loop", "advice", (step.id, target_id), (),
+                f"Kết quả {_quote(name)} của bước {_quote(step.name)} quay lại bước {_quote(target.name)}: {advice}.",
+            ))
+    return out
+
+
+def over_time_limit(defn: Definition) -> list[Finding]:
+    """The procedure cannot finish within its legal time limit."""
+    if defn.time_limit is None:
+        return []
+    lead = defn.lead_time_hours()
+    if lead <= defn.time_limit:
+        return []
+    return [Finding(
+        "over-time-limit", "advice", (), (),
+        f"Thời gian giải quyết theo quy trình là {lead / HOURS_PER_DAY:g} ngày làm việc, "
+        f"vượt thời hạn luật định {defn.time_limit / HOURS_PER_DAY:g} ngày.",
+    )]
+
+
+Rule = Callable[[Definition], list[Finding]]
+
+RULES: tuple[tuple[str, Fix, Rule], ...] = (
+    ("once-only", "auto", once_only),
+    ("unused-document", "auto", unused_document),
+    ("duplicate-request", "auto", duplicate_request),
+    ("repeated-review", "auto", repeated_review),
+    ("needless-order", "auto", needless_order),
+    ("unused-output", "advice", unused_output),
+    ("overlapping-review", "advice", overlapping_review),
+    ("extra-visit", "advice", extra_visit),
+    ("approval-chain", "advice", approval_chain),
+    ("rework-loop", "advice", rework_loop),
+    ("over-time-limit", "advice", over_time_limit),
+)
+"""Every rule, in the order of the format's table (the simplifier's order)."""
+
+AUTO_RULES = tuple(r for r in RULES if r[1] == "auto")
+ADVICE_RULES = tuple(r for r in RULES if r[1] == "advice")
+
+
+def find_all(defn: Definition, rules: tuple[tuple[str, Fix, Rule], ...] = RULES) -> list[Finding]:
+    """Every finding of ``rules`` on ``defn``, rule by rule."""
+    return [f for _, _, rule in rules for f in rule(defn)]

@@ -1,0 +1,512 @@
+"""Loading a definition: bytes -> YAML -> checked, indexed :class:`Definition`.
+
+Every problem in a file is reported at once, each at the line of the key or
+list item that is wrong, with its YAML path. Checking happens in layers:
+
+1. the text: UTF-8, YAML syntax, duplicate keys, alias expansion;
+2. the shape of each part (:mod:`procedures.schema`), item by item, so one
+   broken step does not hide the errors of the others;
+3. what needs the whole definition: ids that resolve and are unique, roles,
+   conditions against fields, outcomes, producers;
+4. the ``after`` graph: cycles first; then, only when every id resolves and
+   there is no cycle, the rules about ancestors (inputs, returns).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from pathlib import Path as FsPath
+from typing import Any
+
+import networkx as nx
+from pydantic import BaseModel, ValidationError
+
+from . import conditions
+from .durations import parse_hours
+from .errors import DefinitionError, Problem, ReadError
+from .model import (
+    CostModel,
+    Definition,
+    Document,
+    Effect,
+    Fee,
+    FieldDef,
+    Role,
+    Step,
+)
+from .schema import (
+    FORMAT,
+    CostModelSpec,
+    DefinitionSpec,
+    DocumentSpec,
+    FeeSpec,
+    FieldSpec,
+    ITEM_MODELS,
+    RoleSpec,
+    StepSpec,
+)
+from .yamlio import Path, YamlProblems, format_path, line_of, load_yaml, to_plain
+
+_NESTED_MODELS: dict[str, type[BaseModel]] = {
+    "cost_model": CostModelSpec,
+    "fees": FeeSpec,
+    **ITEM_MODELS,
+}
+_DURATION_KEYS = frozenset({"duration", "effort", "time_limit"})
+_KIND_WORD = {"roles": "role", "documents": "document", "fields": "field", "steps": "step"}
+_TYPE_WORDS = {
+    "string_type": "text",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def load_path(path: str | os.PathLike[str]) -> Definition:
+    """Read and check one definition file.
+
+    Raises :class:`ReadError` when the file cannot be read and
+    :class:`DefinitionError` when it is not a valid definition.
+    """
+    source = os.fspath(path)
+    try:
+        raw = FsPath(source).read_bytes()
+    except IsADirectoryError:
+        raise ReadError(source, "is a directory, not a definition file") from None
+    except FileNotFoundError:
+        raise ReadError(source, "no such file") from None
+    except OSError as exc:
+        raise ReadError(source, f"cannot be read: {exc.strerror or exc}") from None
+    return load_bytes(raw, source)
+
+
+def load_bytes(raw: bytes, source: str = "<bytes>") -> Definition:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        bad = raw[exc.start]
+        raise DefinitionError(
+            source, [Problem(line, "", f"the file is not UTF-8 text: byte 0x{bad:02X} at offset {exc.start}")]
+        ) from None
+    return load_text(text, source)
+
+
+def load_text(text: str, source: str = "<text>") -> Definition:
+    text = text.removeprefix("\ufeff")
+    notes: list[Problem] = []
+    try:
+        root = load_yaml(text, notes=notes)
+    except YamlProblems as exc:
+        raise DefinitionError(source, exc.problems) from None
+    return build(root, source, notes)
+
+
+def build(root: Any, source: str = "<data>", notes: list[Problem] | None = None) -> Definition:
+    """Check composed YAML (or plain data) and build the definition.
+
+    ``notes`` are warnings found while reading the text; they are kept with
+    the definition's own warnings."""
+    return _Checker(root, source, notes or []).run()
+
+
+def _describe_value(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, (int, float)):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return repr(value)
+
+
+class _Checker:
+    def __init__(self, root: Any, source: str, notes: list[Problem]) -> None:
+        self.root = root
+        self.source = source
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = list(notes)
+
+    def add(self, path: Path, message: str) -> None:
+        self.problems.append(Problem(line_of(self.root, path), format_path(path), message))
+
+    def fail(self) -> DefinitionError:
+        return DefinitionError(self.source, self.problems)
+
+    # -- layer 2: shapes -------------------------------------------------
+    def _shape_problem(self, prefix: Path, model: type[BaseModel], err: Any) -> None:
+        loc: tuple[str | int, ...] = tuple(err["loc"])
+        path = (*prefix, *loc)
+        kind = err["type"]
+        value = err.get("input")
+        ctx = err.get("ctx") or {}
+        last = loc[-1] if loc else None
+        if kind == "extra_forbidden":
+            owner = model
+            for seg in reversed(loc[:-1]):
+                if isinstance(seg, str) and seg in _NESTED_MODELS:
+                    owner = _NESTED_MODELS[seg]
+                    break
+            allowed = [f.alias or name for name, f in owner.model_fields.items()]
+            close = difflib.get_close_matches(str(last), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(allowed)}"
+            message = f"unknown key {last!r}{hint}"
+        elif kind == "missing":
+            message = f"missing required key {last!r}"
+        elif kind == "literal_error":
+            message = f"{_describe_value(value)} is not allowed here; use one of {ctx.get('expected', '')}"
+        elif kind == "string_pattern_mismatch":
+            if last in _DURATION_KEYS:
+                try:
+                    parse_hours(value)
+                    message = f"{value!r} is not a duration"
+                except ValueError as exc:
+                    message = str(exc)
+            else:
+                message = f"{value!r} is not an id: use lowercase letters, digits and _, starting with a letter"
+        elif kind in ("greater_than_equal", "greater_than"):
+            bound = ctx.get("ge", ctx.get("gt"))
+            message = f"must be at least {bound}, got {value}"
+        elif kind in _TYPE_WORDS:
+            message = f"expected {_TYPE_WORDS[kind]}, got {_describe_value(value)}"
+            if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                message += " (put it in quotes to keep it as text)"
+        elif kind == "finite_number":
+            message = "must be a finite number"
+        else:
+            message = str(err.get("msg", kind))
+        self.add(path, message)
+
+    def _validate(self, prefix: Path, model: type[BaseModel], data: Any) -> Any:
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            for err in exc.errors(include_url=False):
+                self._shape_problem(prefix, model, err)
+            return None
+
+    # -- the whole run ---------------------------------------------------
+    def run(self) -> Definition:
+        root = self.root
+        if not isinstance(root, Mapping):
+            self.add((), "a definition is a YAML mapping with keys format, code, name, version, roles, documents, steps")
+            raise self.fail()
+        fmt = root.get("format")
+        if "format" in root and fmt != FORMAT:
+            self.add(("format",), f"format must be {FORMAT!r}; {_describe_value(fmt)} is not a format tinhgon reads")
+            raise self.fail()
+
+        top = dict(root)
+        for key in ITEM_MODELS:
+            if isinstance(top.get(key), list):
+                top[key] = []
+        spec = self._validate((), DefinitionSpec, top)
+
+        items: dict[str, list[tuple[int, Any]]] = {}
+        known_ids: dict[str, dict[str, int]] = {}
+        broken = False
+        for key, model in ITEM_MODELS.items():
+            raw_list = root.get(key)
+            items[key] = []
+            known_ids[key] = {}
+            if not isinstance(raw_list, list):
+                broken = broken or key in root or key != "fields"
+                continue
+            for i, raw in enumerate(raw_list):
+                checked = self._validate((key, i), model, raw)
+                raw_id = raw.get("id") if isinstance(raw, Mapping) else None
+                if isinstance(raw_id, str):
+                    if raw_id in known_ids[key]:
+                        first = known_ids[key][raw_id]
+                        self.add((key, i, "id"), f"duplicate {_KIND_WORD[key]} id {raw_id!r}; the first is {key}[{first}] (line {line_of(root, (key, first))})")
+                    else:
+                        known_ids[key][raw_id] = i
+                if checked is None:
+                    broken = True
+                else:
+                    items[key].append((i, checked))
+
+        roles = self._roles(items["roles"])
+        fields = self._fields(items["fields"])
+        documents = self._documents(items["documents"])
+        steps_raw = root.get("steps")
+        if isinstance(steps_raw, list) and not steps_raw:
+            self.add(("steps",), "a procedure has at least one step")
+        steps = self._steps(items["steps"], known_ids, fields, roles)
+        self._producers(items["steps"], documents, known_ids)
+
+        if spec is not None and spec.based_on is not None and spec.based_on >= spec.version:
+            self.add(("based_on",), f"based_on ({spec.based_on}) must name an earlier version than version {spec.version}")
+
+        complete = not broken and not self.problems_block_graph(known_ids)
+        if isinstance(steps_raw, list) and len(steps) == len(steps_raw) and complete:
+            self._graph_rules(steps, documents)
+        if self.problems or spec is None or broken:
+            if not self.problems:  # pragma: no cover - every broken item reported a problem
+                self.add((), "the definition is not valid")
+            raise self.fail()
+        return self._definition(spec, roles, fields, documents, steps)
+
+    def problems_block_graph(self, known_ids: dict[str, dict[str, int]]) -> bool:
+        """Ancestor rules need every id to resolve; unresolved ids were reported."""
+        return any(p.message.startswith("unknown ") for p in self.problems)
+
+    # -- layer 3: parts ----------------------------------------------------
+    def _roles(self, items: list[tuple[int, RoleSpec]]) -> dict[str, Role]:
+        out: dict[str, Role] = {}
+        applicant_at: int | None = None
+        for i, r in items:
+            if r.kind == "applicant":
+                if applicant_at is not None:
+                    self.add(("roles", i, "kind"), f"a second applicant role; roles[{applicant_at}] ({line_of(self.root, ('roles', applicant_at))}) is already the applicant, and a procedure has at most one")
+                else:
+                    applicant_at = i
+            out.setdefault(r.id, Role(r.id, r.name, r.kind, r.unit))
+        return out
+
+    def _fields(self, items: list[tuple[int, FieldSpec]]) -> dict[str, FieldDef]:
+        out: dict[str, FieldDef] = {}
+        for i, f in items:
+            if f.type == "enum":
+                if not f.values:
+                    self.add(("fields", i), "an enum field lists its allowed strings under 'values'")
+                elif len(set(f.values)) != len(f.values):
+                    self.add(("fields", i, "values"), "a value is listed twice")
+            elif f.values is not None:
+                self.add(("fields", i, "values"), f"'values' goes with type enum, not {f.type}")
+            values = tuple(f.values) if f.values is not None else None
+            out.setdefault(f.id, FieldDef(f.id, f.type, f.name, values, f.required))
+        return out
+
+    def _documents(self, items: list[tuple[int, DocumentSpec]]) -> dict[str, Document]:
+        out: dict[str, Document] = {}
+        for i, d in items:
+            if d.registry is not None and d.from_ is None:
+                self.add(("documents", i, "registry"), "registry goes with 'from: applicant' or 'from: registry'; a produced document has no registry")
+            out.setdefault(d.id, Document(d.id, d.name, d.from_, d.registry, d.prep_hours, d.prep_cost, d.deliverable))
+        return out
+
+    def _outcomes(self, path: Path, raw: Any, step_ids: Mapping[str, int]) -> tuple[tuple[str, Effect], ...]:
+        if raw is None:
+            return (("done", Effect("proceed")),)
+        if not isinstance(raw, Mapping):
+            self.add(path, f"outcomes is a mapping of decision name -> proceed, reject or {{return: STEP}}; got {_describe_value(raw)}")
+            return ()
+        out: list[tuple[str, Effect]] = []
+        for name, value in raw.items():
+            at = (*path, name)
+            if not isinstance(name, str) or not name.strip():
+                self.add(at, "an outcome needs a name")
+                continue
+            if value in ("proceed", "reject"):
+                out.append((name, Effect(value)))
+            elif isinstance(value, Mapping) and set(value) == {"return"}:
+                target = value["return"]
+                if not isinstance(target, str):
+                    self.add(at, f"return names a step id; got {_describe_value(target)}")
+                elif target not in step_ids:
+                    self.add(at, f"unknown step {target!r} to return to")
+                else:
+                    out.append((name, Effect("return", target)))
+            else:
+                self.add(at, f"outcome {name!r} must be proceed, reject or {{return: STEP}}; got {_describe_value(value)}")
+        if not raw:
+            self.add(path, "outcomes is empty; a step needs at least one outcome that proceeds")
+        return tuple(out)
+
+    def _steps(
+        self,
+        items: list[tuple[int, StepSpec]],
+        known: dict[str, dict[str, int]],
+        fields: dict[str, FieldDef],
+        roles: dict[str, Role],
+    ) -> list[tuple[int, Step]]:
+        field_types = {f.id: (f.type, f.values) for f in fields.values()}
+        step_ids = known["steps"]
+        steps_list = self.root.get("steps") if isinstance(self.root, Mapping) else None
+        out: list[tuple[int, Step]] = []
+        for i, s in items:
+            base = ("steps", i)
+            if s.role not in known["roles"]:
+                self.add((*base, "role"), f"unknown role {s.role!r}; declare it under 'roles'")
+            for key in ("inputs", "outputs"):
+                seen: set[str] = set()
+                for j, doc in enumerate(getattr(s, key)):
+                    if doc not in known["documents"]:
+                        self.add((*base, key, j), f"unknown document {doc!r}; declare it under 'documents'")
+                    elif doc in seen:
+                        self.add((*base, key, j), f"document {doc!r} is listed twice")
+                    seen.add(doc)
+            if s.after is None:
+                prev = steps_list[i - 1] if isinstance(steps_list, list) and i > 0 else None
+                prev_id = prev.get("id") if isinstance(prev, Mapping) else None
+                after: tuple[str, ...] = (prev_id,) if isinstance(prev_id, str) else ()
+            else:
+                after = tuple(s.after)
+                seen = set()
+                for j, a in enumerate(s.after):
+                    if a not in step_ids:
+                        self.add((*base, "after", j), f"unknown step {a!r}")
+                    elif a in seen:
+                        self.add((*base, "after", j), f"step {a!r} is listed twice")
+                    seen.add(a)
+            hours: dict[str, float] = {}
+            for key in ("duration", "effort"):
+                text = getattr(s, key)
+                if text is not None:
+                    try:
+                        hours[key] = parse_hours(text)
+                    except ValueError as exc:
+                        self.add((*base, key), str(exc))
+            when = None
+            if s.when is not None:
+                try:
+                    when = conditions.parse(s.when, field_types)
+                except conditions.ConditionError as exc:
+                    for cp in exc.problems:
+                        self.add((*base, "when", *cp.path), cp.message)
+            outcomes = self._outcomes((*base, "outcomes"), s.outcomes, step_ids)
+            duration = hours.get("duration", 0.0)
+            out.append((i, Step(
+                id=s.id, name=s.name, role=s.role, kind=s.kind,
+                duration=duration, effort=hours.get("effort", duration),
+                visit=s.visit, fee=s.fee, inputs=tuple(s.inputs), outputs=tuple(s.outputs),
+                after=after, when=when, outcomes=outcomes,
+            )))
+        return out
+
+    def _producers(
+        self, items: list[tuple[int, StepSpec]], documents: dict[str, Document], known: dict[str, dict[str, int]]
+    ) -> None:
+        produced_by: dict[str, str] = {}
+        for i, s in items:
+            for j, doc in enumerate(s.outputs):
+                d = documents.get(doc)
+                if d is None:
+                    continue
+                if d.source is not None:
+                    self.add(("steps", i, "outputs", j), f"document {doc!r} is 'from: {d.source}'; a step cannot also produce it")
+                elif doc in produced_by:
+                    self.add(("steps", i, "outputs", j), f"document {doc!r} is already produced by step {produced_by[doc]!r}; a document has one producer")
+                else:
+                    produced_by[doc] = s.id
+        for doc_id, i in known["documents"].items():
+            d = documents.get(doc_id)
+            if d is not None and d.source is None and doc_id not in produced_by and "steps" in known:
+                self.add(("documents", i), f"document {doc_id!r} has no 'from' and no step produces it; add 'from: applicant' or 'from: registry', or list it in a step's outputs")
+
+    # -- layer 4: the after graph -------------------------------------------
+    def _graph_rules(self, steps: list[tuple[int, Step]], documents: dict[str, Document]) -> None:
+        by_id = {s.id: (i, s) for i, s in steps}
+        graph = nx.DiGraph()
+        graph.add_nodes_from(by_id)
+        graph.add_edges_from((a, s.id) for _, s in steps for a in s.after)
+        cyclic = [c for c in nx.strongly_connected_components(graph) if len(c) > 1 or any(graph.has_edge(n, n) for n in c)]
+        for component in cyclic:
+            cycle_edges = nx.find_cycle(graph.subgraph(component))
+            on_cycle = {(u, v) for u, v in cycle_edges}
+            names = [u for u, _ in cycle_edges] + [cycle_edges[0][0]]
+            message = "these steps wait for each other in a cycle: " + " → ".join(names)
+            for sid in sorted({v for _, v in on_cycle}, key=lambda x: by_id[x][0]):
+                i, step = by_id[sid]
+                raw_after = self.root["steps"][i].get("after")
+                if raw_after is None:
+                    continue
+                for j, a in enumerate(raw_after):
+                    if (a, sid) in on_cycle:
+                        self.add(("steps", i, "after", j), message)
+        if cyclic:
+            return
+        position = {sid: n for n, sid in enumerate(by_id)}
+        anc: dict[str, int] = {}
+        for sid in nx.topological_sort(graph):
+            mask = 0
+            for a in by_id[sid][1].after:
+                mask |= anc[a] | (1 << position[a])
+            anc[sid] = mask
+
+        def comes_before(a: str, b: str) -> bool:
+            return bool(anc[b] >> position[a] & 1)
+
+        producer = {doc: s.id for _, s in steps for doc in s.outputs}
+        for i, step in steps:
+            for j, doc in enumerate(step.inputs):
+                d = documents.get(doc)
+                if d is None or d.source is not None:
+                    continue
+                made_by = producer.get(doc)
+                if made_by is None:
+                    self.add(("steps", i, "inputs", j), f"input {doc!r} is not available: it is not brought by the applicant, not fetched from a registry, and no step produces it")
+                elif made_by == step.id:
+                    self.add(("steps", i, "inputs", j), f"input {doc!r} is produced by this same step; a step cannot read what it has not yet made")
+                elif not comes_before(made_by, step.id):
+                    self.add(("steps", i, "inputs", j), f"input {doc!r} is produced by step {made_by!r}, which does not come before step {step.id!r}; add {made_by!r} to its 'after' (directly or through other steps)")
+            for name, target in step.returns:
+                if not comes_before(target, step.id):
+                    self.add(("steps", i, "outcomes", name), f"outcome {name!r} returns to step {target!r}, which does not come before step {step.id!r}; a return goes back to an earlier step")
+            if step.outcomes and not any(e.kind == "proceed" for _, e in step.outcomes):
+                self._no_proceed(i, step, graph)
+
+    def _no_proceed(self, i: int, step: Step, graph: nx.DiGraph) -> None:
+        later = sorted(nx.descendants(graph, step.id), key=lambda sid: self._position(sid))
+        if later:
+            blocked = ", ".join(later)
+            message = f"step {step.id!r} has no outcome that proceeds, so these steps can never be reached: {blocked}; and no case could complete"
+        else:
+            message = f"step {step.id!r} has no outcome that proceeds, so no case could ever complete"
+        self.add(("steps", i, "outcomes"), message)
+
+    def _position(self, sid: str) -> int:
+        for i, raw in enumerate(self.root["steps"]):
+            if isinstance(raw, Mapping) and raw.get("id") == sid:
+                return i
+        return -1
+
+    # -- the result ----------------------------------------------------------
+    def _definition(
+        self,
+        spec: DefinitionSpec,
+        roles: dict[str, Role],
+        fields: dict[str, FieldDef],
+        documents: dict[str, Document],
+        steps: list[tuple[int, Step]],
+    ) -> Definition:
+        warnings = self.warnings
+        if not any(d.deliverable for d in documents.values()):
+            warnings.append(Problem(line_of(self.root, ("documents",)), "documents", "no document is marked 'deliverable: true': what does the procedure give the applicant?"))
+        cm = spec.cost_model
+        return Definition(
+            code=spec.code,
+            name=spec.name,
+            version=spec.version,
+            based_on=spec.based_on,
+            sector=spec.sector,
+            agency=spec.agency,
+            scope=spec.scope,
+            channels=tuple(spec.channels),
+            time_limit=parse_hours(spec.time_limit) if spec.time_limit is not None else None,
+            annual_volume=spec.annual_volume,
+            legal_basis=tuple(spec.legal_basis),
+            fees=tuple(Fee(f.name, f.amount) for f in spec.fees),
+            cost_model=CostModel(cm.hourly_cost, cm.visit_cost, cm.visit_hours, cm.office_hourly_cost),
+            roles=tuple(roles.values()),
+            fields=tuple(fields.values()),
+            documents=tuple(documents.values()),
+            steps=tuple(s for _, s in steps),
+            data=to_plain(self.root),
+            source=self.source,
+            warnings=tuple(warnings),
+        )

@@ -1,0 +1,278 @@
+"""The procedure model: an immutable, indexed definition.
+
+A :class:`Definition` is what a ``tinhgon/1`` file says once it has been
+checked: its roles, documents, fields and steps as frozen objects, plus the
+indexes every analysis needs (the ``after`` graph in networkx, each step's
+ancestors and descendants as bitsets, who produces which document). Analyses
+read it and return plain data; the simplifier builds a new one instead of
+changing it.
+
+Ancestor sets are Python integers used as bitsets over step positions: bit
+``i`` stands for ``definition.steps[i]``. On the graphs of real and generated
+procedures this keeps reachability questions to a few machine words each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import networkx as nx
+
+from .conditions import Condition
+from .durations import HOURS_PER_DAY
+from .errors import Problem
+
+EffectKind = Literal["proceed", "reject", "return"]
+REVIEW_KINDS = frozenset({"review", "verify", "approve"})
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What an outcome does: ``proceed``, ``reject`` or ``return`` to ``target``."""
+
+    kind: EffectKind
+    target: str | None = None
+
+    def to_data(self) -> Any:
+        return {"return": self.target} if self.kind == "return" else self.kind
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    id: str
+    name: str
+    kind: Literal["applicant", "office", "system"]
+    unit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    id: str
+    name: str
+    source: Literal["applicant", "registry"] | None = None
+    registry: str | None = None
+    prep_hours: float = 0.0
+    prep_cost: float = 0.0
+    deliverable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class FieldDef:
+    id: str
+    type: str
+    name: str | None = None
+    values: tuple[str, ...] | None = None
+    required: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    id: str
+    name: str
+    role: str
+    kind: str
+    duration: float
+    """working hours from activation to completion"""
+    effort: float
+    """working hours its actor spends on it"""
+    visit: bool
+    fee: int
+    inputs: tuple[str, ...]
+    outputs: tuple[str, ...]
+    after: tuple[str, ...]
+    """as written, or defaulted to the previous step"""
+    when: Condition | None
+    outcomes: tuple[tuple[str, Effect], ...]
+
+    def outcome(self, name: str) -> Effect | None:
+        for key, effect in self.outcomes:
+            if key == name:
+                return effect
+        return None
+
+    @property
+    def can_reject(self) -> bool:
+        return any(e.kind == "reject" for _, e in self.outcomes)
+
+    @property
+    def returns(self) -> tuple[tuple[str, str], ...]:
+        """``(outcome name, target)`` of each return outcome."""
+        return tuple((k, e.target) for k, e in self.outcomes if e.kind == "return" and e.target)
+
+
+@dataclass(frozen=True, slots=True)
+class CostModel:
+    hourly_cost: float = 40000
+    visit_cost: float = 50000
+    visit_hours: float = 2
+    office_hourly_cost: float = 50000
+
+
+@dataclass(frozen=True, slots=True)
+class Fee:
+    name: str
+    amount: int
+
+
+def bits(mask: int) -> Iterator[int]:
+    """Positions of the set bits of ``mask``, lowest first."""
+    while mask:
+        low = mask & -mask
+        yield low.bit_length() - 1
+        mask ^= low
+
+
+@dataclass(frozen=True, eq=False)
+class Definition:
+    """One checked version of one procedure. Build it with :mod:`procedures.loader`."""
+
+    code: str
+    name: str
+    version: int
+    roles: tuple[Role, ...]
+    documents: tuple[Document, ...]
+    steps: tuple[Step, ...]
+    fields: tuple[FieldDef, ...] = ()
+    based_on: int | None = None
+    sector: str | None = None
+    agency: str | None = None
+    scope: str = "public"
+    channels: tuple[str, ...] = ("in_person",)
+    time_limit: float | None = None
+    """working hours, or None"""
+    annual_volume: int = 0
+    legal_basis: tuple[str, ...] = ()
+    fees: tuple[Fee, ...] = ()
+    cost_model: CostModel = CostModel()
+    data: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    """the definition as written (plain data); the simplifier edits a copy"""
+    source: str = "<definition>"
+    warnings: tuple[Problem, ...] = ()
+
+    # Indexes, filled in by __post_init__.
+    index: Mapping[str, int] = field(init=False, repr=False)
+    role_by_id: Mapping[str, Role] = field(init=False, repr=False)
+    document_by_id: Mapping[str, Document] = field(init=False, repr=False)
+    field_by_id: Mapping[str, FieldDef] = field(init=False, repr=False)
+    producer: Mapping[str, str] = field(init=False, repr=False)
+    graph: nx.DiGraph = field(init=False, repr=False)
+    order: tuple[int, ...] = field(init=False, repr=False)
+    """step positions in a topological order (list order among ties)"""
+    ancestors: tuple[int, ...] = field(init=False, repr=False)
+    descendants: tuple[int, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        index = {s.id: i for i, s in enumerate(self.steps)}
+        put = object.__setattr__
+        put(self, "index", index)
+        put(self, "role_by_id", {r.id: r for r in self.roles})
+        put(self, "document_by_id", {d.id: d for d in self.documents})
+        put(self, "field_by_id", {f.id: f for f in self.fields})
+        put(self, "producer", {d: s.id for s in self.steps for d in s.outputs})
+        graph = nx.DiGraph()
+        graph.add_nodes_from(s.id for s in self.steps)
+        graph.add_edges_from((a, s.id) for s in self.steps for a in s.after)
+        put(self, "graph", graph)
+        order = tuple(index[n] for n in nx.lexicographical_topological_sort(graph, key=index.__getitem__))
+        put(self, "order", order)
+        preds = [[index[a] for a in s.after] for s in self.steps]
+        anc = [0] * len(self.steps)
+        for i in order:
+            mask = 0
+            for p in preds[i]:
+                mask |= anc[p] | (1 << p)
+            anc[i] = mask
+        desc = [0] * len(self.steps)
+        for i in reversed(order):
+            for p in preds[i]:
+                desc[p] |= desc[i] | (1 << i)
+        put(self, "ancestors", tuple(anc))
+        put(self, "descendants", tuple(desc))
+
+    # -- questions analyses ask -------------------------------------------
+    @property
+    def applicant_role(self) -> str | None:
+        for role in self.roles:
+            if role.kind == "applicant":
+                return role.id
+        return None
+
+    def role_kind(self, step: Step) -> str:
+        return self.role_by_id[step.role].kind
+
+    def is_applicant_step(self, step: Step) -> bool:
+        return self.role_by_id[step.role].kind == "applicant"
+
+    def step(self, step_id: str) -> Step:
+        return self.steps[self.index[step_id]]
+
+    def is_ancestor(self, ancestor: str, of: str) -> bool:
+        return bool(self.ancestors[self.index[of]] >> self.index[ancestor] & 1)
+
+    def mask_of(self, step_ids: Iterator[str] | tuple[str, ...] | list[str]) -> int:
+        mask = 0
+        for sid in step_ids:
+            mask |= 1 << self.index[sid]
+        return mask
+
+    def steps_in(self, mask: int) -> list[Step]:
+        """The steps of a bitset, in list order."""
+        return [self.steps[i] for i in bits(mask)]
+
+    def edges(self) -> Iterator[tuple[str, str]]:
+        """``after`` edges (written or defaulted), in list order of the later step."""
+        for step in self.steps:
+            for before in step.after:
+                yield before, step.id
+
+    def readers(self) -> dict[str, list[Step]]:
+        """Document id -> the steps that read it, in list order."""
+        out: dict[str, list[Step]] = {d.id: [] for d in self.documents}
+        for step in self.steps:
+            for doc in step.inputs:
+                out.setdefault(doc, []).append(step)
+        return out
+
+    def critical_path(self) -> tuple[list[str], float]:
+        """The longest path through the ``after`` graph by duration, and its hours.
+
+        Of equally long ways in, the one through the earlier ``after`` item
+        wins; of equally long ends, the first in topological order.
+        """
+        finish: dict[int, float] = {}
+        via: dict[int, int | None] = {}
+        for i in self.order:
+            start, prev = 0.0, None
+            for a in self.steps[i].after:
+                j = self.index[a]
+                if prev is None or finish[j] > start:
+                    start, prev = finish[j], j
+            finish[i] = start + self.steps[i].duration
+            via[i] = prev
+        if not finish:
+            return [], 0.0
+        end = max(self.order, key=finish.__getitem__)
+        path: list[str] = []
+        cur: int | None = end
+        while cur is not None:
+            path.append(self.steps[cur].id)
+            cur = via[cur]
+        return path[::-1], finish[end]
+
+    def lead_time_hours(self) -> float:
+        finish: list[float] = [0.0] * len(self.steps)
+        for i in self.order:
+            step = self.steps[i]
+            start = 0.0
+            for a in step.after:
+                f = finish[self.index[a]]
+                if f > start:
+                    start = f
+            finish[i] = start + step.duration
+        return max(finish, default=0.0)
+
+    @property
+    def lead_time_days(self) -> float:
+        return self.lead_time_hours() / HOURS_PER_DAY

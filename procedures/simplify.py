@@ -1,0 +1,230 @@
+"""The simplifier: apply the ``auto`` findings until nothing changes.
+
+Each pass applies every finding of the first auto rule (in the format's
+table order) that has an applicable one, then looks again. Repeated reviews
+merge one pair per pass, the pair whose later step comes first in list order;
+a merge that would lengthen the lead time is passed over. The result is a
+new version (``version + 1``, ``based_on`` the old one) whose ``after`` lists
+are transitively reduced; it is checked by the same loader as any file, so it
+is always valid, and it never has a longer lead time or a higher compliance
+cost than its input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from .errors import TinhgonError
+from .findings import AUTO_RULES, ADVICE_RULES, Finding, find_all, reduced_order, repeated_review_pairs
+from .loader import build
+from .metrics import Metrics, metrics
+from .model import Definition, Effect, Step
+from .serialize import to_data
+
+_EPSILON = 1e-9
+
+
+class SimplifyError(TinhgonError):
+    """The simplifier produced something it must not (a bug, never the input's fault)."""
+
+
+@dataclass(frozen=True)
+class Simplification:
+    before: Definition
+    after: Definition
+    """the new version; ``before`` itself when nothing applied"""
+    applied: list[Finding]
+    advice: list[Finding]
+    skipped: list[Finding]
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.applied)
+
+    def report(self) -> dict[str, object]:
+        """The ``simplify --json`` object."""
+        return {
+            "before": metrics(self.before),
+            "after": metrics(self.after),
+            "applied": [f.as_dict() for f in self.applied],
+            "advice": [f.as_dict() for f in self.advice],
+            "skipped": [f.as_dict() for f in self.skipped],
+        }
+
+
+def _evolve(defn: Definition, **changes: object) -> Definition:
+    return dataclasses.replace(defn, **changes)  # type: ignore[arg-type]
+
+
+def _without(items: Iterable[str], drop: set[str]) -> tuple[str, ...]:
+    return tuple(i for i in items if i not in drop)
+
+
+# -- the fixes -----------------------------------------------------------------
+def fix_once_only(defn: Definition, findings: list[Finding]) -> Definition:
+    """The documents become ``from: registry``; applicant steps stop reading them."""
+    docs = {f.documents[0] for f in findings}
+    documents = tuple(dataclasses.replace(d, source="registry") if d.id in docs else d for d in defn.documents)
+    steps = tuple(
+        dataclasses.replace(s, inputs=_without(s.inputs, docs)) if defn.is_applicant_step(s) else s
+        for s in defn.steps
+    )
+    return _evolve(defn, documents=documents, steps=steps)
+
+
+def fix_unused_document(defn: Definition, findings: list[Finding]) -> Definition:
+    """The documents are dropped from the dossier and from every step."""
+    docs = {f.documents[0] for f in findings}
+    documents = tuple(d for d in defn.documents if d.id not in docs)
+    steps = tuple(dataclasses.replace(s, inputs=_without(s.inputs, docs)) for s in defn.steps)
+    return _evolve(defn, documents=documents, steps=steps)
+
+
+def fix_duplicate_request(defn: Definition, findings: list[Finding]) -> Definition:
+    """Each document is asked for at its first applicant step only."""
+    drop: dict[str, set[str]] = {}
+    for f in findings:
+        for step_id in f.steps[1:]:
+            drop.setdefault(step_id, set()).add(f.documents[0])
+    steps = tuple(
+        dataclasses.replace(s, inputs=_without(s.inputs, drop[s.id])) if s.id in drop else s for s in defn.steps
+    )
+    return _evolve(defn, steps=steps)
+
+
+def merge_reviews(defn: Definition, first_id: str, again_id: str) -> Definition:
+    """Merge step ``again_id`` into its ancestor ``first_id``.
+
+    The first step takes the union of outputs, the longer duration, the larger
+    effort, and the outcomes of the other whose effect it has under no name
+    (except returns to a step that is not its ancestor; a name already used
+    for another effect becomes ``NAME_2``, ``NAME_3``, ...). It keeps its own
+    fee and visit. What came after the merged step now comes after that
+    step's own ``after`` steps, and returns to it go to the first step.
+    """
+    first, again = defn.step(first_id), defn.step(again_id)
+    outcomes = list(first.outcomes)
+    for name, effect in again.outcomes:
+        if any(e == effect for _, e in outcomes):
+            continue
+        if effect.kind == "return" and (effect.target is None or not defn.is_ancestor(effect.target, first_id)):
+            continue
+        taken = {n for n, _ in outcomes}
+        new_name, n = name, 2
+        while new_name in taken:
+            new_name, n = f"{name}_{n}", n + 1
+        outcomes.append((new_name, effect))
+    merged = dataclasses.replace(
+        first,
+        outputs=first.outputs + tuple(o for o in again.outputs if o not in first.outputs),
+        duration=max(first.duration, again.duration),
+        effort=max(first.effort, again.effort),
+        outcomes=tuple(outcomes),
+    )
+    steps: list[Step] = []
+    for step in defn.steps:
+        if step.id == again_id:
+            continue
+        if step.id == first_id:
+            step = merged
+        if again_id in step.after:
+            after: list[str] = []
+            for a in step.after:
+                for b in again.after if a == again_id else (a,):
+                    if b not in after:
+                        after.append(b)
+            step = dataclasses.replace(step, after=tuple(after))
+        if any(e.kind == "return" and e.target == again_id for _, e in step.outcomes):
+            step = dataclasses.replace(step, outcomes=tuple(
+                (n, Effect("return", first_id) if e.kind == "return" and e.target == again_id else e)
+                for n, e in step.outcomes
+            ))
+        steps.append(step)
+    return _evolve(defn, steps=tuple(steps))
+
+
+def reduce_order(defn: Definition) -> Definition:
+    """Every step waits only for its predecessors in the reduced graph of
+    required predecessors (the needless-order fix)."""
+    preds, _ = reduced_order(defn)
+    steps = tuple(
+        dataclasses.replace(s, after=tuple(defn.steps[p].id for p in preds[i]))
+        for i, s in enumerate(defn.steps)
+    )
+    return _evolve(defn, steps=steps)
+
+
+def transitive_reduction(defn: Definition) -> Definition:
+    """Drop ``after`` items already implied by the others (same ancestors)."""
+    index = defn.index
+    steps = []
+    changed = False
+    for i, step in enumerate(defn.steps):
+        implied = 0
+        for a in step.after:
+            implied |= defn.ancestors[index[a]]
+        after = tuple(a for a in step.after if not implied >> index[a] & 1)
+        changed = changed or after != step.after
+        steps.append(dataclasses.replace(step, after=after) if after != step.after else step)
+    return _evolve(defn, steps=tuple(steps)) if changed else defn
+
+
+Fixer = Callable[[Definition, list[Finding]], Definition]
+_FIXERS: dict[str, Fixer] = {
+    "once-only": fix_once_only,
+    "unused-document": fix_unused_document,
+    "duplicate-request": fix_duplicate_request,
+    "needless-order": lambda defn, _findings: reduce_order(defn),
+}
+
+
+def _apply_rule(current: Definition, rule_name: str, findings: list[Finding]) -> tuple[Definition, list[Finding]] | None:
+    """The definition after one pass of ``rule_name``, and what it applied;
+    None when none of the findings can be applied."""
+    if rule_name != "repeated-review":
+        return _FIXERS[rule_name](current, findings), findings
+    lead = current.lead_time_hours()
+    for (i, j), finding in zip(repeated_review_pairs(current), findings):
+        merged = merge_reviews(current, current.steps[i].id, current.steps[j].id)
+        if merged.lead_time_hours() <= lead + _EPSILON:
+            return merged, [finding]
+    return None
+
+
+def simplify(defn: Definition) -> Simplification:
+    """Apply the auto fixes to a fixed point and build the new version."""
+    current = defn
+    applied: list[Finding] = []
+    limit = 4 * (len(defn.steps) + len(defn.documents)) + 10
+    for _ in range(limit):
+        for rule_name, _fix, rule in AUTO_RULES:
+            findings = rule(current)
+            if not findings:
+                continue
+            result = _apply_rule(current, rule_name, findings)
+            if result is not None:
+                current, done = result
+                applied.extend(done)
+                break
+        else:
+            break
+    else:  # pragma: no cover - each pass removes something, so this cannot run out
+        raise SimplifyError(f"{defn.source}: the simplifier did not settle after {limit} passes")
+
+    if not applied:
+        return Simplification(defn, defn, [], find_all(defn, ADVICE_RULES), find_all(defn, AUTO_RULES))
+    current = transitive_reduction(current)
+    current = _evolve(current, version=defn.version + 1, based_on=defn.version)
+    after = build(to_data(current, like=defn.data), source=f"{defn.source} (simplified)")
+    _check_no_worse(defn, after)
+    return Simplification(defn, after, applied, find_all(after, ADVICE_RULES), find_all(after, AUTO_RULES))
+
+
+def _check_no_worse(before: Definition, after: Definition) -> None:
+    m0: Metrics = metrics(before)
+    m1: Metrics = metrics(after)
+    for key in ("lead_time_days", "compliance_cost"):
+        if m1[key] > m0[key] + _EPSILON:  # type: ignore[literal-required]
+            raise SimplifyError(f"{before.source}: simplifying raised {key} from {m0[key]} to {m1[key]}")  # type: ignore[literal-required]
