@@ -194,9 +194,25 @@ class _Checker:
         try:
             return model.model_validate(data)
         except ValidationError as exc:
-            for err in exc.errors(include_url=False):
+            errors = exc.errors(include_url=False)
+            for err in errors:
                 self._shape_problem(prefix, model, err)
+        return None
+
+    def _salvage(self, model: type[BaseModel], data: Any) -> Any:
+        """The item without its broken keys, when that still makes sense, so
+        the rest of it can be checked too. Never used to build a definition."""
+        if not isinstance(data, Mapping):
             return None
+        try:
+            model.model_validate(data)
+        except ValidationError as exc:
+            bad = {e["loc"][0] for e in exc.errors() if e["loc"]}
+            try:
+                return model.model_validate({k: v for k, v in data.items() if k not in bad})
+            except ValidationError:
+                return None
+        return None  # pragma: no cover - only called on items that failed
 
     # -- the whole run ---------------------------------------------------
     def run(self) -> Definition:
@@ -236,7 +252,8 @@ class _Checker:
                         known_ids[key][raw_id] = i
                 if checked is None:
                     broken = True
-                else:
+                    checked = self._salvage(model, raw)
+                if checked is not None:
                     items[key].append((i, checked))
 
         roles = self._roles(items["roles"])
@@ -403,9 +420,21 @@ class _Checker:
                     self.add(("steps", i, "outputs", j), f"document {doc!r} is already produced by step {produced_by[doc]!r}; a document has one producer")
                 else:
                     produced_by[doc] = s.id
+        # A step whose shape is broken was reported already; what it lists
+        # as outputs still counts, so that one error does not breed another.
+        raw_steps = self.root.get("steps")
+        checked = {i for i, _ in items}
+        if isinstance(raw_steps, list):
+            for i, raw in enumerate(raw_steps):
+                if i not in checked and isinstance(raw, Mapping) and isinstance(raw.get("outputs"), list):
+                    for doc in raw["outputs"]:
+                        if isinstance(doc, str):
+                            produced_by.setdefault(doc, "?")
+        else:
+            return
         for doc_id, i in known["documents"].items():
             d = documents.get(doc_id)
-            if d is not None and d.source is None and doc_id not in produced_by and "steps" in known:
+            if d is not None and d.source is None and doc_id not in produced_by:
                 self.add(("documents", i), f"document {doc_id!r} has no 'from' and no step produces it; add 'from: applicant' or 'from: registry', or list it in a step's outputs")
 
     # -- layer 4: the after graph -------------------------------------------

@@ -1,0 +1,203 @@
+"""The command line: outputs, JSON shapes and exit statuses."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+from procedures import load_path
+from tests.conftest import DEFINITIONS, ROOT, definition_text, shared_path
+
+XUAT_NGU = str(shared_path("procedures", "xuat-ngu.v1.yaml"))
+KHAI_SINH = str(shared_path("procedures", "khai-sinh.v1.yaml"))
+ERROR_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<path>\S+): (?P<message>.+)$")
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def tinhgon_command() -> list[str]:
+    exe = shutil.which("tinhgon", path=str(Path(sys.executable).parent)) or shutil.which("tinhgon")
+    return [exe] if exe else [sys.executable, "-c", "from api.cli import run; run()"]
+
+
+def test_check_fixtures_tool_passes() -> None:
+    tool = shared_path("tools", "check-fixtures")
+    command = " ".join(tinhgon_command())
+    proc = subprocess.run([sys.executable, str(tool), command], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 difference(s)" in proc.stdout
+
+
+def test_validate_ok_and_warning_on_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "validate", XUAT_NGU, KHAI_SINH)
+    assert code == 0
+    assert "QK-CS-01 v1" in out and "1.001193 v1" in out
+    assert "warning: read as one text" in err
+
+
+def test_validate_reports_every_error_with_file_line_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(definition_text("""\
+roles: [{id: cb, name: Cán bộ, kind: office}]
+documents: [{id: kq, name: KQ, deliverable: true}]
+steps:
+  - {id: a, name: A, role: cb, outputs: [kq], colour: red}
+  - {id: b, name: B, role: ghost}
+"""), encoding="utf-8")
+    code, out, err = run(capsys, "validate", str(bad))
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    parsed = [ERROR_LINE.match(line) for line in lines]
+    assert all(parsed), lines
+    assert [(m["line"], m["path"]) for m in parsed if m] == [("8", "steps[0].colour"), ("9", "steps[1].role")]
+    assert all(m["file"] == str(bad) for m in parsed if m)
+
+
+def test_validate_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    (tmp_path / "bad.yaml").write_text("format: tinhgon/1\n", encoding="utf-8")
+    shutil.copy(KHAI_SINH, tmp_path / "ok.yaml")
+    code, out, _ = run(capsys, "validate", str(tmp_path), "--json")
+    assert code == 2
+    results = json.loads(out)
+    assert [r["valid"] for r in results] == [False, True]
+    assert {e["path"] for e in results[0]["errors"]} >= {"code", "steps"}
+
+
+def test_unreadable_file_is_status_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "analyze", str(tmp_path / "missing.yaml"))
+    assert code == 2 and err.startswith(str(tmp_path / "missing.yaml") + ": ")
+
+
+def test_empty_folder_is_status_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, "validate", str(tmp_path))
+    assert code == 2 and "no *.yaml" in err
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe\x00garbage", b"a: [1, 2\n", b"- just\n- a list\n", b"format: tinhgon/1\nx: &a [*a]\n", b""],
+)
+def test_bad_input_never_tracebacks(capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes) -> None:
+    f = tmp_path / "x.yaml"
+    f.write_bytes(content)
+    for command in ("validate", "analyze"):
+        code, _, err = run(capsys, command, str(f))
+        assert code == 2
+        assert "Traceback" not in err
+        assert ERROR_LINE.match(err.strip().splitlines()[0]), err
+
+
+def test_analyze_json_matches_the_spec_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", XUAT_NGU, "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["procedure"] == {"code": "QK-CS-01", "version": 1}
+    assert set(result["findings"][0]) == {"rule", "fix", "steps", "documents", "message"}
+
+
+def test_analyze_folder_json_is_an_array(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", str(shared_path("procedures")), "--json")
+    assert code == 0
+    assert [r["procedure"]["code"] for r in json.loads(out)] == ["1.001193", "QK-CS-01"]
+
+
+def test_analyze_human_output(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", XUAT_NGU)
+    assert code == 0
+    assert "compliance_cost" in out and "514.000" in out
+    assert "needless-order" in out and "(7)" in out
+    assert "350.000" in out  # what simplification would bring
+
+
+def test_analyze_folder_prints_a_catalog(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "analyze", str(DEFINITIONS))
+    assert code == 0
+    codes = {load_path(p).code for p in DEFINITIONS.glob("*.yaml")}
+    for c in codes:
+        assert c in out
+    assert "→" in out
+
+
+def test_simplify_writes_a_valid_next_version(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "v2.yaml"
+    code, out, _ = run(capsys, "simplify", XUAT_NGU, "-o", str(out_file), "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert set(report) == {"before", "after", "applied", "advice", "skipped"}
+    v2 = load_path(out_file)
+    assert (v2.version, v2.based_on) == (2, 1)
+    assert report["after"]["compliance_cost"] == 350000
+
+
+def test_simplify_with_nothing_to_do_writes_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    first = tmp_path / "v2.yaml"
+    run(capsys, "simplify", KHAI_SINH, "-o", str(first))
+    second = tmp_path / "v3.yaml"
+    code, out, _ = run(capsys, "simplify", str(first), "-o", str(second), "--json")
+    assert code == 0 and not second.exists()
+    assert json.loads(out)["applied"] == []
+
+
+def test_simplify_invalid_input(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("format: tinhgon/1\ncode: X\n", encoding="utf-8")
+    code, _, err = run(capsys, "simplify", str(bad), "-o", str(tmp_path / "out.yaml"))
+    assert code == 2 and ERROR_LINE.match(err.splitlines()[0])
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_compare_json(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    v2 = tmp_path / "v2.yaml"
+    run(capsys, "simplify", XUAT_NGU, "-o", str(v2))
+    code, out, _ = run(capsys, "compare", XUAT_NGU, str(v2), "--json")
+    assert code == 0
+    result = json.loads(out)
+    assert result["steps"]["removed"] == ["kiem_tra_lai"]
+    assert result["steps"]["added"] == []
+    changed = {c["id"]: c["fields"] for c in result["steps"]["changed"]}
+    assert changed["nop_don"] == ["inputs"]
+    assert "after" in changed["xet_tieu_doan"]
+    assert ["kham_suc_khoe", "xet_tieu_doan"] in result["edges"]["removed"]
+    assert ["lap_danh_sach", "xet_tieu_doan"] in result["edges"]["added"]
+    assert result["before"]["steps"] == 15 and result["after"]["steps"] == 14
+
+
+def test_compare_human(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    v2 = tmp_path / "v2.yaml"
+    run(capsys, "simplify", KHAI_SINH, "-o", str(v2))
+    code, out, _ = run(capsys, "compare", KHAI_SINH, str(v2))
+    assert code == 0 and "kiem_tra_lai" in out and "%" in out
+
+
+def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "schema")
+    schema = json.loads(out)
+    assert code == 0 and schema["$schema"].startswith("https://json-schema.org/")
+    assert "steps" in schema["required"]
+    step = schema["$defs"]["StepSpec"]
+    assert step["additionalProperties"] is False
+    assert step["properties"]["when"]["$ref"] == "#/$defs/Condition"
+
+
+def test_console_script_runs() -> None:
+    proc = subprocess.run([*tinhgon_command(), "validate", XUAT_NGU], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"}, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_usage_error_is_status_2(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["analyze"])
+    assert info.value.code == 2

@@ -1,0 +1,308 @@
+"""One test (or a few) per redundancy rule, on small definitions."""
+
+from __future__ import annotations
+
+from procedures import Definition, load_text
+from procedures.findings import (
+    approval_chain,
+    duplicate_request,
+    extra_visit,
+    find_all,
+    needless_order,
+    once_only,
+    over_time_limit,
+    overlapping_review,
+    repeated_review,
+    rework_loop,
+    unused_document,
+    unused_output,
+)
+from tests.conftest import definition_text
+
+ROLES = """\
+roles:
+  - {id: dan, name: Người dân, kind: applicant}
+  - {id: cb, name: Cán bộ, kind: office}
+  - {id: ld, name: Lãnh đạo, kind: office}
+  - {id: ht, name: Hệ thống, kind: system}
+"""
+
+
+def load(body: str) -> Definition:
+    return load_text(definition_text(ROLES + body))
+
+
+def pairs(findings: list) -> list[tuple[tuple[str, ...], tuple[str, ...]]]:  # type: ignore[type-arg]
+    return [(f.steps, f.documents) for f in findings]
+
+
+def test_once_only_names_the_applicant_steps_that_read_it() -> None:
+    defn = load("""\
+documents:
+  - {id: cccd, name: CCCD, from: applicant, registry: population}
+  - {id: don, name: Đơn, from: applicant}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don, cccd]}
+  - {id: xet, name: Xét, role: cb, inputs: [cccd, don], outputs: [kq]}
+  - {id: nhan, name: Nhận, role: dan, inputs: [kq, cccd]}
+""")
+    found = once_only(defn)
+    assert pairs(found) == [(("nop", "nhan"), ("cccd",))]
+    assert all(f.fix == "auto" and "population" in f.message for f in found)
+
+
+def test_once_only_applies_to_a_registry_document_nobody_reads() -> None:
+    defn = load("""\
+documents:
+  - {id: cccd, name: CCCD, from: applicant, registry: population}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: xet, name: Xét, role: cb, outputs: [kq]}
+""")
+    assert pairs(once_only(defn)) == [((), ("cccd",))]
+
+
+def test_registry_documents_are_not_once_only_findings() -> None:
+    defn = load("""\
+documents:
+  - {id: cccd, name: CCCD, from: registry, registry: population}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: xet, name: Xét, role: cb, inputs: [cccd], outputs: [kq]}
+""")
+    assert once_only(defn) == []
+
+
+def test_unused_document() -> None:
+    defn = load("""\
+documents:
+  - {id: anh, name: Ảnh, from: applicant}
+  - {id: don, name: Đơn, from: applicant}
+  - {id: bo, name: Không ai đọc, from: applicant}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [anh, don]}
+  - {id: xet, name: Xét, role: cb, inputs: [don], outputs: [kq]}
+  - {id: tu_dong, name: Tự động, role: ht, inputs: [kq]}
+""")
+    assert pairs(unused_document(defn)) == [(("nop",), ("anh",)), ((), ("bo",))]
+
+
+def test_duplicate_request() -> None:
+    defn = load("""\
+documents:
+  - {id: don, name: Đơn, from: applicant}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don]}
+  - {id: xet, name: Xét, role: cb, inputs: [don], outputs: [kq]}
+  - {id: bo_sung, name: Bổ sung, role: dan, inputs: [don]}
+  - {id: nhan, name: Nhận, role: dan, inputs: [kq, don]}
+""")
+    assert pairs(duplicate_request(defn)) == [(("nop", "bo_sung", "nhan"), ("don",))]
+
+
+REVIEWS = """\
+documents:
+  - {id: don, name: Đơn, from: applicant}
+  - {id: hs, name: Hồ sơ, from: applicant}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don, hs]}
+  - {id: xet, name: Xét, role: cb, kind: review, inputs: [don, hs]}
+  - {id: ghi, name: Ghi, role: cb, inputs: [don]}
+  - {id: xet_lai, name: Xét lại, role: cb, kind: review, inputs: [hs, don]}
+  - {id: ky, name: Ký, role: ld, kind: sign, inputs: [don], outputs: [kq]}
+"""
+
+
+def test_repeated_review() -> None:
+    found = repeated_review(load(REVIEWS))
+    assert pairs(found) == [(("xet", "xet_lai"), ("hs", "don"))]
+
+
+def test_repeated_review_needs_the_same_role_in_between() -> None:
+    body = REVIEWS.replace("{id: ghi, name: Ghi, role: cb,", "{id: ghi, name: Ghi, role: ld,")
+    assert repeated_review(load(body)) == []
+    assert pairs(overlapping_review(load(body))) == []
+
+
+def test_repeated_review_needs_nothing_new_to_read() -> None:
+    body = REVIEWS.replace("kind: review, inputs: [hs, don]}", "kind: review, inputs: [hs, don, kq0]}").replace(
+        "{id: ghi, name: Ghi, role: cb, inputs: [don]}", "{id: ghi, name: Ghi, role: cb, inputs: [don], outputs: [kq0]}"
+    ).replace("  - {id: kq, name: KQ", "  - {id: kq0, name: Phiếu}\n  - {id: kq, name: KQ")
+    assert repeated_review(load(body)) == []
+
+
+def test_repeated_review_needs_the_same_kind_and_condition() -> None:
+    assert repeated_review(load(REVIEWS.replace("kind: review, inputs: [hs, don]", "kind: verify, inputs: [hs, don]"))) == []
+    conditional = "fields: [{id: gap, type: boolean}]\n" + REVIEWS.replace(
+        "kind: review, inputs: [hs, don]", "kind: review, when: {field: gap, equals: true}, inputs: [hs, don]"
+    )
+    assert repeated_review(load(conditional)) == []
+
+
+def test_repeated_review_needs_an_ancestor() -> None:
+    body = REVIEWS.replace("{id: xet_lai, name: Xét lại, role: cb, kind: review,",
+                           "{id: xet_lai, name: Xét lại, role: cb, kind: review, after: [nop],")
+    assert repeated_review(load(body)) == []
+
+
+def test_overlapping_review_between_roles() -> None:
+    body = REVIEWS.replace("{id: xet_lai, name: Xét lại, role: cb,", "{id: xet_lai, name: Xét lại, role: ld,")
+    defn = load(body)
+    assert pairs(overlapping_review(defn)) == [(("xet", "xet_lai"), ("hs", "don"))]
+    assert repeated_review(defn) == []
+
+
+def test_needless_order() -> None:
+    defn = load("""\
+documents:
+  - {id: don, name: Đơn, from: applicant}
+  - {id: a, name: A}
+  - {id: b, name: B}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don]}
+  - {id: lam_a, name: Làm A, role: cb, inputs: [don], outputs: [a]}
+  - {id: lam_b, name: Làm B, role: ld, inputs: [don], outputs: [b]}
+  - {id: ky, name: Ký, role: ld, kind: sign, inputs: [a, b], outputs: [kq]}
+""")
+    assert pairs(needless_order(defn)) == [(("lam_a", "lam_b"), ())]
+
+
+def test_needless_order_keeps_gates_returns_and_steps_that_read_nothing() -> None:
+    defn = load("""\
+documents:
+  - {id: don, name: Đơn, from: applicant}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don]}
+  - id: kiem_tra
+    name: Kiểm tra
+    role: cb
+    kind: review
+    inputs: [don]
+    outcomes: {ok: proceed, tu_choi: reject}
+  - {id: hop, name: Họp, role: ld}
+  - id: ky
+    name: Ký
+    role: ld
+    kind: sign
+    outputs: [kq]
+    inputs: [don]
+    outcomes: {ok: proceed, lui: {return: hop}}
+  - {id: nhan, name: Nhận, role: dan, inputs: [kq]}
+""")
+    assert needless_order(defn) == []
+
+
+def test_needless_order_lets_the_applicant_hand_in_before_a_gate() -> None:
+    defn = load("""\
+documents:
+  - {id: don, name: Đơn, from: applicant}
+  - {id: phi, name: Biên lai, from: applicant}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don]}
+  - id: kiem_tra
+    name: Kiểm tra
+    role: cb
+    inputs: [don]
+    outcomes: {ok: proceed, tu_choi: reject}
+  - {id: nop_phi, name: Nộp phí, role: dan, inputs: [phi]}
+  - {id: cap, name: Cấp, role: cb, inputs: [phi], outputs: [kq]}
+""")
+    assert pairs(needless_order(defn)) == [(("kiem_tra", "nop_phi"), ())]
+
+
+def test_unused_output() -> None:
+    defn = load("""\
+documents:
+  - {id: bc, name: Báo cáo}
+  - {id: kq, name: KQ, deliverable: true}
+steps:
+  - {id: lam, name: Làm, role: cb, outputs: [bc, kq]}
+""")
+    assert pairs(unused_output(defn)) == [(("lam",), ("bc",))]
+
+
+def test_extra_visit_names_every_visit_after_the_first() -> None:
+    defn = load("""\
+documents: [{id: kq, name: KQ, deliverable: true}]
+steps:
+  - {id: a, name: A, role: dan, visit: true}
+  - {id: b, name: B, role: cb, outputs: [kq]}
+  - {id: c, name: C, role: dan, visit: true}
+  - {id: d, name: D, role: dan, visit: true}
+""")
+    assert pairs(extra_visit(defn)) == [(("c", "d"), ())]
+    assert extra_visit(load("documents: []\nsteps: [{id: a, name: A, role: dan, visit: true}]\n")) == []
+
+
+def test_approval_chain_longest_chain_per_group() -> None:
+    defn = load("""\
+documents: []
+steps:
+  - {id: a, name: A, role: cb, kind: approve}
+  - {id: b, name: B, role: ld, kind: sign}
+  - {id: c, name: C, role: ld, kind: approve}
+  - {id: x, name: X, role: cb, kind: approve, after: [a]}
+  - {id: d, name: D, role: cb}
+  - {id: e, name: E, role: cb, kind: sign}
+  - {id: f, name: F, role: cb, kind: sign}
+""")
+    assert pairs(approval_chain(defn)) == [(("a", "b", "c"), ())]
+
+
+def test_approval_chain_of_two_is_fine() -> None:
+    defn = load("documents: []\nsteps:\n  - {id: a, name: A, role: cb, kind: approve}\n  - {id: b, name: B, role: ld, kind: sign}\n")
+    assert approval_chain(defn) == []
+
+
+def test_approval_chain_ties_take_the_lowest_list_positions() -> None:
+    defn = load("""\
+documents: []
+steps:
+  - {id: a, name: A, role: cb, kind: approve}
+  - {id: b, name: B, role: cb, kind: approve, after: [a]}
+  - {id: c, name: C, role: cb, kind: approve, after: [a]}
+  - {id: d, name: D, role: cb, kind: sign, after: [b, c]}
+""")
+    assert pairs(approval_chain(defn)) == [(("a", "b", "d"), ())]
+
+
+def test_rework_loop_speaks_of_guide_once_for_the_applicant() -> None:
+    defn = load("""\
+documents: [{id: don, name: Đơn, from: applicant}]
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don]}
+  - {id: lam, name: Làm, role: cb}
+  - id: xet
+    name: Xét
+    role: ld
+    inputs: [don]
+    outcomes: {ok: proceed, bo_sung: {return: nop}, lam_lai: {return: lam}}
+""")
+    found = rework_loop(defn)
+    assert pairs(found) == [(("xet", "nop"), ()), (("xet", "lam"), ())]
+    assert "một lần" in found[0].message and "một lần" not in found[1].message
+
+
+def test_over_time_limit() -> None:
+    body = "documents: []\nsteps:\n  - {id: a, name: A, role: cb, duration: 2d}\n  - {id: b, name: B, role: cb, duration: 4h}\n"
+    slow = load_text(definition_text(ROLES + body, head="format: tinhgon/1\ncode: X\nname: X\nversion: 1\ntime_limit: 2d\n"))
+    found = over_time_limit(slow)
+    assert pairs(found) == [((), ())]
+    assert over_time_limit(load(body)) == []
+    ok = load_text(definition_text(ROLES + body, head="format: tinhgon/1\ncode: X\nname: X\nversion: 1\ntime_limit: 2d4h\n"))
+    assert over_time_limit(ok) == []
+
+
+def test_find_all_keeps_the_table_order() -> None:
+    rules = [f.rule for f in find_all(load(REVIEWS))]
+    order = ["once-only", "unused-document", "duplicate-request", "repeated-review", "needless-order",
+             "unused-output", "overlapping-review", "extra-visit", "approval-chain", "rework-loop", "over-time-limit"]
+    assert rules == sorted(rules, key=order.index)
+    assert "repeated-review" in rules
