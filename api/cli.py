@@ -88,15 +88,23 @@ def cmd_validate(args: argparse.Namespace) -> int:
             try:
                 load_path(f)
             except (DefinitionError, ReadError) as exc:
-                problems = [p.as_dict() for p in exc.problems] if isinstance(exc, DefinitionError) else [
-                    {"line": 0, "path": "", "message": exc.message}
-                ]
+                problems = (
+                    [p.as_dict() for p in exc.problems]
+                    if isinstance(exc, DefinitionError)
+                    else [{"line": 0, "path": "", "message": exc.message}]
+                )
                 results.append({"file": f, "valid": False, "errors": problems, "warnings": []})
             continue
-        results.append({
-            "file": f, "valid": True, "code": defn.code, "version": defn.version,
-            "errors": [], "warnings": [w.as_dict() for w in defn.warnings],
-        })
+        results.append(
+            {
+                "file": f,
+                "valid": True,
+                "code": defn.code,
+                "version": defn.version,
+                "errors": [],
+                "warnings": [w.as_dict() for w in defn.warnings],
+            }
+        )
         if not args.json:
             print(f"{f}: hợp lệ (valid) — {defn.code} v{defn.version}, {len(defn.steps)} bước")
     if args.json:
@@ -122,8 +130,16 @@ def _metrics_rows(before: dict[str, Any], after: dict[str, Any] | None = None) -
     rows = [["Chỉ số", "", "Trước", "Sau", "Chênh lệch", "%"]]
     for k in METRIC_NAMES:
         c = change(before[k], after[k])
-        rows.append([k, METRIC_LABELS[k], number(before[k]), number(after[k]),
-                     number(c["delta"]) if c["delta"] is not None else "—", percent(c["percent"])])
+        rows.append(
+            [
+                k,
+                METRIC_LABELS[k],
+                number(before[k]),
+                number(after[k]),
+                number(c["delta"]) if c["delta"] is not None else "—",
+                percent(c["percent"]),
+            ]
+        )
     return rows
 
 
@@ -158,8 +174,19 @@ def print_catalog(paths: list[str], out: _Out) -> None:
     catalog = load_catalog(paths)
     for exc in catalog.errors:
         out.error(exc)  # type: ignore[arg-type]
-    rows = [["Mã", "Thủ tục", "Phiên bản", "Chi phí tuân thủ (đ/hồ sơ)", "%", "Thời gian (ngày LV)", "%",
-             "Chi phí xử lý (đ/hồ sơ)", "%"]]
+    rows = [
+        [
+            "Mã",
+            "Thủ tục",
+            "Phiên bản",
+            "Chi phí tuân thủ (đ/hồ sơ)",
+            "%",
+            "Thời gian (ngày LV)",
+            "%",
+            "Chi phí xử lý (đ/hồ sơ)",
+            "%",
+        ]
+    ]
     totals = {"compliance": [0.0, 0.0], "burden": [0.0, 0.0], "processing": [0.0, 0.0], "annual_processing": [0.0, 0.0]}
     for entry in catalog.entries:
         newest = entry.newest
@@ -169,25 +196,35 @@ def print_catalog(paths: list[str], out: _Out) -> None:
             label = f"v{entry.oldest.version}→(đề xuất)" if newest is not entry.oldest else f"v{entry.oldest.version}"
         b, a = metrics(entry.oldest), metrics(newest)
         name = entry.name if len(entry.name) <= 48 else entry.name[:47] + "…"
-        rows.append([
-            entry.code, name, label,
-            f"{number(b['compliance_cost'])} → {number(a['compliance_cost'])}",
-            percent(change(b["compliance_cost"], a["compliance_cost"])["percent"]),
-            f"{number(b['lead_time_days'])} → {number(a['lead_time_days'])}",
-            percent(change(b["lead_time_days"], a["lead_time_days"])["percent"]),
-            f"{number(b['processing_cost'])} → {number(a['processing_cost'])}",
-            percent(change(b["processing_cost"], a["processing_cost"])["percent"]),
-        ])
-        for key, metric in (("compliance", "compliance_cost"), ("burden", "annual_burden"),
-                            ("processing", "processing_cost"), ("annual_processing", "annual_processing_cost")):
+        rows.append(
+            [
+                entry.code,
+                name,
+                label,
+                f"{number(b['compliance_cost'])} → {number(a['compliance_cost'])}",
+                percent(change(b["compliance_cost"], a["compliance_cost"])["percent"]),
+                f"{number(b['lead_time_days'])} → {number(a['lead_time_days'])}",
+                percent(change(b["lead_time_days"], a["lead_time_days"])["percent"]),
+                f"{number(b['processing_cost'])} → {number(a['processing_cost'])}",
+                percent(change(b["processing_cost"], a["processing_cost"])["percent"]),
+            ]
+        )
+        for key, metric in (
+            ("compliance", "compliance_cost"),
+            ("burden", "annual_burden"),
+            ("processing", "processing_cost"),
+            ("annual_processing", "annual_processing_cost"),
+        ):
             totals[key][0] += float(b[metric])  # type: ignore[literal-required]
             totals[key][1] += float(a[metric])  # type: ignore[literal-required]
     print(f"Danh mục thủ tục: {len(catalog.entries)} thủ tục ({', '.join(paths)})")
     print()
     print(table(rows, right=(3, 4, 5, 6, 7, 8)))
     print()
-    for key, label in (("burden", "Chi phí tuân thủ hằng năm của người dân, đơn vị"),
-                       ("annual_processing", "Chi phí xử lý hằng năm của cơ quan")):
+    for key, label in (
+        ("burden", "Chi phí tuân thủ hằng năm của người dân, đơn vị"),
+        ("annual_processing", "Chi phí xử lý hằng năm của cơ quan"),
+    ):
         before, after = totals[key]
         print(f"{label}: {number(before)} đ → {number(after)} đ ({percent(change(before, after)['percent'])})")
 
@@ -235,8 +272,10 @@ def cmd_simplify(args: argparse.Namespace) -> int:
     if not result.changed:
         print(f"{args.file}: không có sửa tự động nào để áp dụng; không ghi tệp mới.")
     else:
-        print(f"{args.output}: {defn.code} v{result.after.version} (dựa trên v{defn.version}), "
-              f"{len(result.applied)} sửa tự động đã áp dụng:")
+        print(
+            f"{args.output}: {defn.code} v{result.after.version} (dựa trên v{defn.version}), "
+            f"{len(result.applied)} sửa tự động đã áp dụng:"
+        )
         for f in result.applied:
             print(f"  • [{f.rule}] {f.message}")
         print()

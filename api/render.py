@@ -45,7 +45,7 @@ def number(value: Any, digits: int = 2) -> str:
     if isinstance(value, bool):
         return "có" if value else "không"
     if isinstance(value, int) or float(value).is_integer():
-        text = f"{int(round(value)):,}"
+        text = f"{round(value):,}"
         return text.replace(",", ".")
     text = f"{value:,.{digits}f}".rstrip("0").rstrip(".")
     return text.replace(",", "\0").replace(".", ",").replace("\0", ".")

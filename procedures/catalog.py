@@ -50,8 +50,16 @@ class Catalog:
     errors: list[TinhgonError]
 
     def totals(self) -> dict[str, dict[str, float]]:
-        keys = ("steps", "visits", "applicant_documents", "compliance_cost", "annual_burden",
-                "office_hours", "processing_cost", "annual_processing_cost")
+        keys = (
+            "steps",
+            "visits",
+            "applicant_documents",
+            "compliance_cost",
+            "annual_burden",
+            "office_hours",
+            "processing_cost",
+            "annual_processing_cost",
+        )
         out: dict[str, dict[str, float]] = {}
         for key in keys:
             out[key] = {

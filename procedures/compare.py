@@ -46,9 +46,7 @@ def compare(before: Definition, after: Definition) -> dict[str, Any]:
             "added": [s for s in ids1 if s not in set0],
             "removed": [s for s in ids0 if s not in set1],
             "changed": [
-                {"id": s.id, "fields": keys}
-                for s in after.steps
-                if s.id in set0 and (keys := changed_keys(before.step(s.id), s))
+                {"id": s.id, "fields": keys} for s in after.steps if s.id in set0 and (keys := changed_keys(before.step(s.id), s))
             ],
         },
         "edges": {

@@ -18,7 +18,7 @@ import datetime as dt
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 COMPARISONS = ("equals", "not_equals", "gt", "gte", "lt", "lte")
 MEMBERSHIP = ("in", "not_in")
@@ -56,7 +56,7 @@ class Not:
     item: Condition
 
 
-Condition = Union[Compare, Exists, AllOf, AnyOf, Not]
+Condition = Compare | Exists | AllOf | AnyOf | Not
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +142,11 @@ def parse(raw: Any, fields: FieldTypes) -> Condition:
 
 def _parse(raw: Any, fields: FieldTypes, at: tuple[str | int, ...], problems: list[ConditionProblem]) -> Condition | None:
     if not isinstance(raw, Mapping) or not raw:
-        problems.append(ConditionProblem(at, "a condition is a mapping such as {field: F, equals: V}, {all: [...]}, {any: [...]} or {not: ...}"))
+        problems.append(
+            ConditionProblem(
+                at, "a condition is a mapping such as {field: F, equals: V}, {all: [...]}, {any: [...]} or {not: ...}"
+            )
+        )
         return None
     keys = set(raw)
     for combinator in ("all", "any"):
@@ -174,10 +178,16 @@ def _parse(raw: Any, fields: FieldTypes, at: tuple[str | int, ...], problems: li
     allowed = set(COMPARISONS) | set(MEMBERSHIP) | {"exists"}
     unknown = ops - allowed
     if unknown:
-        problems.append(ConditionProblem((*at, sorted(unknown)[0]), f"unknown operator {sorted(unknown)[0]!r}; use one of {', '.join(sorted(allowed))}"))
+        problems.append(
+            ConditionProblem(
+                (*at, sorted(unknown)[0]), f"unknown operator {sorted(unknown)[0]!r}; use one of {', '.join(sorted(allowed))}"
+            )
+        )
         return None
     if len(ops) != 1:
-        problems.append(ConditionProblem(at, "a condition on a field takes exactly one operator" + (f", not {len(ops)}" if ops else "")))
+        problems.append(
+            ConditionProblem(at, "a condition on a field takes exactly one operator" + (f", not {len(ops)}" if ops else ""))
+        )
         return None
     (op,) = ops
     if not isinstance(name, str):
@@ -200,14 +210,18 @@ def _parse(raw: Any, fields: FieldTypes, at: tuple[str | int, ...], problems: li
             return None
         bad = [v for v in value if not value_fits(v, ftype, values)]
         if bad:
-            problems.append(ConditionProblem((*at, op), f"{bad[0]!r} does not fit field {name!r}: expected {expected_text(ftype, values)}"))
+            problems.append(
+                ConditionProblem((*at, op), f"{bad[0]!r} does not fit field {name!r}: expected {expected_text(ftype, values)}")
+            )
             return None
         return Compare(name, op, tuple(value))
     if op in ("gt", "gte", "lt", "lte") and ftype not in ORDERED_TYPES:
         problems.append(ConditionProblem((*at, op), f"{op!r} compares numbers or dates; field {name!r} is {ftype}"))
         return None
     if not value_fits(value, ftype, values):
-        problems.append(ConditionProblem((*at, op), f"{value!r} does not fit field {name!r}: expected {expected_text(ftype, values)}"))
+        problems.append(
+            ConditionProblem((*at, op), f"{value!r} does not fit field {name!r}: expected {expected_text(ftype, values)}")
+        )
         return None
     return Compare(name, op, value)
 

@@ -10,9 +10,7 @@ import re
 
 HOURS_PER_DAY = 8
 
-_DURATION = re.compile(
-    r"(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?"
-)
+_DURATION = re.compile(r"(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?")
 PATTERN = r"^(\d+(\.\d+)?d)?(\d+(\.\d+)?h)?(\d+(\.\d+)?m)?$"
 """The same grammar as a JSON Schema pattern (it also admits the empty string,
 which :func:`parse_hours` refuses)."""
@@ -54,7 +52,5 @@ def format_hours(hours: float) -> str:
     minutes = int(total_minutes)
     days, rest = divmod(minutes, HOURS_PER_DAY * 60)
     whole_hours, mins = divmod(rest, 60)
-    text = "".join(
-        f"{n}{unit}" for n, unit in ((days, "d"), (whole_hours, "h"), (mins, "m")) if n
-    )
+    text = "".join(f"{n}{unit}" for n, unit in ((days, "d"), (whole_hours, "h"), (mins, "m")) if n)
     return text or "0h"

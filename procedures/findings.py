@@ -62,11 +62,16 @@ def once_only(defn: Definition) -> list[Finding]:
     out = []
     for doc in defn.documents:
         if doc.source == "applicant" and doc.registry:
-            out.append(Finding(
-                "once-only", "auto", _applicant_readers(defn, doc.id, readers), (doc.id,),
-                f"Giấy tờ {_quote(doc.name)} đã có trong cơ sở dữ liệu {_quote(doc.registry)}: "
-                "cơ quan tự khai thác, không yêu cầu người nộp cung cấp (nguyên tắc chỉ cung cấp thông tin một lần).",
-            ))
+            out.append(
+                Finding(
+                    "once-only",
+                    "auto",
+                    _applicant_readers(defn, doc.id, readers),
+                    (doc.id,),
+                    f"Giấy tờ {_quote(doc.name)} đã có trong cơ sở dữ liệu {_quote(doc.registry)}: "
+                    "cơ quan tự khai thác, không yêu cầu người nộp cung cấp (nguyên tắc chỉ cung cấp thông tin một lần).",
+                )
+            )
     return out
 
 
@@ -80,10 +85,15 @@ def unused_document(defn: Definition) -> list[Finding]:
             continue
         if any(not defn.is_applicant_step(s) for s in readers.get(doc.id, [])):
             continue
-        out.append(Finding(
-            "unused-document", "auto", _applicant_readers(defn, doc.id, readers), (doc.id,),
-            f"Giấy tờ {_quote(doc.name)} không được bước xử lý nào của cơ quan sử dụng: bỏ khỏi thành phần hồ sơ.",
-        ))
+        out.append(
+            Finding(
+                "unused-document",
+                "auto",
+                _applicant_readers(defn, doc.id, readers),
+                (doc.id,),
+                f"Giấy tờ {_quote(doc.name)} không được bước xử lý nào của cơ quan sử dụng: bỏ khỏi thành phần hồ sơ.",
+            )
+        )
     return out
 
 
@@ -97,11 +107,16 @@ def duplicate_request(defn: Definition) -> list[Finding]:
             continue
         asked = _applicant_readers(defn, doc.id, readers)
         if len(asked) > 1:
-            out.append(Finding(
-                "duplicate-request", "auto", asked, (doc.id,),
-                f"Giấy tờ {_quote(doc.name)} bị yêu cầu {len(asked)} lần (tại các bước {', '.join(asked)}): "
-                f"chỉ yêu cầu một lần, tại bước {asked[0]}.",
-            ))
+            out.append(
+                Finding(
+                    "duplicate-request",
+                    "auto",
+                    asked,
+                    (doc.id,),
+                    f"Giấy tờ {_quote(doc.name)} bị yêu cầu {len(asked)} lần (tại các bước {', '.join(asked)}): "
+                    f"chỉ yêu cầu một lần, tại bước {asked[0]}.",
+                )
+            )
     return out
 
 
@@ -156,11 +171,16 @@ def repeated_review(defn: Definition) -> list[Finding]:
     out = []
     for i, j in repeated_review_pairs(defn):
         first, again = defn.steps[i], defn.steps[j]
-        out.append(Finding(
-            "repeated-review", "auto", (first.id, again.id), again.inputs,
-            f"Bước {_quote(again.name)} xem xét lại đúng những giấy tờ mà bước {_quote(first.name)} "
-            "của cùng người thực hiện đã xem xét: gộp vào một lần xem xét.",
-        ))
+        out.append(
+            Finding(
+                "repeated-review",
+                "auto",
+                (first.id, again.id),
+                again.inputs,
+                f"Bước {_quote(again.name)} xem xét lại đúng những giấy tờ mà bước {_quote(first.name)} "
+                "của cùng người thực hiện đã xem xét: gộp vào một lần xem xét.",
+            )
+        )
     return out
 
 
@@ -231,11 +251,16 @@ def needless_order(defn: Definition) -> list[Finding]:
     for a, b in defn.edges():
         ia, ib = defn.index[a], defn.index[b]
         if not anc[ib] >> ia & 1:
-            out.append(Finding(
-                "needless-order", "auto", (a, b), (),
-                f"Bước {_quote(defn.steps[ib].name)} không cần chờ bước {_quote(defn.steps[ia].name)}: "
-                "không dùng kết quả của bước đó; có thể thực hiện song song.",
-            ))
+            out.append(
+                Finding(
+                    "needless-order",
+                    "auto",
+                    (a, b),
+                    (),
+                    f"Bước {_quote(defn.steps[ib].name)} không cần chờ bước {_quote(defn.steps[ia].name)}: "
+                    "không dùng kết quả của bước đó; có thể thực hiện song song.",
+                )
+            )
     return out
 
 
@@ -247,11 +272,16 @@ def unused_output(defn: Definition) -> list[Finding]:
         for doc_id in step.outputs:
             doc = defn.document_by_id[doc_id]
             if doc_id not in read and not doc.deliverable:
-                out.append(Finding(
-                    "unused-output", "advice", (step.id,), (doc_id,),
-                    f"Bước {_quote(step.name)} lập {_quote(doc.name)} nhưng không bước nào sử dụng và đây không phải kết quả "
-                    "trả cho người nộp: xem xét bỏ văn bản này.",
-                ))
+                out.append(
+                    Finding(
+                        "unused-output",
+                        "advice",
+                        (step.id,),
+                        (doc_id,),
+                        f"Bước {_quote(step.name)} lập {_quote(doc.name)} nhưng không bước nào sử dụng và đây không phải kết quả "
+                        "trả cho người nộp: xem xét bỏ văn bản này.",
+                    )
+                )
     return out
 
 
@@ -273,11 +303,16 @@ def overlapping_review(defn: Definition) -> list[Finding]:
             candidates &= readers.get(doc, 0)
         for i in bits(candidates):
             first = defn.steps[i]
-            out.append(Finding(
-                "overlapping-review", "advice", (first.id, later.id), later.inputs,
-                f"Bước {_quote(later.name)} ({later.role}) xem xét lại những giấy tờ mà bước {_quote(first.name)} "
-                f"({first.role}) đã xem xét: cân nhắc giữ một lần xem xét hoặc phân định rõ nội dung.",
-            ))
+            out.append(
+                Finding(
+                    "overlapping-review",
+                    "advice",
+                    (first.id, later.id),
+                    later.inputs,
+                    f"Bước {_quote(later.name)} ({later.role}) xem xét lại những giấy tờ mà bước {_quote(first.name)} "
+                    f"({first.role}) đã xem xét: cân nhắc giữ một lần xem xét hoặc phân định rõ nội dung.",
+                )
+            )
     return out
 
 
@@ -287,11 +322,16 @@ def extra_visit(defn: Definition) -> list[Finding]:
     if len(visits) < 2:
         return []
     extra = tuple(s.id for s in visits[1:])
-    return [Finding(
-        "extra-visit", "advice", extra, (),
-        f"Người nộp phải đến trực tiếp {len(visits)} lần: cân nhắc trả kết quả qua bưu chính hoặc trực tuyến "
-        f"thay cho các lần đến tại bước {', '.join(extra)}.",
-    )]
+    return [
+        Finding(
+            "extra-visit",
+            "advice",
+            extra,
+            (),
+            f"Người nộp phải đến trực tiếp {len(visits)} lần: cân nhắc trả kết quả qua bưu chính hoặc trực tuyến "
+            f"thay cho các lần đến tại bước {', '.join(extra)}.",
+        )
+    ]
 
 
 APPROVAL_KINDS = frozenset({"approve", "sign"})
@@ -344,10 +384,15 @@ def approval_chain(defn: Definition) -> list[Finding]:
     for chain in sorted(groups.values()):
         if len(chain) >= 3:
             ids = tuple(defn.steps[i].id for i in chain)
-            out.append(Finding(
-                "approval-chain", "advice", ids, (),
-                f"{len(chain)} bước duyệt, ký nối tiếp nhau ({' → '.join(ids)}): cân nhắc ủy quyền hoặc giảm cấp ký duyệt.",
-            ))
+            out.append(
+                Finding(
+                    "approval-chain",
+                    "advice",
+                    ids,
+                    (),
+                    f"{len(chain)} bước duyệt, ký nối tiếp nhau ({' → '.join(ids)}): cân nhắc ủy quyền hoặc giảm cấp ký duyệt.",
+                )
+            )
     return out
 
 
@@ -363,14 +408,21 @@ def rework_loop(defn: Definition) -> list[Finding]:
         for name, target_id in step.returns:
             target = defn.step(target_id)
             if defn.is_applicant_step(target):
-                advice = ("trả hồ sơ về cho người nộp: phải hướng dẫn một lần, liệt kê đầy đủ mọi giấy tờ còn thiếu "
-                          "trong một văn bản (không trả lại nhiều lần)")
+                advice = (
+                    "trả hồ sơ về cho người nộp: phải hướng dẫn một lần, liệt kê đầy đủ mọi giấy tờ còn thiếu "
+                    "trong một văn bản (không trả lại nhiều lần)"
+                )
             else:
                 advice = "công việc phải làm lại; xem xét kiểm tra ngay từ bước đầu để tránh trả lại"
-            out.append(Finding(
-                "rework-loop", "advice", (step.id, target_id), (),
-                f"Kết quả {_quote(name)} của bước {_quote(step.name)} quay lại bước {_quote(target.name)}: {advice}.",
-            ))
+            out.append(
+                Finding(
+                    "rework-loop",
+                    "advice",
+                    (step.id, target_id),
+                    (),
+                    f"Kết quả {_quote(name)} của bước {_quote(step.name)} quay lại bước {_quote(target.name)}: {advice}.",
+                )
+            )
     return out
 
 
@@ -381,11 +433,16 @@ def over_time_limit(defn: Definition) -> list[Finding]:
     lead = defn.lead_time_hours()
     if lead <= defn.time_limit:
         return []
-    return [Finding(
-        "over-time-limit", "advice", (), (),
-        f"Thời gian giải quyết theo quy trình là {lead / HOURS_PER_DAY:g} ngày làm việc, "
-        f"vượt thời hạn luật định {defn.time_limit / HOURS_PER_DAY:g} ngày.",
-    )]
+    return [
+        Finding(
+            "over-time-limit",
+            "advice",
+            (),
+            (),
+            f"Thời gian giải quyết theo quy trình là {lead / HOURS_PER_DAY:g} ngày làm việc, "
+            f"vượt thời hạn luật định {defn.time_limit / HOURS_PER_DAY:g} ngày.",
+        )
+    ]
 
 
 Rule = Callable[[Definition], list[Finding]]

@@ -38,12 +38,12 @@ from .model import (
 )
 from .schema import (
     FORMAT,
+    ITEM_MODELS,
     CostModelSpec,
     DefinitionSpec,
     DocumentSpec,
     FeeSpec,
     FieldSpec,
-    ITEM_MODELS,
     RoleSpec,
     StepSpec,
 )
@@ -247,7 +247,10 @@ class _Checker:
                 if isinstance(raw_id, str):
                     if raw_id in known_ids[key]:
                         first = known_ids[key][raw_id]
-                        self.add((key, i, "id"), f"duplicate {_KIND_WORD[key]} id {raw_id!r}; the first is {key}[{first}] (line {line_of(root, (key, first))})")
+                        self.add(
+                            (key, i, "id"),
+                            f"duplicate {_KIND_WORD[key]} id {raw_id!r}; the first is {key}[{first}] (line {line_of(root, (key, first))})",
+                        )
                     else:
                         known_ids[key][raw_id] = i
                 if checked is None:
@@ -288,7 +291,10 @@ class _Checker:
         for i, r in items:
             if r.kind == "applicant":
                 if applicant_at is not None:
-                    self.add(("roles", i, "kind"), f"a second applicant role; roles[{applicant_at}] ({line_of(self.root, ('roles', applicant_at))}) is already the applicant, and a procedure has at most one")
+                    self.add(
+                        ("roles", i, "kind"),
+                        f"a second applicant role; roles[{applicant_at}] ({line_of(self.root, ('roles', applicant_at))}) is already the applicant, and a procedure has at most one",
+                    )
                 else:
                     applicant_at = i
             out.setdefault(r.id, Role(r.id, r.name, r.kind, r.unit))
@@ -312,7 +318,10 @@ class _Checker:
         out: dict[str, Document] = {}
         for i, d in items:
             if d.registry is not None and d.from_ is None:
-                self.add(("documents", i, "registry"), "registry goes with 'from: applicant' or 'from: registry'; a produced document has no registry")
+                self.add(
+                    ("documents", i, "registry"),
+                    "registry goes with 'from: applicant' or 'from: registry'; a produced document has no registry",
+                )
             out.setdefault(d.id, Document(d.id, d.name, d.from_, d.registry, d.prep_hours, d.prep_cost, d.deliverable))
         return out
 
@@ -320,7 +329,9 @@ class _Checker:
         if raw is None:
             return (("done", Effect("proceed")),)
         if not isinstance(raw, Mapping):
-            self.add(path, f"outcomes is a mapping of decision name -> proceed, reject or {{return: STEP}}; got {_describe_value(raw)}")
+            self.add(
+                path, f"outcomes is a mapping of decision name -> proceed, reject or {{return: STEP}}; got {_describe_value(raw)}"
+            )
             return ()
         out: list[tuple[str, Effect]] = []
         for name, value in raw.items():
@@ -397,12 +408,26 @@ class _Checker:
                         self.add((*base, "when", *cp.path), cp.message)
             outcomes = self._outcomes((*base, "outcomes"), s.outcomes, step_ids)
             duration = hours.get("duration", 0.0)
-            out.append((i, Step(
-                id=s.id, name=s.name, role=s.role, kind=s.kind,
-                duration=duration, effort=hours.get("effort", duration),
-                visit=s.visit, fee=s.fee, inputs=tuple(s.inputs), outputs=tuple(s.outputs),
-                after=after, when=when, outcomes=outcomes,
-            )))
+            out.append(
+                (
+                    i,
+                    Step(
+                        id=s.id,
+                        name=s.name,
+                        role=s.role,
+                        kind=s.kind,
+                        duration=duration,
+                        effort=hours.get("effort", duration),
+                        visit=s.visit,
+                        fee=s.fee,
+                        inputs=tuple(s.inputs),
+                        outputs=tuple(s.outputs),
+                        after=after,
+                        when=when,
+                        outcomes=outcomes,
+                    ),
+                )
+            )
         return out
 
     def _producers(
@@ -417,7 +442,10 @@ class _Checker:
                 if d.source is not None:
                     self.add(("steps", i, "outputs", j), f"document {doc!r} is 'from: {d.source}'; a step cannot also produce it")
                 elif doc in produced_by:
-                    self.add(("steps", i, "outputs", j), f"document {doc!r} is already produced by step {produced_by[doc]!r}; a document has one producer")
+                    self.add(
+                        ("steps", i, "outputs", j),
+                        f"document {doc!r} is already produced by step {produced_by[doc]!r}; a document has one producer",
+                    )
                 else:
                     produced_by[doc] = s.id
         # A step whose shape is broken was reported already; what it lists
@@ -435,7 +463,10 @@ class _Checker:
         for doc_id, i in known["documents"].items():
             d = documents.get(doc_id)
             if d is not None and d.source is None and doc_id not in produced_by:
-                self.add(("documents", i), f"document {doc_id!r} has no 'from' and no step produces it; add 'from: applicant' or 'from: registry', or list it in a step's outputs")
+                self.add(
+                    ("documents", i),
+                    f"document {doc_id!r} has no 'from' and no step produces it; add 'from: applicant' or 'from: registry', or list it in a step's outputs",
+                )
 
     # -- layer 4: the after graph -------------------------------------------
     def _graph_rules(self, steps: list[tuple[int, Step]], documents: dict[str, Document]) -> None:
@@ -478,14 +509,26 @@ class _Checker:
                     continue
                 made_by = producer.get(doc)
                 if made_by is None:
-                    self.add(("steps", i, "inputs", j), f"input {doc!r} is not available: it is not brought by the applicant, not fetched from a registry, and no step produces it")
+                    self.add(
+                        ("steps", i, "inputs", j),
+                        f"input {doc!r} is not available: it is not brought by the applicant, not fetched from a registry, and no step produces it",
+                    )
                 elif made_by == step.id:
-                    self.add(("steps", i, "inputs", j), f"input {doc!r} is produced by this same step; a step cannot read what it has not yet made")
+                    self.add(
+                        ("steps", i, "inputs", j),
+                        f"input {doc!r} is produced by this same step; a step cannot read what it has not yet made",
+                    )
                 elif not comes_before(made_by, step.id):
-                    self.add(("steps", i, "inputs", j), f"input {doc!r} is produced by step {made_by!r}, which does not come before step {step.id!r}; add {made_by!r} to its 'after' (directly or through other steps)")
+                    self.add(
+                        ("steps", i, "inputs", j),
+                        f"input {doc!r} is produced by step {made_by!r}, which does not come before step {step.id!r}; add {made_by!r} to its 'after' (directly or through other steps)",
+                    )
             for name, target in step.returns:
                 if not comes_before(target, step.id):
-                    self.add(("steps", i, "outcomes", name), f"outcome {name!r} returns to step {target!r}, which does not come before step {step.id!r}; a return goes back to an earlier step")
+                    self.add(
+                        ("steps", i, "outcomes", name),
+                        f"outcome {name!r} returns to step {target!r}, which does not come before step {step.id!r}; a return goes back to an earlier step",
+                    )
             if step.outcomes and not any(e.kind == "proceed" for _, e in step.outcomes):
                 self._no_proceed(i, step, graph)
 
@@ -515,7 +558,13 @@ class _Checker:
     ) -> Definition:
         warnings = self.warnings
         if not any(d.deliverable for d in documents.values()):
-            warnings.append(Problem(line_of(self.root, ("documents",)), "documents", "no document is marked 'deliverable: true': what does the procedure give the applicant?"))
+            warnings.append(
+                Problem(
+                    line_of(self.root, ("documents",)),
+                    "documents",
+                    "no document is marked 'deliverable: true': what does the procedure give the applicant?",
+                )
+            )
         cm = spec.cost_model
         return Definition(
             code=spec.code,

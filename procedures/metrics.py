@@ -66,11 +66,7 @@ def metrics(defn: Definition) -> Metrics:
     docs = [defn.document_by_id[d] for d in applicant_documents(defn)]
     handoffs = sum(1 for a, b in defn.edges() if defn.step(a).role != defn.step(b).role)
     lead_time_days = defn.lead_time_hours() / HOURS_PER_DAY
-    applicant_hours = (
-        sum(s.effort for s in applicant_steps)
-        + visits * cm.visit_hours
-        + sum(d.prep_hours for d in docs)
-    )
+    applicant_hours = sum(s.effort for s in applicant_steps) + visits * cm.visit_hours + sum(d.prep_hours for d in docs)
     compliance_cost = (
         applicant_hours * cm.hourly_cost
         + sum(f.amount for f in defn.fees)

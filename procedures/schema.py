@@ -31,8 +31,18 @@ Amount = Annotated[float, Field(ge=0)]
 
 RoleKind = Literal["applicant", "office", "system"]
 StepKind = Literal[
-    "submit", "receive", "review", "verify", "approve", "sign", "pay",
-    "notify", "issue", "archive", "transfer", "task",
+    "submit",
+    "receive",
+    "review",
+    "verify",
+    "approve",
+    "sign",
+    "pay",
+    "notify",
+    "issue",
+    "archive",
+    "transfer",
+    "task",
 ]
 FieldType = Literal["string", "integer", "number", "boolean", "date", "enum"]
 Channel = Literal["in_person", "online", "post"]
@@ -54,12 +64,24 @@ _CONDITION_DEF: dict[str, Any] = {
             "maxProperties": 2,
             "additionalProperties": False,
         },
-        {"type": "object", "required": ["all"], "additionalProperties": False,
-         "properties": {"all": {"type": "array", "items": {"$ref": "#/$defs/Condition"}}}},
-        {"type": "object", "required": ["any"], "additionalProperties": False,
-         "properties": {"any": {"type": "array", "items": {"$ref": "#/$defs/Condition"}}}},
-        {"type": "object", "required": ["not"], "additionalProperties": False,
-         "properties": {"not": {"$ref": "#/$defs/Condition"}}},
+        {
+            "type": "object",
+            "required": ["all"],
+            "additionalProperties": False,
+            "properties": {"all": {"type": "array", "items": {"$ref": "#/$defs/Condition"}}},
+        },
+        {
+            "type": "object",
+            "required": ["any"],
+            "additionalProperties": False,
+            "properties": {"any": {"type": "array", "items": {"$ref": "#/$defs/Condition"}}},
+        },
+        {
+            "type": "object",
+            "required": ["not"],
+            "additionalProperties": False,
+            "properties": {"not": {"$ref": "#/$defs/Condition"}},
+        },
     ],
 }
 _OUTCOMES_SCHEMA: dict[str, Any] = {

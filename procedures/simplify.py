@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .errors import TinhgonError
-from .findings import AUTO_RULES, ADVICE_RULES, Finding, find_all, reduced_order, repeated_review_pairs
+from .findings import ADVICE_RULES, AUTO_RULES, Finding, find_all, reduced_order, repeated_review_pairs
 from .loader import build
 from .metrics import Metrics, metrics
 from .model import Definition, Effect, Step
@@ -67,10 +67,7 @@ def fix_once_only(defn: Definition, findings: list[Finding]) -> Definition:
     """The documents become ``from: registry``; applicant steps stop reading them."""
     docs = {f.documents[0] for f in findings}
     documents = tuple(dataclasses.replace(d, source="registry") if d.id in docs else d for d in defn.documents)
-    steps = tuple(
-        dataclasses.replace(s, inputs=_without(s.inputs, docs)) if defn.is_applicant_step(s) else s
-        for s in defn.steps
-    )
+    steps = tuple(dataclasses.replace(s, inputs=_without(s.inputs, docs)) if defn.is_applicant_step(s) else s for s in defn.steps)
     return _evolve(defn, documents=documents, steps=steps)
 
 
@@ -88,9 +85,7 @@ def fix_duplicate_request(defn: Definition, findings: list[Finding]) -> Definiti
     for f in findings:
         for step_id in f.steps[1:]:
             drop.setdefault(step_id, set()).add(f.documents[0])
-    steps = tuple(
-        dataclasses.replace(s, inputs=_without(s.inputs, drop[s.id])) if s.id in drop else s for s in defn.steps
-    )
+    steps = tuple(dataclasses.replace(s, inputs=_without(s.inputs, drop[s.id])) if s.id in drop else s for s in defn.steps)
     return _evolve(defn, steps=steps)
 
 
@@ -137,10 +132,13 @@ def merge_reviews(defn: Definition, first_id: str, again_id: str) -> Definition:
                         after.append(b)
             step = dataclasses.replace(step, after=tuple(after))
         if any(e.kind == "return" and e.target == again_id for _, e in step.outcomes):
-            step = dataclasses.replace(step, outcomes=tuple(
-                (n, Effect("return", first_id) if e.kind == "return" and e.target == again_id else e)
-                for n, e in step.outcomes
-            ))
+            step = dataclasses.replace(
+                step,
+                outcomes=tuple(
+                    (n, Effect("return", first_id) if e.kind == "return" and e.target == again_id else e)
+                    for n, e in step.outcomes
+                ),
+            )
         steps.append(step)
     return _evolve(defn, steps=tuple(steps))
 
@@ -149,10 +147,7 @@ def reduce_order(defn: Definition) -> Definition:
     """Every step waits only for its predecessors in the reduced graph of
     required predecessors (the needless-order fix)."""
     preds, _ = reduced_order(defn)
-    steps = tuple(
-        dataclasses.replace(s, after=tuple(defn.steps[p].id for p in preds[i]))
-        for i, s in enumerate(defn.steps)
-    )
+    steps = tuple(dataclasses.replace(s, after=tuple(defn.steps[p].id for p in preds[i])) for i, s in enumerate(defn.steps))
     return _evolve(defn, steps=steps)
 
 
@@ -161,7 +156,7 @@ def transitive_reduction(defn: Definition) -> Definition:
     index = defn.index
     steps = []
     changed = False
-    for i, step in enumerate(defn.steps):
+    for step in defn.steps:
         implied = 0
         for a in step.after:
             implied |= defn.ancestors[index[a]]
@@ -186,7 +181,7 @@ def _apply_rule(current: Definition, rule_name: str, findings: list[Finding]) ->
     if rule_name != "repeated-review":
         return _FIXERS[rule_name](current, findings), findings
     lead = current.lead_time_hours()
-    for (i, j), finding in zip(repeated_review_pairs(current), findings):
+    for (i, j), finding in zip(repeated_review_pairs(current), findings, strict=True):
         merged = merge_reviews(current, current.steps[i].id, current.steps[j].id)
         if merged.lead_time_hours() <= lead + _EPSILON:
             return merged, [finding]
@@ -226,5 +221,5 @@ def _check_no_worse(before: Definition, after: Definition) -> None:
     m0: Metrics = metrics(before)
     m1: Metrics = metrics(after)
     for key in ("lead_time_days", "compliance_cost"):
-        if m1[key] > m0[key] + _EPSILON:  # type: ignore[literal-required]
-            raise SimplifyError(f"{before.source}: simplifying raised {key} from {m0[key]} to {m1[key]}")  # type: ignore[literal-required]
+        if m1[key] > m0[key] + _EPSILON:
+            raise SimplifyError(f"{before.source}: simplifying raised {key} from {m0[key]} to {m1[key]}")

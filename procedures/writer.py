@@ -55,11 +55,16 @@ def _is_small(value: Mapping[str, Any]) -> bool:
 
 
 def _same_scalar(old: Any, new: Any) -> bool:
-    return type(old) is type(new) and old == new or (
-        isinstance(old, str) and isinstance(new, str) and str(old) == new
-    ) or (
-        isinstance(old, (int, float)) and isinstance(new, (int, float))
-        and not isinstance(old, bool) and not isinstance(new, bool) and old == new
+    return (
+        (type(old) is type(new) and old == new)
+        or (isinstance(old, str) and isinstance(new, str) and str(old) == new)
+        or (
+            isinstance(old, (int, float))
+            and isinstance(new, (int, float))
+            and not isinstance(old, bool)
+            and not isinstance(new, bool)
+            and old == new
+        )
     )
 
 
@@ -96,7 +101,7 @@ def _reconcile(old: Any, new: Any, key: str | None = None) -> Any:
                         del ca.items[idx]
                     old[:] = items
             return old
-        if len(old) == len(new) and all(_same_scalar(a, b) for a, b in zip(old, new)):
+        if len(old) == len(new) and all(_same_scalar(a, b) for a, b in zip(old, new, strict=True)):
             return old
         replacement = CommentedSeq(_styled(v) for v in new)
         if old.fa.flow_style():
@@ -112,15 +117,10 @@ def dump(data: Mapping[str, Any], like_text: str | None = None) -> str:
     y = _yaml()
     if like_text is not None:
         tree = y.load(like_text)
-        if isinstance(tree, CommentedMap):
-            tree = _reconcile(tree, data)
-        else:
-            tree = _styled(dict(data))
+        tree = _reconcile(tree, data) if isinstance(tree, CommentedMap) else _styled(dict(data))
     else:
         tree = _styled(dict(data))
         tree.fa.set_block_style()
-        for key in ("roles", "documents", "fields", "steps"):
-            pass
     out = io.StringIO()
     y.dump(tree, out)
     return out.getvalue()

@@ -41,7 +41,7 @@ Path = tuple[str | int, ...]
 class Map(dict[str, Any]):
     """A YAML mapping that remembers its first line and each key's line."""
 
-    __slots__ = ("line", "key_lines")
+    __slots__ = ("key_lines", "line")
 
     def __init__(self, line: int) -> None:
         super().__init__()
@@ -52,7 +52,7 @@ class Map(dict[str, Any]):
 class Seq(list[Any]):
     """A YAML sequence that remembers its first line and each item's line."""
 
-    __slots__ = ("line", "item_lines")
+    __slots__ = ("item_lines", "line")
 
     def __init__(self, line: int) -> None:
         super().__init__()
@@ -128,7 +128,7 @@ def _resolve_tagged(tag: str, text: str) -> Any:
 
 
 class _Frame:
-    __slots__ = ("node", "segment", "anchor", "size", "key", "key_line", "flow", "key_span", "text_span", "text_key")
+    __slots__ = ("anchor", "flow", "key", "key_line", "key_span", "node", "segment", "size", "text_key", "text_span")
 
     def __init__(self, node: Map | Seq, segment: str | int | None, anchor: str | None, flow: bool) -> None:
         self.node = node
@@ -245,6 +245,7 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
                 if stack and _continues_text(stack[-1], event, text):
                     frame = stack[-1]
                     assert frame.text_span is not None and frame.key_span is not None and frame.text_key is not None
+                    assert isinstance(frame.node, Map)
                     start, end = frame.text_span[0], frame.key_span[1]
                     joined = " ".join(text[start:end].split())
                     frame.node[frame.text_key] = joined
@@ -294,7 +295,9 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
                 value, size = anchors[name]
                 expanded += size
                 if expanded > max_nodes:
-                    raise YamlProblems([Problem(line, current_path(), f"aliases expand the document by more than {max_nodes:,} nodes; refused")])
+                    raise YamlProblems(
+                        [Problem(line, current_path(), f"aliases expand the document by more than {max_nodes:,} nodes; refused")]
+                    )
                 add(value, line, size)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -318,12 +321,17 @@ def _continues_text(frame: _Frame, event: yaml.ScalarEvent, text: str) -> bool:
         return False
     if frame.key_span is None or frame.text_span is None or event.value or event.style or event.tag is not None:
         return False
+    if event.start_mark is None:
+        return False
     between = text[frame.key_span[1] : event.start_mark.index]
     return ":" not in between and frame.text_key is not None and frame.key not in frame.node
 
 
 def _track_span(frame: _Frame, event: yaml.ScalarEvent, value: Any) -> None:
     plain = event.tag is None and not event.style
+    if event.start_mark is None or event.end_mark is None:
+        frame.key_span = frame.text_span = None
+        return
     span = (event.start_mark.index, event.end_mark.index)
     if frame.key is None:  # this scalar is a key
         frame.key_span = span if plain and isinstance(value, str) else None

@@ -49,13 +49,16 @@ def test_validate_ok_and_warning_on_stderr(capsys: pytest.CaptureFixture[str]) -
 
 def test_validate_reports_every_error_with_file_line_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
-    bad.write_text(definition_text("""\
+    bad.write_text(
+        definition_text("""\
 roles: [{id: cb, name: Cán bộ, kind: office}]
 documents: [{id: kq, name: KQ, deliverable: true}]
 steps:
   - {id: a, name: A, role: cb, outputs: [kq], colour: red}
   - {id: b, name: B, role: ghost}
-"""), encoding="utf-8")
+"""),
+        encoding="utf-8",
+    )
     code, out, err = run(capsys, "validate", str(bad))
     assert code == 2 and out == ""
     lines = err.strip().splitlines()
@@ -192,8 +195,14 @@ def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_console_script_runs() -> None:
-    proc = subprocess.run([*tinhgon_command(), "validate", XUAT_NGU], capture_output=True, text=True,
-                          timeout=120, env={**os.environ, "PYTHONIOENCODING": "utf-8"}, cwd=ROOT)
+    proc = subprocess.run(
+        [*tinhgon_command(), "validate", XUAT_NGU],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8"},
+        cwd=ROOT,
+    )
     assert proc.returncode == 0, proc.stderr
 
 

@@ -129,9 +129,11 @@ def test_repeated_review_needs_the_same_role_in_between() -> None:
 
 
 def test_repeated_review_needs_nothing_new_to_read() -> None:
-    body = REVIEWS.replace("kind: review, inputs: [hs, don]}", "kind: review, inputs: [hs, don, kq0]}").replace(
-        "{id: ghi, name: Ghi, role: cb, inputs: [don]}", "{id: ghi, name: Ghi, role: cb, inputs: [don], outputs: [kq0]}"
-    ).replace("  - {id: kq, name: KQ", "  - {id: kq0, name: Phiếu}\n  - {id: kq, name: KQ")
+    body = (
+        REVIEWS.replace("kind: review, inputs: [hs, don]}", "kind: review, inputs: [hs, don, kq0]}")
+        .replace("{id: ghi, name: Ghi, role: cb, inputs: [don]}", "{id: ghi, name: Ghi, role: cb, inputs: [don], outputs: [kq0]}")
+        .replace("  - {id: kq, name: KQ", "  - {id: kq0, name: Phiếu}\n  - {id: kq, name: KQ")
+    )
     assert repeated_review(load(body)) == []
 
 
@@ -144,8 +146,10 @@ def test_repeated_review_needs_the_same_kind_and_condition() -> None:
 
 
 def test_repeated_review_needs_an_ancestor() -> None:
-    body = REVIEWS.replace("{id: xet_lai, name: Xét lại, role: cb, kind: review,",
-                           "{id: xet_lai, name: Xét lại, role: cb, kind: review, after: [nop],")
+    body = REVIEWS.replace(
+        "{id: xet_lai, name: Xét lại, role: cb, kind: review,",
+        "{id: xet_lai, name: Xét lại, role: cb, kind: review, after: [nop],",
+    )
     assert repeated_review(load(body)) == []
 
 
@@ -257,7 +261,9 @@ steps:
 
 
 def test_approval_chain_of_two_is_fine() -> None:
-    defn = load("documents: []\nsteps:\n  - {id: a, name: A, role: cb, kind: approve}\n  - {id: b, name: B, role: ld, kind: sign}\n")
+    defn = load(
+        "documents: []\nsteps:\n  - {id: a, name: A, role: cb, kind: approve}\n  - {id: b, name: B, role: ld, kind: sign}\n"
+    )
     assert approval_chain(defn) == []
 
 
@@ -302,7 +308,18 @@ def test_over_time_limit() -> None:
 
 def test_find_all_keeps_the_table_order() -> None:
     rules = [f.rule for f in find_all(load(REVIEWS))]
-    order = ["once-only", "unused-document", "duplicate-request", "repeated-review", "needless-order",
-             "unused-output", "overlapping-review", "extra-visit", "approval-chain", "rework-loop", "over-time-limit"]
+    order = [
+        "once-only",
+        "unused-document",
+        "duplicate-request",
+        "repeated-review",
+        "needless-order",
+        "unused-output",
+        "overlapping-review",
+        "extra-visit",
+        "approval-chain",
+        "rework-loop",
+        "over-time-limit",
+    ]
     assert rules == sorted(rules, key=order.index)
     assert "repeated-review" in rules

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from procedures import DefinitionError, load_bytes, load_text
-from procedures.loader import load_path
 from procedures.errors import ReadError
+from procedures.loader import load_path
 from tests.conftest import definition_text, shared_path
 
 ROLES = """\
@@ -33,11 +33,15 @@ def only(body: str) -> tuple[int, str, str]:
     return found[0]
 
 
-VALID = ROLES + DOCS + """\
+VALID = (
+    ROLES
+    + DOCS
+    + """\
 steps:
   - {id: nop, name: Nộp, role: dan, inputs: [don]}
   - {id: xet, name: Xét, role: cb, inputs: [don], outputs: [kq]}
 """
+)
 
 
 def test_a_valid_definition_loads() -> None:
@@ -106,11 +110,15 @@ def test_duplicate_ids_report_the_later_one() -> None:
 
 
 def test_same_id_in_different_kinds_is_fine() -> None:
-    body = ROLES + DOCS.replace("id: don,", "id: xet,") + """\
+    body = (
+        ROLES
+        + DOCS.replace("id: don,", "id: xet,")
+        + """\
 steps:
   - {id: nop, name: Nộp, role: dan, inputs: [xet]}
   - {id: xet, name: Xét, role: cb, inputs: [xet], outputs: [kq]}
 """
+    )
     load_text(definition_text(body))
 
 
@@ -128,12 +136,16 @@ def test_bad_identifier() -> None:
 
 
 def test_cycle_names_every_step_and_each_explicit_item() -> None:
-    body = ROLES + DOCS + """\
+    body = (
+        ROLES
+        + DOCS
+        + """\
 steps:
   - {id: a, name: A, role: dan, inputs: [don], after: [c]}
   - {id: b, name: B, role: cb}
   - {id: c, name: C, role: cb, outputs: [kq]}
 """
+    )
     line, path, message = only(body)
     assert (line, path) == (12, "steps[0].after[0]")
     assert "a → b → c → a" in message or all(s in message for s in ("a", "b", "c"))
@@ -145,34 +157,46 @@ def test_self_loop_is_a_cycle() -> None:
 
 
 def test_ancestor_rules_wait_for_a_cycle_free_graph() -> None:
-    body = ROLES + DOCS + """\
+    body = (
+        ROLES
+        + DOCS
+        + """\
 steps:
   - {id: a, name: A, role: dan, inputs: [kq], after: [b]}
   - {id: b, name: B, role: cb, outputs: [kq], after: [a]}
 """
+    )
     found = problems(body)
     assert all("cycle" in m for _, _, m in found), found
     assert len(found) == 2
 
 
 def test_input_produced_later_is_unavailable() -> None:
-    body = ROLES + DOCS + """\
+    body = (
+        ROLES
+        + DOCS
+        + """\
 steps:
   - {id: nop, name: Nộp, role: dan, inputs: [don, kq]}
   - {id: xet, name: Xét, role: cb, inputs: [don], outputs: [kq]}
 """
+    )
     line, path, message = only(body)
     assert (line, path) == (12, "steps[0].inputs[1]")
     assert "'xet'" in message and "does not come before" in message
 
 
 def test_input_from_a_parallel_branch_is_unavailable() -> None:
-    body = ROLES + DOCS + """\
+    body = (
+        ROLES
+        + DOCS
+        + """\
 steps:
   - {id: nop, name: Nộp, role: dan, inputs: [don]}
   - {id: xet, name: Xét, role: cb, outputs: [kq], after: [nop]}
   - {id: tra, name: Trả, role: cb, inputs: [kq], after: [nop]}
 """
+    )
     _, path, _ = only(body)
     assert path == "steps[2].inputs[0]"
 
@@ -189,14 +213,19 @@ def test_applicant_document_cannot_be_produced() -> None:
 
 
 def test_document_nobody_produces() -> None:
-    body = VALID.replace("  - {id: kq, name: Kết quả, deliverable: true}\n",
-                         "  - {id: kq, name: Kết quả, deliverable: true}\n  - {id: ma, name: Ma}\n")
+    body = VALID.replace(
+        "  - {id: kq, name: Kết quả, deliverable: true}\n",
+        "  - {id: kq, name: Kết quả, deliverable: true}\n  - {id: ma, name: Ma}\n",
+    )
     line, path, message = only(body)
     assert (line, path) == (11, "documents[2]") and "no step produces it" in message
 
 
 def test_return_to_a_non_ancestor() -> None:
-    body = ROLES + DOCS + """\
+    body = (
+        ROLES
+        + DOCS
+        + """\
 steps:
   - id: nop
     name: Nộp
@@ -205,6 +234,7 @@ steps:
     outcomes: {done: proceed, lui: {return: xet}}
   - {id: xet, name: Xét, role: cb, inputs: [don], outputs: [kq]}
 """
+    )
     line, path, message = only(body)
     assert (line, path) == (16, "steps[0].outcomes.lui") and "does not come before" in message
 
@@ -221,12 +251,16 @@ def test_bad_outcome_effect() -> None:
 
 
 def test_step_without_proceed_names_the_steps_it_blocks() -> None:
-    body = ROLES + DOCS + """\
+    body = (
+        ROLES
+        + DOCS
+        + """\
 steps:
   - {id: nop, name: Nộp, role: dan, inputs: [don], outcomes: {huy: reject}}
   - {id: xet, name: Xét, role: cb, inputs: [don], outputs: [kq]}
   - {id: tra, name: Trả, role: cb, inputs: [kq]}
 """
+    )
     line, path, message = only(body)
     assert (line, path) == (12, "steps[0].outcomes")
     assert "xet, tra" in message
@@ -238,8 +272,10 @@ def test_empty_outcomes() -> None:
 
 
 def test_second_applicant_role() -> None:
-    body = VALID.replace("  - {id: cb, name: Cán bộ, kind: office}\n",
-                         "  - {id: cb, name: Cán bộ, kind: office}\n  - {id: dan2, name: Khác, kind: applicant}\n")
+    body = VALID.replace(
+        "  - {id: cb, name: Cán bộ, kind: office}\n",
+        "  - {id: cb, name: Cán bộ, kind: office}\n  - {id: dan2, name: Khác, kind: applicant}\n",
+    )
     line, path, _ = only(body)
     assert (line, path) == (8, "roles[2].kind")
 
@@ -322,12 +358,16 @@ def test_no_steps() -> None:
 
 
 def test_every_error_of_a_file_is_reported_at_once() -> None:
-    body = ROLES + DOCS + """\
+    body = (
+        ROLES
+        + DOCS
+        + """\
 steps:
   - {id: nop, name: Nộp, role: dan, inputs: [don], colour: red}
   - {id: xet, name: Xét, role: ghost, inputs: [don], outputs: [kq], duration: soon}
   - {id: xet, name: Lặp, role: cb}
 """
+    )
     found = problems(body)
     assert {path for _, path, _ in found} == {"steps[0].colour", "steps[1].role", "steps[1].duration", "steps[2].id"}
 
@@ -376,9 +416,9 @@ def test_alias_bomb_is_refused_quickly() -> None:
 
 
 def test_small_aliases_are_allowed() -> None:
-    body = VALID.replace("  - {id: nop, name: Nộp, role: dan, inputs: [don]}",
-                         "  - {id: nop, name: Nộp, role: dan, inputs: &giay [don]}").replace(
-        "{id: xet, name: Xét, role: cb, inputs: [don]", "{id: xet, name: Xét, role: cb, inputs: *giay")
+    body = VALID.replace(
+        "  - {id: nop, name: Nộp, role: dan, inputs: [don]}", "  - {id: nop, name: Nộp, role: dan, inputs: &giay [don]}"
+    ).replace("{id: xet, name: Xét, role: cb, inputs: [don]", "{id: xet, name: Xét, role: cb, inputs: *giay")
     assert load_text(definition_text(body)).step("xet").inputs == ("don",)
 
 

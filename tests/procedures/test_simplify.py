@@ -117,7 +117,9 @@ def test_merge_rules() -> None:
     # proceed and reject are already there; the return to 'ghi' (not an
     # ancestor of xet) is dropped.
     assert [(n, e.kind, e.target) for n, e in first.outcomes] == [
-        ("ok", "proceed", None), ("sai", "reject", None), ("ok_2", "return", "nop"),
+        ("ok", "proceed", None),
+        ("sai", "reject", None),
+        ("ok_2", "return", "nop"),
     ]
     assert merged.step("ky").after == ("ghi",)
     assert merged.step("ky").outcome("xem_lai").target == "xet"  # type: ignore[union-attr]
@@ -167,7 +169,9 @@ steps:
 
 
 def test_written_yaml_keeps_comments_and_order_and_loads_back() -> None:
-    text = definition_text(ROLES + """\
+    text = definition_text(
+        ROLES
+        + """\
 # giấy tờ
 documents:
   - {id: cccd, name: CCCD, from: applicant, registry: population}  # có trong CSDL dân cư
@@ -184,7 +188,8 @@ steps:
     duration: 1d4h
     inputs: [cccd]
     outputs: [kq]
-""")
+"""
+    )
     defn = load_text(text)
     result = simplify(defn)
     out = dump(to_data(result.after, like=defn.data), text)
