@@ -274,6 +274,13 @@ class _Checker:
         complete = not broken and not self.problems_block_graph(known_ids)
         if isinstance(steps_raw, list) and len(steps) == len(steps_raw) and complete:
             self._graph_rules(steps, documents)
+        else:
+            for i, step in steps:
+                if step.outcomes and not any(e.kind == "proceed" for _, e in step.outcomes):
+                    self.add(
+                        ("steps", i, "outcomes"),
+                        f"step {step.id!r} has no outcome that proceeds, so what comes after it can never be reached and no case could complete",
+                    )
         if self.problems or spec is None or broken:
             if not self.problems:  # pragma: no cover - every broken item reported a problem
                 self.add((), "the definition is not valid")

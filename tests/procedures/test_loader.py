@@ -266,6 +266,14 @@ steps:
     assert "xet, tra" in message
 
 
+def test_step_without_proceed_is_reported_even_when_ids_do_not_resolve() -> None:
+    body = VALID.replace(
+        "{id: nop, name: Nộp, role: dan, inputs: [don]}",
+        "{id: nop, name: Nộp, role: dan, inputs: [don, ghost], outcomes: {huy: reject}}",
+    )
+    assert {path for _, path, _ in problems(body)} == {"steps[0].inputs[1]", "steps[0].outcomes"}
+
+
 def test_empty_outcomes() -> None:
     _, path, _ = only(VALID.replace("outputs: [kq]}", "outputs: [kq], outcomes: {}}"))
     assert path == "steps[1].outcomes"
