@@ -16,8 +16,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from .conditions import Condition
 from .durations import HOURS_PER_DAY
+from .merging import MergeState
 from .model import REVIEW_KINDS, Definition, Step, bits
 
 Fix = Literal["auto", "advice"]
@@ -47,8 +47,8 @@ def _quote(text: str) -> str:
     return f"“{text}”"
 
 
-def _applicant_readers(defn: Definition, doc: str, readers: dict[str, list[Step]]) -> tuple[str, ...]:
-    return tuple(s.id for s in readers.get(doc, []) if defn.is_applicant_step(s))
+def _applicant_readers(defn: Definition, doc: str) -> tuple[str, ...]:
+    return tuple(s.id for s in defn.reader_steps.get(doc, ()) if defn.is_applicant_step(s))
 
 
 def once_only(defn: Definition) -> list[Finding]:
@@ -58,7 +58,6 @@ def once_only(defn: Definition) -> list[Finding]:
     fetches them itself (fix: ``from: registry``, and the applicant's steps
     stop reading them).
     """
-    readers = defn.readers()
     out = []
     for doc in defn.documents:
         if doc.source == "applicant" and doc.registry:
@@ -66,7 +65,7 @@ def once_only(defn: Definition) -> list[Finding]:
                 Finding(
                     "once-only",
                     "auto",
-                    _applicant_readers(defn, doc.id, readers),
+                    _applicant_readers(defn, doc.id),
                     (doc.id,),
                     f"Giấy tờ {_quote(doc.name)} đã có trong cơ sở dữ liệu {_quote(doc.registry)}: "
                     "cơ quan tự khai thác, không yêu cầu người nộp cung cấp (nguyên tắc chỉ cung cấp thông tin một lần).",
@@ -78,18 +77,17 @@ def once_only(defn: Definition) -> list[Finding]:
 def unused_document(defn: Definition) -> list[Finding]:
     """Applicant documents that no office or system step reads: nobody looks
     at them, so asking for them is pure burden (fix: drop them)."""
-    readers = defn.readers()
     out = []
     for doc in defn.documents:
         if doc.source != "applicant":
             continue
-        if any(not defn.is_applicant_step(s) for s in readers.get(doc.id, [])):
+        if any(not defn.is_applicant_step(s) for s in defn.reader_steps.get(doc.id, ())):
             continue
         out.append(
             Finding(
                 "unused-document",
                 "auto",
-                _applicant_readers(defn, doc.id, readers),
+                _applicant_readers(defn, doc.id),
                 (doc.id,),
                 f"Giấy tờ {_quote(doc.name)} không được bước xử lý nào của cơ quan sử dụng: bỏ khỏi thành phần hồ sơ.",
             )
@@ -100,12 +98,11 @@ def unused_document(defn: Definition) -> list[Finding]:
 def duplicate_request(defn: Definition) -> list[Finding]:
     """Applicant documents asked for at more than one applicant step (fix:
     ask at the first, in list order, only)."""
-    readers = defn.readers()
     out = []
     for doc in defn.documents:
         if doc.source != "applicant":
             continue
-        asked = _applicant_readers(defn, doc.id, readers)
+        asked = _applicant_readers(defn, doc.id)
         if len(asked) > 1:
             out.append(
                 Finding(
@@ -120,47 +117,21 @@ def duplicate_request(defn: Definition) -> list[Finding]:
     return out
 
 
-def _review_key(step: Step) -> tuple[str, str, Condition | None]:
-    return step.role, step.kind, step.when
-
-
-def _readers_masks(defn: Definition) -> dict[str, int]:
-    masks: dict[str, int] = {}
-    for i, step in enumerate(defn.steps):
-        for doc in step.inputs:
-            masks[doc] = masks.get(doc, 0) | (1 << i)
-    return masks
-
-
-def _role_masks(defn: Definition) -> dict[str, int]:
-    masks: dict[str, int] = {}
-    for i, step in enumerate(defn.steps):
-        masks[step.role] = masks.get(step.role, 0) | (1 << i)
-    return masks
-
-
 def repeated_review_pairs(defn: Definition) -> list[tuple[int, int]]:
     """``(earlier, later)`` positions of mergeable reviews, ordered by the later
     step's list position, then the earlier one's (the simplifier's order)."""
-    groups: dict[tuple[str, str, Condition | None], int] = {}
-    for i, step in enumerate(defn.steps):
-        if step.kind in REVIEW_KINDS:
-            key = _review_key(step)
-            groups[key] = groups.get(key, 0) | (1 << i)
-    readers = _readers_masks(defn)
-    roles = _role_masks(defn)
-    pairs = []
-    for j, later in enumerate(defn.steps):
-        if later.kind not in REVIEW_KINDS or not later.inputs:
-            continue
-        candidates = defn.ancestors[j] & groups[_review_key(later)]
-        for doc in later.inputs:
-            candidates &= readers.get(doc, 0)
-        for i in bits(candidates):
-            between = defn.descendants[i] & defn.ancestors[j]
-            if between & ~roles[later.role] == 0:
-                pairs.append((i, j))
-    return pairs
+    return list(MergeState(defn).pairs())
+
+
+def repeated_review_finding(first: Step, again: Step) -> Finding:
+    return Finding(
+        "repeated-review",
+        "auto",
+        (first.id, again.id),
+        again.inputs,
+        f"Bước {_quote(again.name)} xem xét lại đúng những giấy tờ mà bước {_quote(first.name)} "
+        "của cùng người thực hiện đã xem xét: gộp vào một lần xem xét.",
+    )
 
 
 def repeated_review(defn: Definition) -> list[Finding]:
@@ -168,78 +139,69 @@ def repeated_review(defn: Definition) -> list[Finding]:
     nothing new: S2 reads only what an earlier S1 of the same role, kind and
     condition already read, and only that role worked in between (fix: merge
     S2 into S1)."""
-    out = []
-    for i, j in repeated_review_pairs(defn):
-        first, again = defn.steps[i], defn.steps[j]
-        out.append(
-            Finding(
-                "repeated-review",
-                "auto",
-                (first.id, again.id),
-                again.inputs,
-                f"Bước {_quote(again.name)} xem xét lại đúng những giấy tờ mà bước {_quote(first.name)} "
-                "của cùng người thực hiện đã xem xét: gộp vào một lần xem xét.",
-            )
-        )
-    return out
+    return [repeated_review_finding(defn.steps[i], defn.steps[j]) for i, j in repeated_review_pairs(defn)]
 
 
-def required_predecessors(defn: Definition) -> list[set[int]]:
-    """For each step (by position), the steps the data really makes it wait for.
+def reduced_order(defn: Definition) -> tuple[list[list[int]], list[int]]:
+    """The transitively reduced graph of the steps the data really makes each
+    step wait for: each step's predecessors in it (positions, list order) and
+    each step's ancestors in it (bitsets).
 
     A step waits for the producer of each input; for an applicant document
     read by an office or system step, for the first applicant step (list
     order) among its ancestors that hands it in; for each step it may return
     to; and, if it is an office or system step, for every ancestor that can
-    reject the case (nothing is decided or issued before a check that can
-    refuse). A step that reads nothing keeps its written ``after`` steps.
+    reject the case (a gate: nothing is decided or issued before a check that
+    can refuse). A step that reads nothing keeps its written ``after`` steps.
+
+    Gates are many on large procedures and each office step waits for all of
+    its ancestor gates, so their contribution is carried along the original
+    graph as one bitset per step (the union of the reduced ancestors of every
+    gate above it) instead of being enumerated step by step.
     """
     index = defn.index
-    readers = _readers_masks(defn)
-    applicant_mask = 0
-    gates = 0
-    for i, step in enumerate(defn.steps):
-        if defn.is_applicant_step(step):
-            applicant_mask |= 1 << i
-        if step.can_reject:
-            gates |= 1 << i
-    out: list[set[int]] = []
-    for j, step in enumerate(defn.steps):
+    readers = defn.reader_masks
+    steps = defn.steps
+    n = len(steps)
+    applicant = [defn.is_applicant_step(s) for s in steps]
+    applicant_mask = sum(1 << i for i in range(n) if applicant[i])
+    gates = sum(1 << i for i, s in enumerate(steps) if s.can_reject)
+    anc, preds = defn.ancestors, defn.predecessors
+    req_anc = [0] * n  # ancestors in the reduced graph
+    gate_anc = [0] * n  # union of req_anc over the gates among a step's ancestors
+    reduced: list[list[int]] = [[] for _ in range(n)]
+    for j in defn.order:
+        step = steps[j]
+        inherited = 0
+        for u in preds[j]:
+            inherited |= gate_anc[u]
+            if gates >> u & 1:
+                inherited |= req_anc[u]
+        gate_anc[j] = inherited
         needed: set[int] = set()
-        applicant = defn.is_applicant_step(step)
         if not step.inputs:
-            needed.update(index[a] for a in step.after)
+            needed.update(preds[j])
         for doc in step.inputs:
             made_by = defn.producer.get(doc)
             if made_by is not None:
                 needed.add(index[made_by])
-            elif not applicant and defn.document_by_id[doc].source == "applicant":
-                handed_in = defn.ancestors[j] & applicant_mask & readers.get(doc, 0)
+            elif not applicant[j] and defn.document_by_id[doc].source == "applicant":
+                handed_in = anc[j] & applicant_mask & readers.get(doc, 0)
                 if handed_in:
                     needed.add((handed_in & -handed_in).bit_length() - 1)
         needed.update(index[target] for _, target in step.returns)
-        if not applicant:
-            needed.update(bits(defn.ancestors[j] & gates))
-        out.append(needed)
-    return out
-
-
-def reduced_order(defn: Definition) -> tuple[list[list[int]], list[int]]:
-    """The transitively reduced graph of required predecessors: each step's
-    predecessors (positions, list order) and its ancestors in that graph."""
-    required = required_predecessors(defn)
-    anc = [0] * len(defn.steps)
-    preds: list[list[int]] = [[] for _ in defn.steps]
-    for j in defn.order:  # required predecessors are ancestors, so this order holds
-        above = 0
-        for p in required[j]:
-            above |= anc[p]
-        preds[j] = sorted(p for p in required[j] if not above >> p & 1)
-        mask = above
-        for p in required[j]:
+        above = 0 if applicant[j] else inherited
+        for p in needed:
+            above |= req_anc[p]
+        gate_bits = 0 if applicant[j] else anc[j] & gates
+        kept = {p for p in needed if not above >> p & 1}
+        kept.update(bits(gate_bits & ~above))
+        reduced[j] = sorted(kept)
+        mask = above | gate_bits
+        for p in needed:
             mask |= 1 << p
-        anc[j] = mask
-    return preds, anc
+        req_anc[j] = mask
+    return reduced, req_anc
 
 
 def needless_order(defn: Definition) -> list[Finding]:
@@ -292,8 +254,8 @@ def overlapping_review(defn: Definition) -> list[Finding]:
     for i, step in enumerate(defn.steps):
         if step.kind in REVIEW_KINDS:
             review_mask |= 1 << i
-    readers = _readers_masks(defn)
-    roles = _role_masks(defn)
+    readers = defn.reader_masks
+    roles = defn.role_masks
     out = []
     for j, later in enumerate(defn.steps):
         if later.kind not in REVIEW_KINDS or not later.inputs:

@@ -14,8 +14,10 @@ procedures this keeps reachability questions to a few machine words each.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import networkx as nx
@@ -151,45 +153,81 @@ class Definition:
     source: str = "<definition>"
     warnings: tuple[Problem, ...] = ()
 
-    # Indexes, filled in by __post_init__.
+    # Indexes, filled in by __post_init__; the costlier ones are computed on
+    # first use (cached_property), since the simplifier builds a definition
+    # per pass and most passes need only some of them.
     index: Mapping[str, int] = field(init=False, repr=False)
     role_by_id: Mapping[str, Role] = field(init=False, repr=False)
     document_by_id: Mapping[str, Document] = field(init=False, repr=False)
     field_by_id: Mapping[str, FieldDef] = field(init=False, repr=False)
     producer: Mapping[str, str] = field(init=False, repr=False)
-    graph: nx.DiGraph = field(init=False, repr=False)
-    order: tuple[int, ...] = field(init=False, repr=False)
-    """step positions in a topological order (list order among ties)"""
-    ancestors: tuple[int, ...] = field(init=False, repr=False)
-    descendants: tuple[int, ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        index = {s.id: i for i, s in enumerate(self.steps)}
         put = object.__setattr__
-        put(self, "index", index)
+        put(self, "index", {s.id: i for i, s in enumerate(self.steps)})
         put(self, "role_by_id", {r.id: r for r in self.roles})
         put(self, "document_by_id", {d.id: d for d in self.documents})
         put(self, "field_by_id", {f.id: f for f in self.fields})
         put(self, "producer", {d: s.id for s in self.steps for d in s.outputs})
+
+    @cached_property
+    def predecessors(self) -> tuple[tuple[int, ...], ...]:
+        """Positions of each step's ``after`` steps."""
+        index = self.index
+        return tuple(tuple(index[a] for a in s.after) for s in self.steps)
+
+    @cached_property
+    def graph(self) -> nx.DiGraph:
+        """The ``after`` graph: an edge ``a -> b`` when ``b`` waits for ``a``."""
         graph = nx.DiGraph()
         graph.add_nodes_from(s.id for s in self.steps)
-        graph.add_edges_from((a, s.id) for s in self.steps for a in s.after)
-        put(self, "graph", graph)
-        order = tuple(index[n] for n in nx.lexicographical_topological_sort(graph, key=index.__getitem__))
-        put(self, "order", order)
-        preds = [[index[a] for a in s.after] for s in self.steps]
-        anc = [0] * len(self.steps)
-        for i in order:
+        graph.add_edges_from(self.edges())
+        return graph
+
+    @cached_property
+    def order(self) -> tuple[int, ...]:
+        """Step positions in a topological order, list order among ties."""
+        preds = self.predecessors
+        if all(p < i for i, ps in enumerate(preds) for p in ps):
+            return tuple(range(len(preds)))
+        waiting = [len(ps) for ps in preds]
+        followers: list[list[int]] = [[] for _ in preds]
+        for i, ps in enumerate(preds):
+            for p in ps:
+                followers[p].append(i)
+        ready = [i for i, n in enumerate(waiting) if n == 0]
+        heapq.heapify(ready)
+        out: list[int] = []
+        while ready:
+            i = heapq.heappop(ready)
+            out.append(i)
+            for f in followers[i]:
+                waiting[f] -= 1
+                if waiting[f] == 0:
+                    heapq.heappush(ready, f)
+        return tuple(out)
+
+    @cached_property
+    def ancestors(self) -> tuple[int, ...]:
+        """Each step's ancestors as a bitset over positions."""
+        preds = self.predecessors
+        anc = [0] * len(preds)
+        for i in self.order:
             mask = 0
             for p in preds[i]:
                 mask |= anc[p] | (1 << p)
             anc[i] = mask
-        desc = [0] * len(self.steps)
-        for i in reversed(order):
+        return tuple(anc)
+
+    @cached_property
+    def descendants(self) -> tuple[int, ...]:
+        """Each step's descendants as a bitset over positions."""
+        preds = self.predecessors
+        desc = [0] * len(preds)
+        for i in reversed(self.order):
             for p in preds[i]:
                 desc[p] |= desc[i] | (1 << i)
-        put(self, "ancestors", tuple(anc))
-        put(self, "descendants", tuple(desc))
+        return tuple(desc)
 
     # -- questions analyses ask -------------------------------------------
     @property
@@ -227,13 +265,43 @@ class Definition:
             for before in step.after:
                 yield before, step.id
 
-    def readers(self) -> dict[str, list[Step]]:
+    @cached_property
+    def reader_steps(self) -> Mapping[str, tuple[Step, ...]]:
         """Document id -> the steps that read it, in list order."""
         out: dict[str, list[Step]] = {d.id: [] for d in self.documents}
         for step in self.steps:
             for doc in step.inputs:
                 out.setdefault(doc, []).append(step)
-        return out
+        return {k: tuple(v) for k, v in out.items()}
+
+    @cached_property
+    def reader_masks(self) -> Mapping[str, int]:
+        """Document id -> bitset of the steps that read it."""
+        masks: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            for doc in step.inputs:
+                masks[doc] = masks.get(doc, 0) | (1 << i)
+        return masks
+
+    @cached_property
+    def role_masks(self) -> Mapping[str, int]:
+        """Role id -> bitset of the steps it performs."""
+        masks: dict[str, int] = {}
+        for i, step in enumerate(self.steps):
+            masks[step.role] = masks.get(step.role, 0) | (1 << i)
+        return masks
+
+    def finish_hours(self) -> list[float]:
+        """For each step, the longest way through the ``after`` graph to its end."""
+        preds = self.predecessors
+        finish = [0.0] * len(self.steps)
+        for i in self.order:
+            start = 0.0
+            for p in preds[i]:
+                if finish[p] > start:
+                    start = finish[p]
+            finish[i] = start + self.steps[i].duration
+        return finish
 
     def critical_path(self) -> tuple[list[str], float]:
         """The longest path through the ``after`` graph by duration, and its hours.
@@ -262,16 +330,7 @@ class Definition:
         return path[::-1], finish[end]
 
     def lead_time_hours(self) -> float:
-        finish: list[float] = [0.0] * len(self.steps)
-        for i in self.order:
-            step = self.steps[i]
-            start = 0.0
-            for a in step.after:
-                f = finish[self.index[a]]
-                if f > start:
-                    start = f
-            finish[i] = start + step.duration
-        return max(finish, default=0.0)
+        return max(self.finish_hours(), default=0.0)
 
     @property
     def lead_time_days(self) -> float:

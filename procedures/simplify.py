@@ -17,10 +17,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from .errors import TinhgonError
-from .findings import ADVICE_RULES, AUTO_RULES, Finding, find_all, reduced_order, repeated_review_pairs
+from .findings import ADVICE_RULES, AUTO_RULES, Finding, find_all, reduced_order, repeated_review_finding
 from .loader import build
+from .merging import MergeState
 from .metrics import Metrics, metrics
-from .model import Definition, Effect, Step
+from .model import Definition
 from .serialize import to_data
 
 _EPSILON = 1e-9
@@ -90,57 +91,11 @@ def fix_duplicate_request(defn: Definition, findings: list[Finding]) -> Definiti
 
 
 def merge_reviews(defn: Definition, first_id: str, again_id: str) -> Definition:
-    """Merge step ``again_id`` into its ancestor ``first_id``.
-
-    The first step takes the union of outputs, the longer duration, the larger
-    effort, and the outcomes of the other whose effect it has under no name
-    (except returns to a step that is not its ancestor; a name already used
-    for another effect becomes ``NAME_2``, ``NAME_3``, ...). It keeps its own
-    fee and visit. What came after the merged step now comes after that
-    step's own ``after`` steps, and returns to it go to the first step.
-    """
-    first, again = defn.step(first_id), defn.step(again_id)
-    outcomes = list(first.outcomes)
-    for name, effect in again.outcomes:
-        if any(e == effect for _, e in outcomes):
-            continue
-        if effect.kind == "return" and (effect.target is None or not defn.is_ancestor(effect.target, first_id)):
-            continue
-        taken = {n for n, _ in outcomes}
-        new_name, n = name, 2
-        while new_name in taken:
-            new_name, n = f"{name}_{n}", n + 1
-        outcomes.append((new_name, effect))
-    merged = dataclasses.replace(
-        first,
-        outputs=first.outputs + tuple(o for o in again.outputs if o not in first.outputs),
-        duration=max(first.duration, again.duration),
-        effort=max(first.effort, again.effort),
-        outcomes=tuple(outcomes),
-    )
-    steps: list[Step] = []
-    for step in defn.steps:
-        if step.id == again_id:
-            continue
-        if step.id == first_id:
-            step = merged
-        if again_id in step.after:
-            after: list[str] = []
-            for a in step.after:
-                for b in again.after if a == again_id else (a,):
-                    if b not in after:
-                        after.append(b)
-            step = dataclasses.replace(step, after=tuple(after))
-        if any(e.kind == "return" and e.target == again_id for _, e in step.outcomes):
-            step = dataclasses.replace(
-                step,
-                outcomes=tuple(
-                    (n, Effect("return", first_id) if e.kind == "return" and e.target == again_id else e)
-                    for n, e in step.outcomes
-                ),
-            )
-        steps.append(step)
-    return _evolve(defn, steps=tuple(steps))
+    """Merge step ``again_id`` into its ancestor ``first_id`` (see
+    :meth:`procedures.merging.MergeState.merge` for the rules)."""
+    state = MergeState(defn)
+    state.merge(defn.index[first_id], defn.index[again_id])
+    return state.definition()
 
 
 def reduce_order(defn: Definition) -> Definition:
@@ -175,17 +130,37 @@ _FIXERS: dict[str, Fixer] = {
 }
 
 
+def _merge_reviews_pass(current: Definition) -> tuple[Definition, list[Finding]] | None:
+    """Repeated-review passes, one merge each, until no merge is left that
+    keeps the lead time.
+
+    A merge never gives the three rules before it anything to do (the first
+    step reads all the merged one read, with the same role), so the passes
+    that follow one merge start again at this rule: running them here, on one
+    working copy, gives the same result as a full pass each.
+    """
+    state = MergeState(current)
+    applied: list[Finding] = []
+    while True:
+        head_tail: tuple[list[float], list[float]] | None = None
+        for i, j in state.pairs():
+            if head_tail is None and state.step(j).duration > state.step(i).duration:
+                head_tail = state.head_tail()
+            if head_tail is None or state.keeps_lead_time(i, j, head_tail):
+                applied.append(repeated_review_finding(state.step(i), state.step(j)))
+                state.merge(i, j)
+                break
+        else:
+            break
+    return (state.definition(), applied) if applied else None
+
+
 def _apply_rule(current: Definition, rule_name: str, findings: list[Finding]) -> tuple[Definition, list[Finding]] | None:
-    """The definition after one pass of ``rule_name``, and what it applied;
-    None when none of the findings can be applied."""
-    if rule_name != "repeated-review":
-        return _FIXERS[rule_name](current, findings), findings
-    lead = current.lead_time_hours()
-    for (i, j), finding in zip(repeated_review_pairs(current), findings, strict=True):
-        merged = merge_reviews(current, current.steps[i].id, current.steps[j].id)
-        if merged.lead_time_hours() <= lead + _EPSILON:
-            return merged, [finding]
-    return None
+    """The definition after the passes of ``rule_name``, and what they
+    applied; None when none of the findings can be applied."""
+    if rule_name == "repeated-review":
+        return _merge_reviews_pass(current)
+    return _FIXERS[rule_name](current, findings), findings
 
 
 def simplify(defn: Definition) -> Simplification:
