@@ -7,6 +7,7 @@ the calendar that turns working time into dates belongs to the engine.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 HOURS_PER_DAY = 8
 
@@ -45,11 +46,15 @@ def format_hours(hours: float) -> str:
     '0h'
     >>> format_hours(0.25)
     '15m'
+    >>> format_hours(1.2345678)
+    '1.2345678h'
     """
-    total_minutes = round(hours * 60, 6)
-    if total_minutes != int(total_minutes):
-        return f"{hours:g}h"
-    minutes = int(total_minutes)
+    total_minutes = hours * 60
+    if abs(total_minutes - round(total_minutes)) > 1e-9:
+        # The shortest decimal that reads back as the same number, without
+        # an exponent: a duration written out must mean what it meant.
+        return format(Decimal(repr(float(hours))), "f") + "h"
+    minutes = round(total_minutes)
     days, rest = divmod(minutes, HOURS_PER_DAY * 60)
     whole_hours, mins = divmod(rest, 60)
     text = "".join(f"{n}{unit}" for n, unit in ((days, "d"), (whole_hours, "h"), (mins, "m")) if n)
