@@ -27,6 +27,8 @@ from procedures import (
 )
 from procedures.catalog import definition_files, load_catalog
 from procedures.compare import compare
+from procedures.diagram import diagram
+from procedures.diagram import write as write_diagram
 from procedures.metrics import METRIC_NAMES, change
 from procedures.schema import json_schema
 from procedures.serialize import to_data
@@ -313,6 +315,18 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- diagram -------------------------------------------------------------------
+def cmd_diagram(args: argparse.Namespace) -> int:
+    out = _Out()
+    defn = out.load(args.file)
+    if defn is None:
+        return out.status()
+    graph = diagram(defn, documents=args.documents, full=args.full)
+    path = write_diagram(graph, args.output)
+    print(f"{path}: {defn.code} v{defn.version}, {len(defn.steps)} bước")
+    return EXIT_OK
+
+
 # -- schema --------------------------------------------------------------------
 def cmd_schema(args: argparse.Namespace) -> int:
     _print_json(json_schema())
@@ -347,6 +361,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("after", metavar="B")
     p.add_argument("--json", action="store_true", help="the compare JSON")
     p.set_defaults(handler=cmd_compare)
+
+    p = sub.add_parser("diagram", help="draw a procedure: swimlanes, critical path, returns (SVG, PNG, PDF or DOT)")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.svg, OUT.png, OUT.pdf or OUT.dot")
+    p.add_argument("--documents", action="store_true", help="also draw dossier components and produced papers")
+    p.add_argument("--full", action="store_true", help="draw every step even on large procedures (no grouping)")
+    p.set_defaults(handler=cmd_diagram)
 
     p = sub.add_parser("schema", help="print a JSON Schema of the definition format, for editors")
     p.set_defaults(handler=cmd_schema)

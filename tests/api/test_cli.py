@@ -210,3 +210,12 @@ def test_usage_error_is_status_2(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
         main(["analyze"])
     assert info.value.code == 2
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (bash scripts/setup)")
+def test_diagram_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out_file = tmp_path / "x.svg"
+    code, _, _ = run(capsys, "diagram", XUAT_NGU, "-o", str(out_file), "--documents")
+    assert code == 0 and out_file.read_text(encoding="utf-8").lstrip().startswith("<?xml")
+    code, _, err = run(capsys, "diagram", XUAT_NGU, "-o", str(tmp_path / "x.gif"))
+    assert code == 1 and ".svg, .png, .pdf or .dot" in err

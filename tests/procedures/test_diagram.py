@@ -1,0 +1,147 @@
+"""Diagrams: what the SVG says, and that text is really drawn."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from procedures import load_path, load_text
+from procedures.diagram import COLLAPSE_OVER, DiagramError, diagram, lanes, write
+from tests.conftest import definition_text, shared_path
+
+SVG = "{http://www.w3.org/2000/svg}"
+pytestmark = pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (bash scripts/setup)")
+
+
+def svg_of(graph: object, tmp_path: Path) -> ET.Element:
+    out = write(graph, tmp_path / "d.svg")  # type: ignore[arg-type]
+    return ET.parse(out).getroot()
+
+
+def groups(root: ET.Element, cls: str) -> list[ET.Element]:
+    return [g for g in root.iter(f"{SVG}g") if cls in (g.get("class") or "").split()]
+
+
+def texts(element: ET.Element) -> str:
+    return " ".join(t.text or "" for t in element.iter(f"{SVG}text"))
+
+
+@pytest.fixture
+def xuat_ngu():  # type: ignore[no-untyped-def]
+    return load_path(shared_path("procedures", "xuat-ngu.v1.yaml"))
+
+
+def test_every_step_is_a_node_with_its_name_and_id(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = svg_of(diagram(xuat_ngu), tmp_path)
+    nodes = {g.get("id"): g for g in groups(root, "step")}
+    assert set(nodes) == {f"step-{s.id}" for s in xuat_ngu.steps}
+    for step in xuat_ngu.steps:
+        assert step.name.replace(",", "") in texts(nodes[f"step-{step.id}"]).replace(",", "")
+
+
+def test_one_lane_per_role_applicant_first(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = svg_of(diagram(xuat_ngu), tmp_path)
+    lane_ids = [g.get("id") for g in groups(root, "lane")]
+    assert lane_ids == [f"lane-{r}" for r in lanes(xuat_ngu)]
+    assert lanes(xuat_ngu)[0] == "quan_nhan"
+    assert len(lane_ids) == len({s.role for s in xuat_ngu.steps})
+
+
+def test_critical_path_is_marked(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = svg_of(diagram(xuat_ngu), tmp_path)
+    path, hours = xuat_ngu.critical_path()
+    assert hours / 8 == pytest.approx(22.5)
+    critical_nodes = {g.get("id") for g in groups(root, "critical") if "node" in (g.get("class") or "")}
+    assert critical_nodes == {f"step-{s}" for s in path}
+    critical_edges = [g for g in groups(root, "critical") if "edge" in (g.get("class") or "")]
+    assert len(critical_edges) == len(path) + 1  # start -> ... -> end
+
+
+def test_returns_are_dashed_and_named(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = svg_of(diagram(xuat_ngu), tmp_path)
+    returns = groups(root, "return")
+    assert len(returns) == 1
+    assert "tra_lai" in texts(returns[0])
+    paths = list(returns[0].iter(f"{SVG}path"))
+    assert paths and all(p.get("stroke-dasharray") for p in paths)
+
+
+def test_conditional_step_is_dashed_and_says_when(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = svg_of(diagram(xuat_ngu), tmp_path)
+    node = next(g for g in groups(root, "step") if g.get("id") == "step-chot_so_bhxh")
+    assert "co_so_bhxh = đúng" in texts(node)
+    assert any(p.get("stroke-dasharray") for p in node.iter(f"{SVG}path"))
+
+
+def test_title_and_rejected_end(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = svg_of(diagram(xuat_ngu), tmp_path)
+    everything = texts(root)
+    assert "QK-CS-01 v1" in everything and "22,5 ngày" in everything and "514.000 đ" in everything
+    assert "Từ chối" in everything and "Bắt đầu" in everything and "Kết thúc" in everything
+
+
+def test_documents_are_drawn_on_request(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    root = svg_of(diagram(xuat_ngu, documents=True), tmp_path)
+    docs = {g.get("id") for g in groups(root, "document")}
+    assert docs == {f"doc-{d.id}" for d in xuat_ngu.documents}
+    assert not groups(svg_of(diagram(xuat_ngu), tmp_path), "document")
+
+
+def test_status_colouring(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    statuses = {"nop_don": "completed", "lap_danh_sach": "overdue", "kham_suc_khoe": "waiting"}
+    root = svg_of(diagram(xuat_ngu, statuses=statuses), tmp_path)
+    node = next(g for g in groups(root, "step") if g.get("id") == "step-lap_danh_sach")
+    assert "status-overdue" in (node.get("class") or "")
+    fills = {p.get("fill") for p in node.iter(f"{SVG}path")}
+    assert "#fca5a5" in fills
+    with pytest.raises(DiagramError):
+        diagram(xuat_ngu, statuses={"ghost": "active"})
+
+
+def test_large_procedures_collapse_runs_of_one_role(tmp_path: Path) -> None:
+    steps = "".join(
+        f"  - {{id: s{i}, name: Bước {i}, role: {'cb' if (i // 10) % 2 else 'ld'}, duration: 1h}}\n"
+        for i in range(COLLAPSE_OVER + 10)
+    )
+    defn = load_text(
+        definition_text(
+            "roles: [{id: cb, name: Cán bộ, kind: office}, {id: ld, name: Lãnh đạo, kind: office}]\n"
+            "documents: []\nsteps:\n" + steps
+        )
+    )
+    collapsed = diagram(defn)
+    assert "group-s0" in collapsed.source and "step-s5" not in collapsed.source
+    assert "10 bước" in collapsed.source
+    full = diagram(defn, full=True)
+    assert "step-s5" in full.source and "group-s0" not in full.source
+
+
+def test_unknown_format_is_refused(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(DiagramError):
+        write(diagram(xuat_ngu), tmp_path / "d.gif")
+    dot_file = write(diagram(xuat_ngu), tmp_path / "d.dot")
+    assert 'fontname="DejaVu Sans"' in dot_file.read_text(encoding="utf-8")
+
+
+def test_dot_resolves_the_font_so_text_is_drawn(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Without the font Graphviz draws empty boxes silently: check what dot
+    resolved DejaVu Sans to, and that the PNG it draws is a real picture."""
+    dot_file = write(diagram(xuat_ngu), tmp_path / "d.dot")
+    proc = subprocess.run(
+        ["dot", "-v", "-Tpng", str(dot_file), "-o", str(tmp_path / "d.png")], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    resolved = re.findall(r'fontname: "DejaVu Sans" resolved to: (.*)', proc.stderr)
+    assert resolved and all("DejaVu" in r for r in resolved), proc.stderr[-2000:]
+    assert (tmp_path / "d.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png", ".pdf"])
+def test_every_format_renders(xuat_ngu, tmp_path: Path, suffix: str) -> None:  # type: ignore[no-untyped-def]
+    out = write(diagram(xuat_ngu, documents=True), tmp_path / f"d{suffix}")
+    assert out.stat().st_size > 1000
