@@ -10,13 +10,16 @@ layout of everything that did not change stay as the author wrote them.
 from __future__ import annotations
 
 import io
+import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 _FLOW_ITEMS = frozenset({"roles", "documents", "fields", "fees"})
+_BREAKS = frozenset("\x85\u2028\u2029\r\n")
 
 
 def _yaml() -> YAML:
@@ -33,8 +36,21 @@ def _flow_seq(items: list[Any]) -> CommentedSeq:
     return seq
 
 
+def _safe_text(text: str) -> str:
+    """``text`` as it must be written to read back the same with libyaml:
+    quoted with escapes when it holds characters libyaml reads as line
+    breaks or cannot take raw, or starts like an indicator ruamel would
+    leave plain."""
+    risky = any(ch in _BREAKS or (unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in "\t") for ch in text)
+    if risky or text[:1] in ("?", ":", "-"):
+        return DoubleQuotedScalarString(text)
+    return text
+
+
 def _styled(value: Any, key: str | None = None, in_flow_list: bool = False) -> Any:
     """Plain data as ruamel nodes in the house style."""
+    if isinstance(value, str):
+        return _safe_text(value)
     if isinstance(value, Mapping):
         node = CommentedMap()
         for k, v in value.items():
@@ -44,7 +60,8 @@ def _styled(value: Any, key: str | None = None, in_flow_list: bool = False) -> A
         return node
     if isinstance(value, list):
         if all(not isinstance(v, (Mapping, list)) for v in value):
-            return _flow_seq(list(value)) if key != "legal_basis" else CommentedSeq(value)
+            items = [_safe_text(v) if isinstance(v, str) else v for v in value]
+            return _flow_seq(items) if key != "legal_basis" else CommentedSeq(items)
         seq = CommentedSeq(_styled(v, None, in_flow_list=key in _FLOW_ITEMS) for v in value)
         return seq
     return value
