@@ -43,7 +43,8 @@ def _safe_text(text: str) -> str:
     leave plain."""
     risky = any(ch in _BREAKS or (unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in "\t") for ch in text)
     if risky or text[:1] in ("?", ":", "-"):
-        return DoubleQuotedScalarString(text)
+        quoted: str = DoubleQuotedScalarString(text)
+        return quoted
     return text
 
 
