@@ -27,6 +27,7 @@ from procedures import (
 )
 from procedures.catalog import definition_files, load_catalog
 from procedures.compare import compare
+from procedures.compare_view import compare_diagram, compare_page
 from procedures.diagram import diagram
 from procedures.diagram import write as write_diagram
 from procedures.metrics import METRIC_NAMES, change
@@ -291,12 +292,25 @@ def cmd_simplify(args: argparse.Namespace) -> int:
 
 
 # -- compare -------------------------------------------------------------------
+def _write_compare(a: Definition, b: Definition, output: str) -> None:
+    path = Path(output)
+    graph = compare_diagram(a, b)
+    if path.suffix.lower() == ".html":
+        svg = graph.pipe(format="svg", encoding="utf-8")
+        path.write_text(compare_page(a, b, svg), encoding="utf-8")
+    else:
+        write_diagram(graph, path)
+    print(f"{path}: so sánh v{a.version} → v{b.version}", file=sys.stderr)
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     out = _Out()
     a, b = out.load(args.before), out.load(args.after)
     if a is None or b is None:
         return out.status()
     result = compare(a, b)
+    if args.output:
+        _write_compare(a, b, args.output)
     if args.json:
         _print_json(result)
         return EXIT_OK
@@ -359,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="two versions side by side")
     p.add_argument("before", metavar="A")
     p.add_argument("after", metavar="B")
+    p.add_argument(
+        "-o", "--output", metavar="OUT", help="also draw both versions in one picture: OUT.svg, .png, .pdf, or a page OUT.html"
+    )
     p.add_argument("--json", action="store_true", help="the compare JSON")
     p.set_defaults(handler=cmd_compare)
 

@@ -219,3 +219,14 @@ def test_diagram_command(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> 
     assert code == 0 and out_file.read_text(encoding="utf-8").lstrip().startswith("<?xml")
     code, _, err = run(capsys, "diagram", XUAT_NGU, "-o", str(tmp_path / "x.gif"))
     assert code == 1 and ".svg, .png, .pdf or .dot" in err
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot is not installed (bash scripts/setup)")
+def test_compare_writes_a_picture_and_a_page(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    v2 = tmp_path / "v2.yaml"
+    run(capsys, "simplify", KHAI_SINH, "-o", str(v2))
+    for name in ("c.svg", "c.html"):
+        code, _, _ = run(capsys, "compare", KHAI_SINH, str(v2), "-o", str(tmp_path / name))
+        assert code == 0
+    page = (tmp_path / "c.html").read_text(encoding="utf-8")
+    assert "<svg" in page and "kiem_tra_lai" in page and "Đăng ký khai sinh" in page

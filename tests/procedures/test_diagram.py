@@ -145,3 +145,29 @@ def test_dot_resolves_the_font_so_text_is_drawn(xuat_ngu, tmp_path: Path) -> Non
 def test_every_format_renders(xuat_ngu, tmp_path: Path, suffix: str) -> None:  # type: ignore[no-untyped-def]
     out = write(diagram(xuat_ngu, documents=True), tmp_path / f"d{suffix}")
     assert out.stat().st_size > 1000
+
+
+def test_compare_diagram_colours_what_changed(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from procedures import simplify
+    from procedures.compare import compare
+    from procedures.compare_view import compare_diagram, compare_page
+
+    after = simplify(xuat_ngu).after
+    root = svg_of(compare_diagram(xuat_ngu, after), tmp_path)
+    by_id = {g.get("id"): (g.get("class") or "").split() for g in groups(root, "step")}
+    assert "merged" in by_id["step-kiem_tra_lai"] and "removed" in by_id["step-kiem_tra_lai"]
+    assert "changed" in by_id["step-nop_don"]
+    assert "unchanged" in by_id["step-lap_danh_sach"]
+    merged = next(g for g in groups(root, "merged"))
+    assert "gộp vào" in texts(merged) and "thẩm định" in texts(merged)
+    fills = {p.get("fill") for p in merged.iter(f"{SVG}path")}
+    assert "#fee2e2" in fills
+    edges = compare(xuat_ngu, after)["edges"]
+    assert len(groups(root, "edge-removed")) == len(edges["removed"]) > 0
+    assert len(groups(root, "edge-added")) == len(edges["added"]) > 0
+    removed_edge = groups(root, "edge-removed")[0]
+    assert all(p.get("stroke-dasharray") for p in removed_edge.iter(f"{SVG}path"))
+    page = compare_page(xuat_ngu, after, write(compare_diagram(xuat_ngu, after), tmp_path / "c.svg").read_text(encoding="utf-8"))
+    assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "http" not in page.split("<svg", 1)[0]
+    assert "514.000" in page and "350.000" in page and "-31,9%" in page
+    assert "once-only" in page
