@@ -34,6 +34,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import graphviz
+import networkx as nx
 
 from .conditions import describe
 from .durations import HOURS_PER_DAY, format_hours
@@ -138,15 +139,33 @@ def _step_label(step: Step, status: str | None) -> str:
     return "<" + '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
 
-def _groups(defn: Definition) -> list[list[int]]:
-    """Consecutive steps (list order) of one role."""
-    groups: list[list[int]] = []
+def groups(defn: Definition, most: int) -> list[list[int]]:
+    """Steps drawn as one node on a large procedure, each a list of positions.
+
+    Consecutive steps (list order) of one role form a group. When roles
+    alternate so often that this still leaves more than ``most`` groups,
+    consecutive steps are taken in equal stretches instead, whatever their
+    roles, so that the picture keeps about ``most`` nodes; such a stretch
+    sits in the lane of the role with most steps in it.
+    """
+    runs: list[list[int]] = []
     for i, step in enumerate(defn.steps):
-        if groups and defn.steps[groups[-1][-1]].role == step.role:
-            groups[-1].append(i)
+        if runs and defn.steps[runs[-1][-1]].role == step.role:
+            runs[-1].append(i)
         else:
-            groups.append([i])
-    return groups
+            runs.append([i])
+    if len(runs) <= most:
+        return runs
+    size = -(-len(defn.steps) // most)
+    return [list(range(start, min(start + size, len(defn.steps)))) for start in range(0, len(defn.steps), size)]
+
+
+def _group_role(defn: Definition, group: list[int]) -> str:
+    counts: dict[str, int] = {}
+    for i in group:
+        role = defn.steps[i].role
+        counts[role] = counts.get(role, 0) + 1
+    return max(counts, key=lambda r: counts[r])
 
 
 def diagram(
@@ -189,6 +208,7 @@ def diagram(
     dot.attr("edge", fontname=FONT, fontsize="9")
 
     collapsed = not full and len(defn.steps) > collapse_over
+    step_groups = groups(defn, collapse_over) if collapsed else []
     node_of: dict[str, str] = {}
     role_name = {r.id: r.name for r in defn.roles}
     role_kind = {r.id: r.kind for r in defn.roles}
@@ -209,9 +229,9 @@ def diagram(
                 **{"class": "lane"},
             )
             if collapsed:
-                for group in _groups(defn):
+                for group in step_groups:
                     first = defn.steps[group[0]]
-                    if first.role != role:
+                    if _group_role(defn, group) != role:
                         continue
                     gid = f"group-{first.id}"
                     for i in group:
@@ -222,7 +242,10 @@ def diagram(
                         continue
                     hours = sum(defn.steps[i].duration for i in group)
                     crit = any(defn.steps[i].id in critical_nodes for i in group)
-                    label = f"{len(group)} bước\n{first.name} …\n{format_hours(hours)}"
+                    others = len({defn.steps[i].role for i in group}) - 1
+                    label = f"{len(group)} bước: {first.name} …\n{format_hours(hours)}" + (
+                        f"\n(cùng {others} vai trò khác)" if others else ""
+                    )
                     lane.node(
                         gid,
                         label,
@@ -248,6 +271,7 @@ def diagram(
         drawn.add((a, b))
         dot.edge(a, b, **attrs)
 
+    implied = _implied_group_edges(defn, node_of) if collapsed else set()
     has_followers = {a for step in defn.steps for a in step.after}
     for step in defn.steps:
         target = node_of[step.id]
@@ -255,6 +279,8 @@ def diagram(
             crit = bool(path) and step.id == path[0]
             edge("start", target, **_crit_attrs(crit))
         for a in step.after:
+            if (node_of[a], target) in implied:
+                continue
             crit = (a, step.id) in critical_edges
             edge(node_of[a], target, **_crit_attrs(crit))
         if step.id not in has_followers:
@@ -294,6 +320,17 @@ def diagram(
         _draw_documents(dot, defn, node_of)
     _legend(dot, statuses)
     return dot
+
+
+def _implied_group_edges(defn: Definition, node_of: Mapping[str, str]) -> set[tuple[str, str]]:
+    """Edges between group nodes that other group edges already imply: drawn,
+    they would only add crossings (and cost dot minutes on large procedures)."""
+    graph = nx.DiGraph()
+    graph.add_edges_from((node_of[a], node_of[s.id]) for s in defn.steps for a in s.after if node_of[a] != node_of[s.id])
+    if not nx.is_directed_acyclic_graph(graph):
+        return set()
+    kept = set(nx.transitive_reduction(graph).edges())
+    return {e for e in graph.edges() if e not in kept}
 
 
 def _crit_attrs(critical: bool) -> dict[str, str]:

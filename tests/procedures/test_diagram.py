@@ -171,3 +171,21 @@ def test_compare_diagram_colours_what_changed(xuat_ngu, tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>") and "<svg" in page and "http" not in page.split("<svg", 1)[0]
     assert "514.000" in page and "350.000" in page and "-31,9%" in page
     assert "once-only" in page
+
+
+def test_alternating_roles_are_grouped_in_stretches() -> None:
+    from procedures.diagram import groups as step_groups
+
+    n = COLLAPSE_OVER * 2 + 7
+    steps = "".join(f"  - {{id: s{i}, name: Bước {i}, role: {'cb' if i % 2 else 'ld'}}}\n" for i in range(n))
+    defn = load_text(
+        definition_text(
+            "roles: [{id: cb, name: Cán bộ, kind: office}, {id: ld, name: Lãnh đạo, kind: office}]\ndocuments: []\nsteps:\n"
+            + steps
+        )
+    )
+    found = step_groups(defn, COLLAPSE_OVER)
+    assert len(found) <= COLLAPSE_OVER
+    assert [i for g in found for i in g] == list(range(n))
+    source = diagram(defn).source
+    assert "group-s0" in source and "vai trò khác" in source
