@@ -42,7 +42,7 @@ def _safe_text(text: str) -> str:
     breaks or cannot take raw, or starts like an indicator ruamel would
     leave plain."""
     risky = any(ch in _BREAKS or (unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co") and ch not in "\t") for ch in text)
-    if risky or text[:1] in ("?", ":", "-"):
+    if risky or text[:1] in ("?", ":", "-") or text != text.strip():
         quoted: str = DoubleQuotedScalarString(text)
         return quoted
     return text
@@ -55,7 +55,7 @@ def _styled(value: Any, key: str | None = None, in_flow_list: bool = False) -> A
     if isinstance(value, Mapping):
         node = CommentedMap()
         for k, v in value.items():
-            node[k] = _styled(v, k)
+            node[_safe_text(k)] = _styled(v, k)
         if in_flow_list or key in ("when", "cost_model") or (key not in ("outcomes",) and _is_small(value)):
             node.fa.set_flow_style()
         return node
@@ -97,7 +97,7 @@ def _reconcile(old: Any, new: Any, key: str | None = None) -> Any:
                 old[k] = _reconcile(old[k], v, k)
             else:
                 position = list(old).index(previous) + 1 if previous is not None else 0
-                old.insert(position, k, _styled(v, k))
+                old.insert(position, _safe_text(k), _styled(v, k))
             previous = k
         return old
     if isinstance(old, CommentedSeq) and isinstance(new, list):

@@ -205,3 +205,22 @@ def test_house_style_dump_loads_back() -> None:
     defn = load(MERGE)
     text = dump(to_data(defn))
     assert metrics(load_text(text)) == metrics(defn)
+
+
+def test_texts_the_reader_would_change_are_quoted() -> None:
+    """Found by the property tests: keys and names with edge spaces, leading
+    indicators or line-break characters must read back as written."""
+    for name in ("¦ ", " x", "?0", ":0", "a\x85b", "a\u2028b", "- a"):
+        data = {
+            "format": "tinhgon/1",
+            "code": "T",
+            "name": name,
+            "version": 1,
+            "roles": [{"id": "o", "name": name, "kind": "office"}],
+            "documents": [],
+            "steps": [{"id": "s", "name": name, "role": "o", "outcomes": {name: "proceed", f"{name}2": "reject"}}],
+        }
+        from procedures import build
+
+        defn = build(data)
+        assert to_data(load_text(dump(to_data(defn)))) == to_data(defn), repr(name)
