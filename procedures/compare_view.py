@@ -22,28 +22,13 @@ from .compare import compare
 from .diagram import FONT, STATUS_COLOURS, lanes
 from .durations import format_hours
 from .findings import repeated_review
+from .labels import METRIC_LABELS, number, percent
 from .metrics import METRIC_NAMES
 from .model import Definition, Step
 from .simplify import simplify
 
 ADDED, REMOVED, CHANGED = "#bbf7d0", "#fee2e2", "#fde68a"
 GREEN, RED, AMBER = "#15803d", "#b91c1c", "#b45309"
-METRIC_LABELS = {
-    "steps": "Số bước",
-    "applicant_steps": "Bước người nộp thực hiện",
-    "visits": "Số lần đến trực tiếp",
-    "applicant_documents": "Giấy tờ người nộp cung cấp",
-    "handoffs": "Số lần chuyển giao",
-    "lead_time_days": "Thời gian giải quyết (ngày làm việc)",
-    "sequential_days": "Tổng thời gian các bước (ngày làm việc)",
-    "applicant_hours": "Giờ công người nộp",
-    "compliance_cost": "Chi phí tuân thủ (đ/hồ sơ)",
-    "annual_burden": "Chi phí tuân thủ hằng năm (đ)",
-    "office_hours": "Giờ công cán bộ",
-    "processing_cost": "Chi phí xử lý (đ/hồ sơ)",
-    "annual_processing_cost": "Chi phí xử lý hằng năm (đ)",
-    "within_time_limit": "Trong thời hạn luật định",
-}
 CHANGE_WORDS = {
     "name": "tên",
     "role": "người thực hiện",
@@ -91,8 +76,8 @@ def compare_diagram(before: Definition, after: Definition) -> graphviz.Digraph:
     dot = graphviz.Digraph(name=f"{after.code}-compare")
     title = (
         f"{after.code}: v{before.version} → v{after.version} — {after.name}\n"
-        f"Thời gian giải quyết {_num(m0['lead_time_days'])} → {_num(m1['lead_time_days'])} ngày · "
-        f"Chi phí tuân thủ {_num(m0['compliance_cost'])} → {_num(m1['compliance_cost'])} đ/hồ sơ"
+        f"Thời gian giải quyết {number(m0['lead_time_days'])} → {number(m1['lead_time_days'])} ngày · "
+        f"Chi phí tuân thủ {number(m0['compliance_cost'])} → {number(m1['compliance_cost'])} đ/hồ sơ"
     )
     dot.attr("graph", rankdir="LR", fontname=FONT, label=title, labelloc="t", fontsize="16", newrank="true")
     dot.attr("node", fontname=FONT, fontsize="11", shape="box", style="rounded,filled", fillcolor="white")
@@ -159,18 +144,6 @@ def compare_diagram(before: Definition, after: Definition) -> graphviz.Digraph:
     return dot
 
 
-def _num(value: object, digits: int = 2) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return "có" if value else "không"
-    assert isinstance(value, (int, float))
-    if float(value).is_integer():
-        return f"{round(value):,}".replace(",", ".")
-    text = f"{value:,.{digits}f}".rstrip("0").rstrip(".")
-    return text.replace(",", "\0").replace(".", ",").replace("\0", ".")
-
-
 def compare_page(before: Definition, after: Definition, svg: str) -> str:
     """A self-contained HTML page: the picture, the metrics and the fixes."""
     result = compare(before, after)
@@ -180,11 +153,11 @@ def compare_page(before: Definition, after: Definition, svg: str) -> str:
         c = changes[key]
         raw = c["percent"]
         pct = float(raw) if isinstance(raw, (int, float)) else None
-        pct_text = "—" if pct is None else f"{'+' if pct > 0 else ''}{_num(round(pct, 1), 1)}%"
+        pct_text = percent(pct)
         cls = "" if pct is None or pct == 0 else ("good" if pct < 0 else "bad")
         rows.append(
-            f"<tr><th>{html.escape(METRIC_LABELS[key])}</th><td>{_num(c['before'])}</td><td>{_num(c['after'])}</td>"
-            f"<td>{_num(c['delta'])}</td><td class='{cls}'>{pct_text}</td></tr>"
+            f"<tr><th>{html.escape(METRIC_LABELS[key])}</th><td>{number(c['before'])}</td><td>{number(c['after'])}</td>"
+            f"<td>{number(c['delta'])}</td><td class='{cls}'>{pct_text}</td></tr>"
         )
     applied = simplify(before).applied
     fixes = "".join(f"<li><b>{html.escape(f.rule)}</b>: {html.escape(f.message)}</li>" for f in applied)

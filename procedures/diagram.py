@@ -37,8 +37,9 @@ import graphviz
 import networkx as nx
 
 from .conditions import describe
-from .durations import HOURS_PER_DAY, format_hours
+from .durations import format_hours
 from .errors import TinhgonError
+from .labels import money, number
 from .metrics import metrics
 from .model import Definition, Step
 
@@ -99,16 +100,6 @@ class DiagramError(TinhgonError):
     """A diagram could not be written (unknown format, ``dot`` missing or failing)."""
 
 
-def _money(amount: float) -> str:
-    return f"{round(amount):,}".replace(",", ".") + " đ"
-
-
-def _days(hours: float) -> str:
-    days = hours / HOURS_PER_DAY
-    text = f"{days:.2f}".rstrip("0").rstrip(".")
-    return text.replace(".", ",")
-
-
 def lanes(defn: Definition) -> list[str]:
     """Role ids in lane order: applicant, offices by first step, then system roles."""
     kinds = {r.id: r.kind for r in defn.roles}
@@ -128,7 +119,7 @@ def _step_label(step: Step, status: str | None) -> str:
     if step.duration:
         facts.append(format_hours(step.duration))
     if step.fee:
-        facts.append(f"phí {_money(step.fee)}")
+        facts.append(f"phí {money(step.fee)}")
     if step.visit:
         facts.append("◆ đến trực tiếp")
     rows.append(f'<TR><TD><FONT POINT-SIZE="9">{html.escape(" · ".join(facts))}</FONT></TD></TR>')
@@ -189,8 +180,8 @@ def diagram(
     dot = graphviz.Digraph(name=defn.code)
     title = (
         f"{defn.code} v{defn.version} — {defn.name}\n"
-        f"Thời gian giải quyết: {_days(m['lead_time_days'] * HOURS_PER_DAY)} ngày làm việc · "
-        f"Chi phí tuân thủ: {_money(m['compliance_cost'])}/hồ sơ"
+        f"Thời gian giải quyết: {number(m['lead_time_days'])} ngày làm việc · "
+        f"Chi phí tuân thủ: {money(m['compliance_cost'])}/hồ sơ"
     )
     dot.attr(
         "graph",
