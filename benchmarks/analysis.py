@@ -98,8 +98,16 @@ OFFICE_KINDS: dict[str, tuple[str, ...]] = {
     "luu_tru": ("archive",),
 }
 OFFICE_WEIGHTS: dict[str, int] = {
-    "mot_cua": 12, "chuyen_vien": 30, "truong_phong": 12, "pho_giam_doc": 6, "giam_doc": 4,
-    "van_thu": 10, "ke_toan": 7, "phap_che": 7, "thanh_tra": 5, "luu_tru": 4,
+    "mot_cua": 12,
+    "chuyen_vien": 30,
+    "truong_phong": 12,
+    "pho_giam_doc": 6,
+    "giam_doc": 4,
+    "van_thu": 10,
+    "ke_toan": 7,
+    "phap_che": 7,
+    "thanh_tra": 5,
+    "luu_tru": 4,
 }
 SYSTEM_KINDS = ("notify", "verify", "task", "transfer", "archive")
 APPLICANT_KINDS = ("submit", "submit", "submit", "submit", "pay", "receive", "receive")
@@ -189,8 +197,13 @@ class _Generator:
     def _new_applicant_doc(self) -> str:
         rng = self.rng
         k = len(self.applicant_docs)
-        doc = _GenDoc(f"hs_{k:05d}", f"Giấy tờ số {k} của người nộp", source="applicant",
-                      prep_hours=rng.choice((0.25, 0.5, 1.0, 2.0)), prep_cost=rng.choice((0, 0, 2000, 5000, 10000)))
+        doc = _GenDoc(
+            f"hs_{k:05d}",
+            f"Giấy tờ số {k} của người nộp",
+            source="applicant",
+            prep_hours=rng.choice((0.25, 0.5, 1.0, 2.0)),
+            prep_cost=rng.choice((0, 0, 2000, 5000, 10000)),
+        )
         if rng.random() < 0.12:
             doc.registry = rng.choice(REGISTRIES)
             doc.name = f"Bản sao giấy tờ số {k} (đã có trong cơ sở dữ liệu)"
@@ -254,12 +267,13 @@ class _Generator:
         if prev.kind not in REVIEW_KINDS or prev.role in (APPLICANT, SYSTEM) or not prev.inputs:
             return None
         inputs = self.rng.sample(prev.inputs, self.rng.randint(1, len(prev.inputs)))
-        return _GenStep(i, prev.role, prev.kind, [i - 1], inputs, [self._new_output(i)],
-                        self.rng.choice(DURATIONS[:4]), when=prev.when)
+        return _GenStep(
+            i, prev.role, prev.kind, [i - 1], inputs, [self._new_output(i)], self.rng.choice(DURATIONS[:4]), when=prev.when
+        )
 
     def _cross_check(self, i: int) -> _GenStep | None:
         """Another role checks again what a recent review read (overlapping review)."""
-        recent = [s for s in self.steps[max(0, i - 10):i] if s.kind in REVIEW_KINDS and s.role != "thanh_tra" and s.inputs]
+        recent = [s for s in self.steps[max(0, i - 10) : i] if s.kind in REVIEW_KINDS and s.role != "thanh_tra" and s.inputs]
         if not recent:
             return None
         base = self.rng.choice(recent)
@@ -505,8 +519,10 @@ def measure(size: int, *, memory: bool, log: Callable[[str], None]) -> Result:
     source = f"<generated {size} steps>"
     defn = _load(text, source)
     assert len(defn.steps) == size, (len(defn.steps), size)
-    log(f"  {size:>6} steps  generated and checked: {len(text.encode()) / 2**20:.1f} MiB of YAML, "
-        f"{defn.graph.number_of_edges():,} after-edges ({time.perf_counter() - start:.1f} s)")
+    log(
+        f"  {size:>6} steps  generated and checked: {len(text.encode()) / 2**20:.1f} MiB of YAML, "
+        f"{defn.graph.number_of_edges():,} after-edges ({time.perf_counter() - start:.1f} s)"
+    )
     repeats = 5 if size <= 100 else 3 if size < 10_000 else 1
     seconds: dict[str, float] = {}
 
@@ -564,38 +580,58 @@ def report(results: Sequence[Result], *, memory: bool) -> str:
     out: list[str] = []
     headers = ["steps", "edges", "YAML MiB", "runs", "load s", "metrics s", "findings s", "simplify s", "m+f+s s", "nx.TR s"]
     rows = [
-        [f"{r.size:,}", f"{r.edges:,}", f"{r.yaml_mib:.2f}", str(r.repeats), *(f"{r.seconds[p]:.4f}" for p in ("load", *ANALYSIS)),
-         f"{r.analysis:.4f}", f"{r.seconds['baseline']:.4f}"]
+        [
+            f"{r.size:,}",
+            f"{r.edges:,}",
+            f"{r.yaml_mib:.2f}",
+            str(r.repeats),
+            *(f"{r.seconds[p]:.4f}" for p in ("load", *ANALYSIS)),
+            f"{r.analysis:.4f}",
+            f"{r.seconds['baseline']:.4f}",
+        ]
         for r in results
     ]
-    out += ["Time (seconds, best of 'runs'; nx.TR = networkx.transitive_reduction(defn.graph), the baseline)",
-            _table(headers, rows), ""]
+    out += [
+        "Time (seconds, best of 'runs'; nx.TR = networkx.transitive_reduction(defn.graph), the baseline)",
+        _table(headers, rows),
+        "",
+    ]
     headers = ["steps", "load/TR", "metrics/TR", "findings/TR", "simplify/TR", "m+f+s/TR"]
     rows = [
-        [f"{r.size:,}", *(f"{r.seconds[p] / r.seconds['baseline']:.3f}" for p in ("load", "metrics", "findings", "simplify")),
-         f"{r.analysis / r.seconds['baseline']:.3f}"]
+        [
+            f"{r.size:,}",
+            *(f"{r.seconds[p] / r.seconds['baseline']:.3f}" for p in ("load", "metrics", "findings", "simplify")),
+            f"{r.analysis / r.seconds['baseline']:.3f}",
+        ]
         for r in results
     ]
     out += ["Ratio to the baseline (below 1.000: faster than networkx.transitive_reduction alone)", _table(headers, rows), ""]
     if memory:
         headers = ["steps", *(f"{p} MiB" for p in ("load", "metrics", "findings", "simplify")), "nx.TR MiB", "maxrss MiB"]
         rows = [[f"{r.size:,}", *(f"{r.peak_mib[p]:.1f}" for p in PHASES), f"{r.maxrss_mib:.0f}"] for r in results]
-        out += ["Memory: tracemalloc peak of Python allocations per phase (one extra untimed run each);",
-                "maxrss = resource.getrusage(RUSAGE_SELF).ru_maxrss, the whole process's peak RSS so far",
-                _table(headers, rows), ""]
+        out += [
+            "Memory: tracemalloc peak of Python allocations per phase (one extra untimed run each);",
+            "maxrss = resource.getrusage(RUSAGE_SELF).ru_maxrss, the whole process's peak RSS so far",
+            _table(headers, rows),
+            "",
+        ]
     else:
-        out += ["Memory: resource.getrusage(RUSAGE_SELF).ru_maxrss, the whole process's peak RSS so far, after each size "
-                "(MiB; --tracemalloc adds per-phase peaks): "
-                + ", ".join(f"{r.size:,} steps {r.maxrss_mib:.0f}" for r in results), ""]
+        out += [
+            "Memory: resource.getrusage(RUSAGE_SELF).ru_maxrss, the whole process's peak RSS so far, after each size "
+            "(MiB; --tracemalloc adds per-phase peaks): " + ", ".join(f"{r.size:,} steps {r.maxrss_mib:.0f}" for r in results),
+            "",
+        ]
     rules = sorted({rule for r in results for rule in r.findings})
     headers = ["rule", *(f"{r.size:,} steps" for r in results)]
     rows = [[rule, *(str(r.findings[rule]) for r in results)] for rule in rules]
     out += ["Findings per rule (find_all on the generated definition)", _table(headers, rows), ""]
     for r in results:
         applied = ", ".join(f"{rule} {n}" for rule, n in sorted(r.applied.items()))
-        out.append(f"simplify {r.size:,} steps: applied {applied or 'nothing'}; auto findings left (skipped): {r.skipped}; "
-                   f"{r.size:,} -> {r.after_steps:,} steps, {r.edges:,} -> {r.after_edges:,} after-edges "
-                   f"(transitive reduction of the input: {r.reduced_edges:,} edges)")
+        out.append(
+            f"simplify {r.size:,} steps: applied {applied or 'nothing'}; auto findings left (skipped): {r.skipped}; "
+            f"{r.size:,} -> {r.after_steps:,} steps, {r.edges:,} -> {r.after_edges:,} after-edges "
+            f"(transitive reduction of the input: {r.reduced_edges:,} edges)"
+        )
     by_size = {r.size: r for r in results}
     small, big = by_size.get(1_000), by_size.get(10_000)
     if small is None or big is None:
@@ -603,8 +639,11 @@ def report(results: Sequence[Result], *, memory: bool) -> str:
         small, big = (by_size[sizes[-2]], by_size[sizes[-1]]) if len(sizes) >= 2 else (None, None)
     if small is not None and big is not None:
         step = big.size / small.size
-        out += ["", f"Growth from {small.size:,} to {big.size:,} steps "
-                f"(x{step:g} steps; x{step:g} is linear, x{step * step:g} quadratic):"]
+        out += [
+            "",
+            f"Growth from {small.size:,} to {big.size:,} steps "
+            f"(x{step:g} steps; x{step:g} is linear, x{step * step:g} quadratic):",
+        ]
         for label, a, b in (
             ("metrics+findings+simplify", small.analysis, big.analysis),
             ("  metrics", small.seconds["metrics"], big.seconds["metrics"]),
@@ -619,10 +658,14 @@ def report(results: Sequence[Result], *, memory: bool) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)),
-                        help="comma-separated numbers of steps (default: %(default)s)")
-    parser.add_argument("--tracemalloc", action="store_true",
-                        help="also measure each phase's tracemalloc peak, in one extra untimed run per phase")
+    parser.add_argument(
+        "--sizes", default=",".join(map(str, DEFAULT_SIZES)), help="comma-separated numbers of steps (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="also measure each phase's tracemalloc peak, in one extra untimed run per phase",
+    )
     args = parser.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in args.sizes.split(",") if s.strip()]
     memory = bool(args.tracemalloc)
