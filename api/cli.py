@@ -86,18 +86,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
     out = _Out()
     results = []
     for f in _files(args.files, out):
-        defn = out.load(f)
-        if defn is None:
-            try:
-                load_path(f)
-            except (DefinitionError, ReadError) as exc:
-                problems = (
-                    [p.as_dict() for p in exc.problems]
-                    if isinstance(exc, DefinitionError)
-                    else [{"line": 0, "path": "", "message": exc.message}]
-                )
-                results.append({"file": f, "valid": False, "errors": problems, "warnings": []})
+        try:
+            defn = load_path(f)
+        except (DefinitionError, ReadError) as exc:
+            out.error(exc)
+            problems = (
+                [p.as_dict() for p in exc.problems]
+                if isinstance(exc, DefinitionError)
+                else [{"line": 0, "path": "", "message": exc.message}]
+            )
+            results.append({"file": f, "valid": False, "errors": problems, "warnings": []})
             continue
+        out.warn(defn)
         results.append(
             {
                 "file": f,

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .errors import DefinitionError, ReadError, TinhgonError
 from .loader import load_path
@@ -85,20 +84,3 @@ def load_catalog(paths: list[str]) -> Catalog:
         versions.sort(key=lambda d: d.version)
         entries.append(Entry(code, versions[-1].name, versions[0], versions[-1]))
     return Catalog(entries, errors)
-
-
-def percent(before: float, after: float) -> float | None:
-    return (after - before) / before * 100.0 if before else None
-
-
-def summary_row(entry: Entry) -> dict[str, Any]:
-    b, a = entry.before, entry.after
-    return {
-        "code": entry.code,
-        "name": entry.name,
-        "versions": [entry.oldest.version, entry.newest.version],
-        "compliance_cost": [b["compliance_cost"], a["compliance_cost"]],
-        "lead_time_days": [b["lead_time_days"], a["lead_time_days"]],
-        "processing_cost": [b["processing_cost"], a["processing_cost"]],
-        "annual_burden": [b["annual_burden"], a["annual_burden"]],
-    }

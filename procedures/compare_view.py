@@ -19,7 +19,7 @@ from collections.abc import Mapping
 import graphviz
 
 from .compare import compare
-from .diagram import FONT, STATUS_COLOURS, lanes
+from .diagram import FONT, lanes
 from .durations import format_hours
 from .findings import repeated_review
 from .labels import METRIC_LABELS, number, percent
@@ -194,6 +194,3 @@ td.good {{ color: {GREEN}; font-weight: bold; }} td.bad {{ color: {RED}; font-we
 <ol>{fixes or "<li>không có</li>"}</ol>
 </body></html>
 """
-
-
-__all__ = ["STATUS_COLOURS", "compare_diagram", "compare_page", "merged_into"]

@@ -139,6 +139,13 @@ class _Checker:
         self.source = source
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = list(notes)
+        # Rules about ancestors run only when every id resolves.
+        self.unresolved = False
+
+    def unknown(self, path: Path, message: str) -> None:
+        """A reference to an id that does not exist."""
+        self.unresolved = True
+        self.add(path, message)
 
     def add(self, path: Path, message: str) -> None:
         self.problems.append(Problem(line_of(self.root, path), format_path(path), message))
@@ -271,7 +278,7 @@ class _Checker:
         if spec is not None and spec.based_on is not None and spec.based_on >= spec.version:
             self.add(("based_on",), f"based_on ({spec.based_on}) must name an earlier version than version {spec.version}")
 
-        complete = not broken and not self.problems_block_graph(known_ids)
+        complete = not broken and not self.unresolved
         if isinstance(steps_raw, list) and len(steps) == len(steps_raw) and complete:
             self._graph_rules(steps, documents)
         else:
@@ -286,10 +293,6 @@ class _Checker:
                 self.add((), "the definition is not valid")
             raise self.fail()
         return self._definition(spec, roles, fields, documents, steps)
-
-    def problems_block_graph(self, known_ids: dict[str, dict[str, int]]) -> bool:
-        """Ancestor rules need every id to resolve; unresolved ids were reported."""
-        return any(p.message.startswith("unknown ") for p in self.problems)
 
     # -- layer 3: parts ----------------------------------------------------
     def _roles(self, items: list[tuple[int, RoleSpec]]) -> dict[str, Role]:
@@ -353,7 +356,7 @@ class _Checker:
                 if not isinstance(target, str):
                     self.add(at, f"return names a step id; got {_describe_value(target)}")
                 elif target not in step_ids:
-                    self.add(at, f"unknown step {target!r} to return to")
+                    self.unknown(at, f"unknown step {target!r} to return to")
                 else:
                     out.append((name, Effect("return", target)))
             else:
@@ -376,12 +379,12 @@ class _Checker:
         for i, s in items:
             base = ("steps", i)
             if s.role not in known["roles"]:
-                self.add((*base, "role"), f"unknown role {s.role!r}; declare it under 'roles'")
+                self.unknown((*base, "role"), f"unknown role {s.role!r}; declare it under 'roles'")
             for key in ("inputs", "outputs"):
                 seen: set[str] = set()
                 for j, doc in enumerate(getattr(s, key)):
                     if doc not in known["documents"]:
-                        self.add((*base, key, j), f"unknown document {doc!r}; declare it under 'documents'")
+                        self.unknown((*base, key, j), f"unknown document {doc!r}; declare it under 'documents'")
                     elif doc in seen:
                         self.add((*base, key, j), f"document {doc!r} is listed twice")
                     seen.add(doc)
@@ -394,7 +397,7 @@ class _Checker:
                 seen = set()
                 for j, a in enumerate(s.after):
                     if a not in step_ids:
-                        self.add((*base, "after", j), f"unknown step {a!r}")
+                        self.unknown((*base, "after", j), f"unknown step {a!r}")
                     elif a in seen:
                         self.add((*base, "after", j), f"step {a!r} is listed twice")
                     seen.add(a)

@@ -249,16 +249,6 @@ class Definition:
     def is_ancestor(self, ancestor: str, of: str) -> bool:
         return bool(self.ancestors[self.index[of]] >> self.index[ancestor] & 1)
 
-    def mask_of(self, step_ids: Iterator[str] | tuple[str, ...] | list[str]) -> int:
-        mask = 0
-        for sid in step_ids:
-            mask |= 1 << self.index[sid]
-        return mask
-
-    def steps_in(self, mask: int) -> list[Step]:
-        """The steps of a bitset, in list order."""
-        return [self.steps[i] for i in bits(mask)]
-
     def edges(self) -> Iterator[tuple[str, str]]:
         """``after`` edges (written or defaulted), in list order of the later step."""
         for step in self.steps:

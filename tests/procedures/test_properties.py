@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import os
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from hypothesis import HealthCheck, Phase, example, find, given, settings
@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import procedures
 from procedures import DefinitionError, ReadError, build, load_bytes, load_text, metrics, simplify
 from procedures.model import REVIEW_KINDS, Definition
+from procedures.schema import StepKind
 from procedures.serialize import to_data
 from procedures.writer import dump
 from tests.conftest import shared_path
@@ -48,20 +49,7 @@ SETTINGS = settings(
     phases=tuple(Phase) if os.environ.get("TINHGON_SHRINK") == "1" else tuple(p for p in Phase if p is not Phase.shrink),
 )
 
-ALL_KINDS = (
-    "submit",
-    "receive",
-    "review",
-    "verify",
-    "approve",
-    "sign",
-    "pay",
-    "notify",
-    "issue",
-    "archive",
-    "transfer",
-    "task",
-)
+ALL_KINDS: tuple[str, ...] = get_args(StepKind)
 DURATIONS = ("0h", "15m", "30m", "1h", "2h", "4h", "1d", "1d4h", "2d", "3d", "5d", "1d30m")
 
 
