@@ -1,0 +1,131 @@
+"""Errors of the case engine.
+
+Each carries its context as attributes (``case_id``, ``step``, ``outcome``)
+so that the HTTP layer can turn it into a problem document in one place and
+the command line can print it, without parsing messages. ``kind`` is a short
+slug naming the error for machines (the HTTP layer uses it in ``type``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from procedures.errors import TinhgonError
+
+
+class EngineError(TinhgonError):
+    """Root of the engine's errors."""
+
+    kind = "engine-error"
+
+    def __init__(self, message: str, *, case_id: int | None = None, step: str | None = None, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.case_id = case_id
+        self.step = step
+        self.outcome = outcome
+
+
+class NotFound(EngineError):
+    """A case, procedure or user that does not exist, or that the caller may not see."""
+
+    kind = "not-found"
+
+
+class InvalidAction(EngineError):
+    """The action names a step or outcome the procedure does not have."""
+
+    kind = "invalid-action"
+
+
+class Forbidden(EngineError):
+    """The caller sees the case but may not act on this step."""
+
+    kind = "forbidden"
+
+
+class Conflict(EngineError):
+    """The action does not fit the case's state (closed case, step not active)."""
+
+    kind = "conflict"
+
+
+class CaseClosed(Conflict):
+    kind = "case-closed"
+
+
+class StepNotActive(Conflict):
+    kind = "step-not-active"
+
+
+class GuideOnce(Conflict):
+    """A second return to an applicant step in one case: the law asks the
+    official to list every missing item in a single request."""
+
+    kind = "guide-once"
+
+    def __init__(self, message: str, *, case_id: int | None, step: str, outcome: str, earlier: GuidedReturn) -> None:
+        super().__init__(message, case_id=case_id, step=step, outcome=outcome)
+        self.earlier = earlier
+
+
+class StaleCase(Conflict):
+    """The case changed since the caller read it (optimistic concurrency)."""
+
+    kind = "stale"
+
+    def __init__(self, message: str, *, case_id: int | None, expected: int | None = None, actual: int | None = None) -> None:
+        super().__init__(message, case_id=case_id)
+        self.expected = expected
+        self.actual = actual
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+
+class InvalidData(EngineError):
+    """Case data that breaks the procedure's ``fields``; one problem per field."""
+
+    kind = "invalid-data"
+
+    def __init__(self, problems: Sequence[FieldProblem], *, case_id: int | None = None) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{p.field}: {p.message}" for p in self.problems), case_id=case_id)
+
+
+class NotPublished(EngineError):
+    """A procedure code with no published version."""
+
+    kind = "not-published"
+
+
+@dataclass(frozen=True, slots=True)
+class GuidedReturn:
+    """The one return to an applicant step a case may have (guide once)."""
+
+    step: str
+    """the step that returned the case"""
+    outcome: str
+    target: str
+    """the applicant step the case went back to"""
+    actor: str
+    at: str
+    """ISO 8601 instant"""
+    missing: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "step": self.step,
+            "outcome": self.outcome,
+            "target": self.target,
+            "actor": self.actor,
+            "at": self.at,
+            "missing": list(self.missing),
+        }

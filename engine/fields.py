@@ -1,0 +1,66 @@
+"""Case data checked against a procedure's ``fields``.
+
+Unknown keys, values of the wrong type or outside an enum, and missing
+required fields are each reported against their field, all at once, so that
+an applicant corrects the whole form in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from procedures.conditions import expected_text, value_fits
+from procedures.model import Definition
+
+from .errors import FieldProblem, InvalidData
+
+
+def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> dict[str, Any]:
+    """``data`` as a plain dict when it satisfies ``defn.fields``.
+
+    ``None`` values count as absent (a form's empty input).
+
+    Raises:
+        InvalidData: one :class:`FieldProblem` per offending field.
+    """
+    if not isinstance(data, Mapping):
+        raise InvalidData([FieldProblem("(data)", "case data must be an object of field values")], case_id=case_id)
+    problems: list[FieldProblem] = []
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        spec = defn.field_by_id.get(key) if isinstance(key, str) else None
+        if spec is None:
+            known = ", ".join(f.id for f in defn.fields) or "none"
+            problems.append(FieldProblem(str(key), f"unknown field (this procedure's fields: {known})"))
+            continue
+        if value is None:
+            continue
+        if not value_fits(value, spec.type, spec.values):
+            problems.append(FieldProblem(key, f"must be {expected_text(spec.type, spec.values)}, not {value!r}"))
+            continue
+        out[key] = value
+    for spec in defn.fields:
+        if spec.required and out.get(spec.id) is None and not any(p.field == spec.id for p in problems):
+            problems.append(FieldProblem(spec.id, "required"))
+    if problems:
+        raise InvalidData(problems, case_id=case_id)
+    return out
+
+
+def amend(
+    defn: Definition, current: Mapping[str, Any], changes: Any, *, case_id: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The data after applying ``changes`` (a ``None`` value clears a field),
+    checked like creation, and what actually changed (``{field: [old, new]}``).
+
+    Raises:
+        InvalidData: as :func:`check_data`.
+    """
+    if not isinstance(changes, Mapping):
+        raise InvalidData([FieldProblem("(data)", "case data must be an object of field values")], case_id=case_id)
+    merged: dict[str, Any] = dict(current)
+    merged.update(changes)
+    checked = check_data(defn, merged, case_id=case_id)
+    diff = {k: [current.get(k), checked.get(k)] for k in sorted(set(current) | set(checked)) if current.get(k) != checked.get(k)}
+    return checked, diff

@@ -1,0 +1,502 @@
+"""Published definitions compiled into state machines, and what an action does.
+
+A :class:`CompiledProcedure` is built once per published procedure version
+and shared by every case of that version (and every thread): it holds a
+``transitions`` machine of the case's lifecycle whose triggers are the
+procedure's decisions (one per step and outcome, legal only while the step
+is active), plus the step graph as positions and bitsets. A case's state is
+plain data (:class:`CaseState`), handed to the machine as its model for the
+length of one action; nothing is rebuilt per case or per action.
+
+Each step's own lifecycle (waiting, active, completed, skipped, cancelled)
+is a second machine, :data:`STEP_LIFECYCLE`, common to all procedures: an
+engine bug that tried, say, to complete a waiting step raises instead of
+corrupting a case.
+
+The rules are those of the format's section 6: steps activate when every
+``after`` step is finished, a step whose ``when`` is false on activation is
+skipped, ``proceed`` / ``reject`` / ``return``, system steps complete
+themselves, guide once, withdrawal, completion, and the case clock that stops
+while the applicant answers a return.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, cast
+
+from transitions import EventData, Machine
+
+from procedures.conditions import evaluate
+from procedures.model import Definition, Effect, Step, bits
+
+from .errors import CaseClosed, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive
+from .fields import amend, check_data
+
+# Step statuses and case statuses, as the format names them.
+WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED = "waiting", "active", "completed", "skipped", "cancelled"
+STEP_STATUSES = (WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED)
+FINISHED = frozenset({COMPLETED, SKIPPED})
+OPEN, CASE_COMPLETED, REJECTED, WITHDRAWN = "open", "completed", "rejected", "withdrawn"
+CASE_STATUSES = (OPEN, CASE_COMPLETED, REJECTED, WITHDRAWN)
+DECISION_KINDS = frozenset({"approve", "sign"})
+SYSTEM_ACTOR = "system"
+
+
+class WorkingTime(Protocol):
+    """What the engine needs of a working calendar (:mod:`engine.calendar`)."""
+
+    def add(self, start: dt.datetime, hours: float) -> dt.datetime: ...
+
+    def working_hours_between(self, start: dt.datetime, end: dt.datetime) -> float: ...
+
+
+def _step_lifecycle() -> Machine:
+    machine = Machine(
+        model=None,
+        states=list(STEP_STATUSES),
+        initial=WAITING,
+        auto_transitions=False,
+        model_attribute="status",
+    )
+    machine.add_transition("activate", WAITING, ACTIVE)
+    machine.add_transition("skip", WAITING, SKIPPED)
+    machine.add_transition("finish", ACTIVE, COMPLETED)
+    machine.add_transition("reset", [WAITING, ACTIVE, COMPLETED, SKIPPED], WAITING)
+    machine.add_transition("cancel", [WAITING, ACTIVE], CANCELLED)
+    return machine
+
+
+STEP_LIFECYCLE = _step_lifecycle()
+"""One step's lifecycle; its models are :class:`StepState` objects."""
+
+
+@dataclass(slots=True)
+class StepState:
+    """Where one step of one case stands."""
+
+    status: str = WAITING
+    activated_at: dt.datetime | None = None
+    due_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    outcome: str | None = None
+    actor: str | None = None
+
+    def _move(self, trigger: str) -> None:
+        STEP_LIFECYCLE.events[trigger].trigger(self)
+
+
+@dataclass(slots=True)
+class CaseState:
+    """One case as plain data: what is persisted, and the machine's model."""
+
+    status: str
+    unit: str
+    applicant: str
+    data: dict[str, Any]
+    created_at: dt.datetime
+    due_at: dt.datetime | None
+    steps: list[StepState]
+    paused_since: dt.datetime | None = None
+    """while the case waits on the applicant after a return: since when"""
+    guided: GuidedReturn | None = None
+    """the case's one return to an applicant step, once taken"""
+    id: int | None = None
+
+    @property
+    def closed(self) -> bool:
+        return self.status != OPEN
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who acts: a signed-in user as the engine needs to know them."""
+
+    id: str
+    unit: str
+    roles: frozenset[str] = frozenset()
+    permissions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One audit event an action produced, before it is sealed and stored."""
+
+    type: str
+    """created, action, system, data or withdrawn"""
+    actor: str
+    at: dt.datetime
+    step: str | None = None
+    outcome: str | None = None
+    comment: str | None = None
+    details: Mapping[str, Any] = field(default_factory=dict)
+    decision: bool = False
+
+
+@dataclass
+class _Action:
+    """What one call passes through the machine's callbacks, and collects."""
+
+    actor: Actor
+    now: dt.datetime
+    calendar: WorkingTime
+    comment: str | None = None
+    missing: tuple[str, ...] = ()
+    entries: list[Entry] = field(default_factory=list)
+    activated: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def trigger_name(step: str, outcome: str) -> str:
+    """The machine trigger of taking ``outcome`` on ``step`` (outcome names are free text)."""
+    return f"{step}\x1f{outcome}"
+
+
+def _iso(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+class CompiledProcedure:
+    """A published definition ready to run cases; build once, share freely."""
+
+    def __init__(self, definition: Definition) -> None:
+        self.definition = definition
+        steps = definition.steps
+        self.order = definition.order
+        self.predecessors = definition.predecessors
+        self.descendants = definition.descendants
+        self.role_kind = tuple(definition.role_kind(s) for s in steps)
+        self.office_roles = frozenset(r.id for r in definition.roles if r.kind == "office")
+        self.first_proceed = tuple(next((n for n, e in s.outcomes if e.kind == "proceed"), None) for s in steps)
+        self.machine = self._build_machine()
+
+    # -- the machine ----------------------------------------------------------
+    def _build_machine(self) -> Machine:
+        machine = Machine(
+            model=None,
+            states=list(CASE_STATUSES),
+            initial=OPEN,
+            auto_transitions=False,
+            send_event=True,
+            model_attribute="status",
+        )
+        for i, step in enumerate(self.definition.steps):
+            active = self._is_active(i)
+            for name, effect in step.outcomes:
+                machine.add_transition(
+                    trigger_name(step.id, name),
+                    OPEN,
+                    REJECTED if effect.kind == "reject" else None,
+                    conditions=[active],
+                    after=[self._effect(i, name, effect)],
+                )
+        machine.add_transition("withdraw", OPEN, WITHDRAWN, after=[self._on_withdraw])
+        machine.add_transition("complete", OPEN, CASE_COMPLETED, conditions=[self._all_finished])
+        return machine
+
+    @staticmethod
+    def _is_active(i: int) -> Callable[[EventData], bool]:
+        def active(event: EventData) -> bool:
+            case = cast(CaseState, event.model)
+            return case.steps[i].status == ACTIVE
+
+        return active
+
+    def _all_finished(self, event: EventData) -> bool:
+        case = cast(CaseState, event.model)
+        return all(s.status in FINISHED for s in case.steps)
+
+    def _effect(self, i: int, name: str, effect: Effect) -> Callable[[EventData], None]:
+        def apply(event: EventData) -> None:
+            case = cast(CaseState, event.model)
+            action: _Action = event.kwargs["action"]
+            self._take(case, action, i, name, effect)
+
+        return apply
+
+    def _on_withdraw(self, event: EventData) -> None:
+        case = cast(CaseState, event.model)
+        action: _Action = event.kwargs["action"]
+        cancelled = self._cancel_unfinished(case)
+        case.paused_since = None
+        action.entries.append(
+            Entry("withdrawn", action.actor.id, action.now, comment=action.comment, details={"cancelled": cancelled})
+        )
+
+    def _fire(self, trigger: str, case: CaseState, action: _Action) -> bool:
+        return bool(self.machine.events[trigger].trigger(case, action=action))
+
+    # -- what steps do --------------------------------------------------------
+    def _take(self, case: CaseState, action: _Action, i: int, name: str, effect: Effect) -> None:
+        step = self.definition.steps[i]
+        state = case.steps[i]
+        state.outcome, state.actor = name, action.actor.id
+        details: dict[str, Any] = {"effect": effect.kind}
+        if effect.kind == "return":
+            assert effect.target is not None
+            target = self.definition.index[effect.target]
+            if self._to_applicant(effect):
+                case.guided = GuidedReturn(step.id, name, effect.target, action.actor.id, _iso(action.now), action.missing)
+                case.paused_since = action.now
+                details["clock"] = "paused"
+                if action.missing:
+                    details["missing"] = list(action.missing)
+            details["target"] = effect.target
+            details["reset"] = self._reset(case, target)
+        else:
+            state._move("finish")
+            state.completed_at = action.now
+            if effect.kind == "reject":
+                details["cancelled"] = self._cancel_unfinished(case)
+                case.paused_since = None
+            elif case.paused_since is not None and case.guided is not None and case.guided.target == step.id:
+                details.update(self._resume_clock(case, action))
+        entry_at = len(action.entries)
+        action.entries.append(Entry("action", action.actor.id, action.now, step.id, name, action.comment))
+        if effect.kind != "reject":
+            self._settle(case, action)
+        details["activated"], details["skipped"] = action.activated, action.skipped
+        decision = step.kind in DECISION_KINDS or effect.kind in ("reject", "return")
+        action.entries[entry_at] = Entry("action", action.actor.id, action.now, step.id, name, action.comment, details, decision)
+
+    def _resume_clock(self, case: CaseState, action: _Action) -> dict[str, Any]:
+        """The applicant answered the return: the case's clock runs again and
+        its due time moves later by the working time it stood still."""
+        assert case.paused_since is not None
+        paused = action.calendar.working_hours_between(case.paused_since, action.now)
+        out: dict[str, Any] = {"clock": "resumed", "paused_hours": paused}
+        if case.due_at is not None and paused > 0:
+            old = case.due_at
+            case.due_at = action.calendar.add(old, paused)
+            out["case_due_at"] = [_iso(old), _iso(case.due_at)]
+        case.paused_since = None
+        return out
+
+    def _reset(self, case: CaseState, target: int) -> list[str]:
+        ids = []
+        for j in sorted([target, *bits(self.descendants[target])]):
+            state = case.steps[j]
+            if state.status != WAITING or state.outcome is not None:
+                ids.append(self.definition.steps[j].id)
+            state._move("reset")
+            state.activated_at = state.due_at = state.completed_at = None
+            state.outcome = state.actor = None
+        return ids
+
+    def _cancel_unfinished(self, case: CaseState) -> list[str]:
+        out = []
+        for j, state in enumerate(case.steps):
+            if state.status in (WAITING, ACTIVE):
+                state._move("cancel")
+                out.append(self.definition.steps[j].id)
+        return out
+
+    def _settle(self, case: CaseState, action: _Action) -> None:
+        """Activate (or skip) every waiting step whose ``after`` steps are
+        finished; system steps complete themselves, which may ready more.
+
+        One pass in topological order suffices: finishing a step only ever
+        readies steps after it in that order.
+        """
+        steps = self.definition.steps
+        for i in self.order:
+            state = case.steps[i]
+            if state.status != WAITING or any(case.steps[p].status not in FINISHED for p in self.predecessors[i]):
+                continue
+            step = steps[i]
+            if step.when is not None and not evaluate(step.when, case.data):
+                state._move("skip")
+                action.skipped.append(step.id)
+                continue
+            state._move("activate")
+            state.activated_at = action.now
+            state.due_at = action.calendar.add(action.now, step.duration) if step.duration > 0 else None
+            action.activated.append(step.id)
+            if self.role_kind[i] == "system":
+                self._system_completes(case, action, i, step)
+        if case.status == OPEN:
+            self._fire("complete", case, action)
+
+    def _system_completes(self, case: CaseState, action: _Action, i: int, step: Step) -> None:
+        name = self.first_proceed[i]
+        assert name is not None  # every valid step has a proceed outcome
+        state = case.steps[i]
+        state._move("finish")
+        state.completed_at, state.outcome, state.actor = action.now, name, SYSTEM_ACTOR
+        action.entries.append(Entry("system", SYSTEM_ACTOR, action.now, step.id, name))
+
+    # -- the operations ---------------------------------------------------------
+    def start(
+        self,
+        *,
+        data: Any,
+        unit: str,
+        applicant: str,
+        actor: Actor,
+        now: dt.datetime,
+        calendar: WorkingTime,
+    ) -> tuple[CaseState, list[Entry]]:
+        """A new case and the events of its creation.
+
+        Raises:
+            InvalidData: ``data`` breaks the procedure's fields.
+        """
+        checked = check_data(self.definition, data)
+        limit = self.definition.time_limit
+        case = CaseState(
+            status=OPEN,
+            unit=unit,
+            applicant=applicant,
+            data=checked,
+            created_at=now,
+            due_at=calendar.add(now, limit) if limit else None,
+            steps=[StepState() for _ in self.definition.steps],
+        )
+        action = _Action(actor, now, calendar)
+        details: dict[str, Any] = {
+            "procedure": {"code": self.definition.code, "version": self.definition.version},
+            "unit": unit,
+            "applicant": applicant,
+            "data": checked,
+        }
+        action.entries.append(Entry("created", actor.id, now, details=details))
+        self._settle(case, action)
+        action.entries[0] = Entry(
+            "created", actor.id, now, details={**details, "activated": action.activated, "skipped": action.skipped}
+        )
+        return case, action.entries
+
+    def may_act(self, case: CaseState, actor: Actor, i: int) -> bool:
+        """Whether ``actor`` holds step ``i``'s role for this case (service.md section 2)."""
+        kind = self.role_kind[i]
+        if kind == "applicant":
+            return actor.id == case.applicant
+        if kind == "office":
+            return actor.unit == case.unit and self.definition.steps[i].role in actor.roles
+        return False
+
+    def act(
+        self,
+        case: CaseState,
+        *,
+        step: str,
+        outcome: str,
+        actor: Actor,
+        now: dt.datetime,
+        calendar: WorkingTime,
+        comment: str | None = None,
+        missing: Iterable[str] = (),
+        data: Mapping[str, Any] | None = None,
+    ) -> list[Entry]:
+        """Take ``outcome`` on ``step``; ``case`` is changed in place only when
+        the action is accepted.
+
+        Checks run in the order of service.md section 3: the step and outcome
+        exist, the actor holds the role, then the state (case open, step
+        active, guide once), then ``data`` and ``missing``.
+
+        Raises:
+            InvalidAction: no such step or outcome, or ``missing`` names
+                documents the procedure does not have, or ``data`` on a
+                step that is not the applicant's.
+            Forbidden: the actor does not hold the step's role.
+            CaseClosed, StepNotActive, GuideOnce: the case's state refuses it.
+            InvalidData: ``data`` breaks the procedure's fields.
+        """
+        defn = self.definition
+        i = defn.index.get(step)
+        if i is None:
+            raise InvalidAction(f"the procedure has no step {step!r}", case_id=case.id, step=step, outcome=outcome)
+        effect = defn.steps[i].outcome(outcome)
+        if effect is None:
+            names = ", ".join(n for n, _ in defn.steps[i].outcomes)
+            raise InvalidAction(
+                f"step {step!r} has no outcome {outcome!r} (its outcomes: {names})", case_id=case.id, step=step, outcome=outcome
+            )
+        missing = tuple(missing)
+        unknown = [d for d in missing if d not in defn.document_by_id]
+        if unknown:
+            raise InvalidAction(
+                f"missing names unknown documents: {', '.join(unknown)}", case_id=case.id, step=step, outcome=outcome
+            )
+        if data is not None and self.role_kind[i] != "applicant":
+            raise InvalidAction("case data can be amended only on an applicant step", case_id=case.id, step=step, outcome=outcome)
+        if not self.may_act(case, actor, i):
+            raise Forbidden(self._why_not(case, actor, i), case_id=case.id, step=step, outcome=outcome)
+        if case.closed:
+            raise CaseClosed(
+                f"the case is {case.status} and accepts no further action", case_id=case.id, step=step, outcome=outcome
+            )
+        if case.steps[i].status != ACTIVE:
+            raise StepNotActive(
+                f"step {step!r} is {case.steps[i].status}, not active", case_id=case.id, step=step, outcome=outcome
+            )
+        earlier = case.guided
+        if earlier is not None and effect.kind == "return" and self._to_applicant(effect):
+            raise GuideOnce(
+                f"the case was already returned to the applicant once (step {earlier.step!r}, outcome "
+                f"{earlier.outcome!r}, by {earlier.actor} at {earlier.at}); the official must list every "
+                "missing item in that one request, so a second return to the applicant is refused",
+                case_id=case.id,
+                step=step,
+                outcome=outcome,
+                earlier=earlier,
+            )
+        changes: dict[str, Any] = {}
+        new_data = case.data
+        if data is not None:
+            new_data, changes = amend(defn, case.data, data, case_id=case.id)
+        action = _Action(actor, now, calendar, comment=comment, missing=missing)
+        if changes:
+            case.data = new_data
+            action.entries.append(Entry("data", actor.id, now, step, None, None, {"changes": changes}))
+        self._fire(trigger_name(step, outcome), case, action)
+        return action.entries
+
+    def withdraw(
+        self, case: CaseState, *, actor: Actor, now: dt.datetime, calendar: WorkingTime, comment: str | None = None
+    ) -> list[Entry]:
+        """The applicant withdraws the case: every unfinished step is cancelled.
+
+        Raises:
+            Forbidden: the actor is not the case's applicant.
+            CaseClosed: the case is already closed.
+        """
+        if actor.id != case.applicant:
+            raise Forbidden("only the case's applicant may withdraw it", case_id=case.id)
+        if case.closed:
+            raise CaseClosed(f"the case is {case.status} and accepts no further action", case_id=case.id)
+        action = _Action(actor, now, calendar, comment=comment)
+        self._fire("withdraw", case, action)
+        return action.entries
+
+    def _to_applicant(self, effect: Effect) -> bool:
+        return effect.target is not None and self.role_kind[self.definition.index[effect.target]] == "applicant"
+
+    def _why_not(self, case: CaseState, actor: Actor, i: int) -> str:
+        step = self.definition.steps[i]
+        kind = self.role_kind[i]
+        if kind == "applicant":
+            return f"step {step.id!r} is the applicant's; only the case's applicant may act on it"
+        if kind == "system":
+            return f"step {step.id!r} is a system step; it completes by itself"
+        return f"step {step.id!r} needs role {step.role!r} in unit {case.unit!r}"
+
+    # -- questions --------------------------------------------------------------
+    def actionable(self, case: CaseState, actor: Actor) -> list[str]:
+        """Active steps of ``case`` that ``actor`` may act on."""
+        if case.closed:
+            return []
+        return [
+            self.definition.steps[i].id for i, s in enumerate(case.steps) if s.status == ACTIVE and self.may_act(case, actor, i)
+        ]
+
+    def overdue(self, case: CaseState, now: dt.datetime) -> list[str]:
+        """Active steps past their due time."""
+        return [
+            self.definition.steps[i].id
+            for i, s in enumerate(case.steps)
+            if s.status == ACTIVE and s.due_at is not None and s.due_at < now
+        ]
