@@ -1,0 +1,276 @@
+"""The database: SQLAlchemy 2 models and the connection to SQLite or PostgreSQL.
+
+The schema itself is created and changed only by the Alembic migrations in
+:mod:`engine.migrations` (``tinhgon db upgrade``); these models are how the
+code reads and writes it, and a test checks that the two agree.
+
+SQLite (the default, one machine) runs in WAL mode with foreign keys on and
+a busy timeout, and a unit of work that will write starts with ``BEGIN
+IMMEDIATE`` so that two writers queue instead of failing on a stale
+snapshot. PostgreSQL is reached through psycopg 3
+(``postgresql+psycopg://...``) by the same code.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+DEFAULT_URL = "sqlite:///tinhgon.db"
+NO_DUE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+"""Sort key of an active step without a due time: such steps come last."""
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Instants stored as UTC and read back as aware UTC datetimes, the same
+    on SQLite (which keeps no offset) and PostgreSQL (which converts to the
+    session's zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; instants must carry their offset")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            return value.astimezone(dt.UTC)
+        return value.replace(tzinfo=dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dt.datetime: UTCDateTime, dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class ProcedureRow(Base):
+    """One version of one procedure, as uploaded (``body`` is the YAML text)."""
+
+    __tablename__ = "procedures"
+    __table_args__ = (UniqueConstraint("code", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(100))
+    version: Mapped[int]
+    name: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # draft, published
+    body: Mapped[str] = mapped_column(Text)
+    content_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime]
+    published_at: Mapped[dt.datetime | None]
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    name: Mapped[str] = mapped_column(Text)
+    unit: Mapped[str] = mapped_column(String(100))
+    roles: Mapped[list[Any]]
+    permissions: Mapped[list[Any]]
+    created_at: Mapped[dt.datetime]
+
+
+class TokenRow(Base):
+    """A bearer token's SHA-256 (the token itself is never stored)."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[dt.datetime]
+    revoked_at: Mapped[dt.datetime | None]
+
+
+class CaseRow(Base):
+    """One case. ``version`` grows by one with each accepted change and
+    guards every update (optimistic concurrency); ``event_count`` and
+    ``head_hash`` close the case's audit chain, so a deleted last event is
+    noticed."""
+
+    __tablename__ = "cases"
+    __table_args__ = (
+        Index("ix_cases_unit_created", "unit", "id"),
+        Index("ix_cases_applicant_created", "applicant", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    procedure_id: Mapped[int] = mapped_column(ForeignKey("procedures.id"), index=True)
+    code: Mapped[str] = mapped_column(String(100))
+    procedure_version: Mapped[int]
+    unit: Mapped[str] = mapped_column(String(100))
+    applicant: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    data: Mapped[dict[str, Any]]
+    created_at: Mapped[dt.datetime]
+    due_at: Mapped[dt.datetime | None]
+    paused_since: Mapped[dt.datetime | None]
+    guided: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    version: Mapped[int] = mapped_column(Integer)
+    event_count: Mapped[int] = mapped_column(Integer)
+    head_hash: Mapped[str] = mapped_column(String(64))
+
+    steps: Mapped[list[CaseStepRow]] = relationship(
+        back_populates="case", order_by="CaseStepRow.position", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+    # The code sets ``version`` itself (one step per accepted change, not per
+    # flush); SQLAlchemy still adds ``WHERE version = <as read>`` to updates.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}  # noqa: RUF012
+
+
+class CaseStepRow(Base):
+    """One step of one case. ``role``, ``role_kind``, ``unit`` and
+    ``applicant`` are copied from the definition and the case so that the
+    inbox is one indexed read; ``due_sort`` is ``due_at`` or
+    :data:`NO_DUE`, so that steps without a due time sort last on every
+    database."""
+
+    __tablename__ = "case_steps"
+    __table_args__ = (
+        Index(
+            "ix_case_steps_inbox_office",
+            "unit",
+            "role",
+            "due_sort",
+            "case_id",
+            "position",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+        Index(
+            "ix_case_steps_inbox_applicant",
+            "applicant",
+            "due_sort",
+            "case_id",
+            "position",
+            sqlite_where=text("status = 'active' AND role_kind = 'applicant'"),
+            postgresql_where=text("status = 'active' AND role_kind = 'applicant'"),
+        ),
+        Index(
+            "ix_case_steps_overdue",
+            "due_sort",
+            sqlite_where=text("status = 'active'"),
+            postgresql_where=text("status = 'active'"),
+        ),
+    )
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    step_id: Mapped[str] = mapped_column(String(100))
+    role: Mapped[str] = mapped_column(String(100))
+    role_kind: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str] = mapped_column(String(100))
+    applicant: Mapped[str] = mapped_column(String(100))
+    status: Mapped[str] = mapped_column(String(16))
+    activated_at: Mapped[dt.datetime | None]
+    due_at: Mapped[dt.datetime | None]
+    due_sort: Mapped[dt.datetime]
+    completed_at: Mapped[dt.datetime | None]
+    outcome: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str | None] = mapped_column(String(100))
+
+    case: Mapped[CaseRow] = relationship(back_populates="steps")
+
+
+class EventRow(Base):
+    """One audit event. ``at`` is kept as the exact text that was hashed."""
+
+    __tablename__ = "events"
+    __table_args__ = (UniqueConstraint("case_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("cases.id", ondelete="CASCADE"))
+    seq: Mapped[int]
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(100))
+    type: Mapped[str] = mapped_column(String(16))
+    step: Mapped[str | None] = mapped_column(String(100))
+    outcome: Mapped[str | None] = mapped_column(Text)
+    comment: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    decision: Mapped[bool]
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(Text)
+
+
+class IdempotencyRow(Base):
+    """A case action's ``Idempotency-Key``: the request it answered and the
+    answer, so that a retry gets the same response."""
+
+    __tablename__ = "idempotency"
+
+    user_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int | None]
+    response: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime]
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy's "begin" event below decide how transactions start.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    immediate = connection.get_execution_options().get("tinhgon_write", False)
+    connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
+    """An engine for ``url`` with the settings tinhgon relies on.
+
+    >>> connect("sqlite://").dialect.name
+    'sqlite'
+    """
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        engine = create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    kwargs.setdefault("pool_pre_ping", True)
+    return create_engine(url, **kwargs)

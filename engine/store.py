@@ -1,0 +1,156 @@
+"""The unit of work: one database transaction, and the reads and writes it owns.
+
+Every change to the database happens inside ``with store.unit() as uow:``;
+the transaction commits when the block ends normally and rolls back when it
+raises, so a refused action leaves nothing behind. Repository helpers
+(:class:`UnitOfWork` methods) never commit on their own.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from procedures.model import Definition
+
+from .db import DEFAULT_URL, CaseRow, EventRow, ProcedureRow, TokenRow, UserRow, connect
+from .errors import Conflict, NotFound, NotPublished
+
+DRAFT, PUBLISHED = "draft", "published"
+
+
+def content_hash(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+class Store:
+    """Where cases are kept: a SQLAlchemy engine and a session factory."""
+
+    def __init__(self, url: str = DEFAULT_URL, **engine_options: Any) -> None:
+        self.url = url
+        self.engine: Engine = connect(url, **engine_options)
+        self._writer = sessionmaker(self.engine.execution_options(tinhgon_write=True), expire_on_commit=False)
+        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def unit(self, *, write: bool = True) -> Iterator[UnitOfWork]:
+        """A transaction; commits at the end of the block, rolls back on error.
+
+        ``write=False`` starts an ordinary transaction for reading; on SQLite
+        a writing unit takes the write lock at its start (``BEGIN
+        IMMEDIATE``), so what it reads is what it will update.
+        """
+        session = (self._writer if write else self._reader)()
+        try:
+            with session.begin():
+                yield UnitOfWork(session)
+        finally:
+            session.close()
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class UnitOfWork:
+    """One transaction's session with the repository reads and writes."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    # -- procedures -------------------------------------------------------------
+    def procedure(self, code: str, version: int) -> ProcedureRow:
+        row = self.session.scalar(select(ProcedureRow).where(ProcedureRow.code == code, ProcedureRow.version == version))
+        if row is None:
+            raise NotFound(f"no procedure {code} version {version}")
+        return row
+
+    def procedure_by_id(self, procedure_id: int) -> ProcedureRow:
+        row = self.session.get(ProcedureRow, procedure_id)
+        if row is None:
+            raise NotFound(f"no procedure with id {procedure_id}")
+        return row
+
+    def find_procedure(self, code: str, version: int) -> ProcedureRow | None:
+        return self.session.scalar(select(ProcedureRow).where(ProcedureRow.code == code, ProcedureRow.version == version))
+
+    def procedures(self) -> list[ProcedureRow]:
+        return list(self.session.scalars(select(ProcedureRow).order_by(ProcedureRow.code, ProcedureRow.version)))
+
+    def add_procedure(self, defn: Definition, body: str, *, now: dt.datetime, status: str = DRAFT) -> ProcedureRow:
+        """Store a new version.
+
+        Raises:
+            Conflict: this code and version exist already.
+        """
+        if self.find_procedure(defn.code, defn.version) is not None:
+            raise Conflict(f"procedure {defn.code} version {defn.version} exists already")
+        row = ProcedureRow(
+            code=defn.code,
+            version=defn.version,
+            name=defn.name,
+            status=status,
+            body=body,
+            content_hash=content_hash(body),
+            created_at=now,
+            published_at=now if status == PUBLISHED else None,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row
+
+    def publish(self, code: str, version: int, *, now: dt.datetime) -> ProcedureRow:
+        row = self.procedure(code, version)
+        if row.status != PUBLISHED:
+            row.status, row.published_at = PUBLISHED, now
+        return row
+
+    def newest_published(self, code: str) -> ProcedureRow:
+        """The version new cases of ``code`` start on.
+
+        Raises:
+            NotPublished: ``code`` has no published version.
+        """
+        row = self.session.scalar(
+            select(ProcedureRow)
+            .where(ProcedureRow.code == code, ProcedureRow.status == PUBLISHED)
+            .order_by(ProcedureRow.version.desc())
+            .limit(1)
+        )
+        if row is None:
+            raise NotPublished(f"procedure {code!r} has no published version")
+        return row
+
+    # -- users --------------------------------------------------------------------
+    def user(self, user_id: str) -> UserRow:
+        row = self.session.get(UserRow, user_id)
+        if row is None:
+            raise NotFound(f"no user {user_id!r}")
+        return row
+
+    def user_count(self) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(UserRow)) or 0)
+
+    def user_by_token_hash(self, token_hash: str) -> UserRow | None:
+        return self.session.scalar(
+            select(UserRow).join(TokenRow).where(TokenRow.token_hash == token_hash, TokenRow.revoked_at.is_(None))
+        )
+
+    # -- cases --------------------------------------------------------------------
+    def case(self, case_id: int) -> CaseRow:
+        row = self.session.get(CaseRow, case_id)
+        if row is None:
+            raise NotFound(f"no case {case_id}", case_id=case_id)
+        return row
+
+    def events(self, case_id: int) -> list[EventRow]:
+        return list(self.session.scalars(select(EventRow).where(EventRow.case_id == case_id).order_by(EventRow.seq)))

@@ -1,0 +1,422 @@
+"""Cases kept in the database, on SQLite and on PostgreSQL: the service's
+operations, the schema's migrations, optimistic concurrency and the
+tamper-evident audit trail."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import Counter
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select, text
+
+from engine.audit import Signer
+from engine.cases import CaseService, publish_definition
+from engine.db import Base, CaseRow, CaseStepRow, EventRow
+from engine.errors import (
+    CaseClosed,
+    Conflict,
+    Forbidden,
+    GuideOnce,
+    InvalidAction,
+    InvalidData,
+    NotFound,
+    NotPublished,
+    StaleCase,
+    StepNotActive,
+)
+from engine.schema import current, head, upgrade
+from engine.store import Store
+from tests.conftest import definition_text
+from tests.engine.conftest import CALENDAR, Clock, applicant, local, office
+from tests.engine.test_machine import SMALL
+
+CODE = "T-1"
+DAN = applicant("dan")
+CB, KT, LD = office("cb"), office("kt"), office("ld")
+
+
+def body(version: int = 1, extra: str = "") -> str:
+    return definition_text(SMALL + extra).replace("version: 1", f"version: {version}")
+
+
+@pytest.fixture
+def published(store: Store) -> Store:
+    publish_definition(store, body(), now=local(2027, 1, 4, 8, 0))
+    return store
+
+
+def counts(store: Store) -> tuple[int, int, int]:
+    with store.unit(write=False) as uow:
+        s = uow.session
+        return (
+            s.scalar(select(func.count()).select_from(CaseRow)) or 0,
+            s.scalar(select(func.count()).select_from(EventRow)) or 0,
+            s.scalar(select(func.count()).select_from(CaseStepRow).where(CaseStepRow.status == "active")) or 0,
+        )
+
+
+def statuses(service: CaseService, case_id: int, actor: Any = DAN) -> dict[str, str]:
+    return {s.id: s.status for s in service.get(actor, case_id).steps}
+
+
+# -- schema ------------------------------------------------------------------------
+def test_migrations_create_the_schema_the_models_describe(store: Store) -> None:
+    assert current(store.engine) == head()
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_upgrade_is_idempotent(database_url: str) -> None:
+    s = Store(database_url)
+    assert current(s.engine) is None
+    assert upgrade(s.engine) == upgrade(s.engine) == head()
+    s.dispose()
+
+
+# -- procedures ----------------------------------------------------------------------
+def test_publishing_the_same_body_twice_is_one_version_and_another_body_is_refused(store: Store) -> None:
+    first = publish_definition(store, body())
+    again = publish_definition(store, body())
+    assert first.id == again.id
+    with pytest.raises(Conflict, match="another body"):
+        publish_definition(store, body() + "# changed\n")
+
+
+def test_a_code_with_no_published_version_starts_no_case(service: CaseService) -> None:
+    with pytest.raises(NotPublished):
+        service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+
+
+# -- a whole case --------------------------------------------------------------------
+def test_a_case_runs_to_completion_and_every_change_is_audited(published: Store, service: CaseService, clock: Clock) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    assert (case.version, case.status, case.procedure_version) == (1, "open", 1)
+    assert case.due_at == local(2027, 3, 5, 17, 0)
+    clock.advance(hours=1)
+    case = service.act(DAN, case.id, step="nop", outcome="done", comment="Nộp đủ giấy tờ", if_match=1)
+    assert case.version == 2
+    case = service.act(CB, case.id, step="kiem_tra", outcome="dat")
+    case = service.act(CB, case.id, step="xac_minh", outcome="done")
+    case = service.act(KT, case.id, step="tinh_phi", outcome="done")
+    case = service.act(LD, case.id, step="duyet", outcome="dong_y")
+    assert case.status == "completed" and case.version == 6
+    events = service.events(DAN, case.id)
+    assert [(e.seq, e.type, e.step) for e in events] == [
+        (1, "created", None),
+        (2, "action", "nop"),
+        (3, "action", "kiem_tra"),
+        (4, "action", "xac_minh"),
+        (5, "action", "tinh_phi"),
+        (6, "action", "duyet"),
+        (7, "system", "phat_hanh"),
+    ]
+    assert events[1].comment == "Nộp đủ giấy tờ" and events[1].actor == "dan"
+    assert events[5].decision and events[5].signature is not None
+    assert [e.signature is None for e in events] == [True, True, True, True, True, False, True]
+    report = service.verify_audit()
+    assert report.ok and report.events == 7
+
+
+def test_steps_and_due_times_survive_the_database(published: Store, service: CaseService, clock: Clock) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    clock.now = local(2027, 3, 1, 11, 0)
+    case = service.act(DAN, case.id, step="nop", outcome="done")
+    review = next(s for s in case.steps if s.id == "kiem_tra")
+    assert review.status == "active" and review.activated_at == local(2027, 3, 1, 11, 0)
+    assert review.due_at == local(2027, 3, 1, 16, 0)
+    again = service.get(CB, case.id)
+    assert again == case
+
+
+def test_the_clock_pause_is_persisted(published: Store, service: CaseService, clock: Clock) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    service.act(DAN, case.id, step="nop", outcome="done")
+    clock.now = local(2027, 3, 1, 10, 0)
+    case = service.act(CB, case.id, step="kiem_tra", outcome="bo_sung", missing=["don"])
+    assert case.paused and case.guided is not None and case.guided.missing == ("don",)
+    clock.now = local(2027, 3, 2, 15, 0)
+    case = service.act(DAN, case.id, step="nop", outcome="done", data={"urgent": True})
+    assert not case.paused
+    assert case.due_at == local(2027, 3, 9, 12, 0)
+    assert case.data == {"kind": "a", "urgent": True}
+    types = [e.type for e in service.events(DAN, case.id)]
+    assert types == ["created", "action", "action", "data", "action"]
+
+
+def test_guide_once_is_refused_by_the_service_and_changes_nothing(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    service.act(DAN, case.id, step="nop", outcome="done")
+    service.act(CB, case.id, step="kiem_tra", outcome="bo_sung")
+    service.act(DAN, case.id, step="nop", outcome="done")
+    before = counts(published), service.get(DAN, case.id)
+    with pytest.raises(GuideOnce) as caught:
+        service.act(CB, case.id, step="kiem_tra", outcome="bo_sung")
+    assert caught.value.case_id == case.id and caught.value.earlier.outcome == "bo_sung"
+    assert (counts(published), service.get(DAN, case.id)) == before
+
+
+@pytest.mark.parametrize(
+    ("actor", "step", "outcome", "error"),
+    [
+        (CB, "khong_co", "done", InvalidAction),
+        (CB, "kiem_tra", "khong_co", InvalidAction),
+        (KT, "nop", "done", Forbidden),  # sees the case (kt is an office role of it), not the applicant
+        (office("cb", "u1", "kt"), "kiem_tra", "dat", StepNotActive),
+    ],
+)
+def test_refused_actions_change_nothing(
+    published: Store, service: CaseService, actor: Any, step: str, outcome: str, error: type[Exception]
+) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    before = counts(published), service.get(DAN, case.id), service.events(DAN, case.id)
+    with pytest.raises(error):
+        service.act(actor, case.id, step=step, outcome=outcome)
+    assert (counts(published), service.get(DAN, case.id), service.events(DAN, case.id)) == before
+
+
+def test_invalid_data_creates_no_case(published: Store, service: CaseService) -> None:
+    with pytest.raises(InvalidData) as caught:
+        service.start(DAN, code=CODE, unit="u1", data={"kind": "z", "age": "x"})
+    assert {p.field for p in caught.value.problems} == {"kind", "age"}
+    assert counts(published) == (0, 0, 0)
+
+
+def test_a_case_outside_the_callers_reach_is_not_found(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    for stranger in (office("cb", "u2"), applicant("other"), office("khac")):
+        with pytest.raises(NotFound):
+            service.get(stranger, case.id)
+        with pytest.raises(NotFound):
+            service.act(stranger, case.id, step="nop", outcome="done")
+        with pytest.raises(NotFound):
+            service.events(stranger, case.id)
+    with pytest.raises(NotFound):
+        service.get(DAN, 999_999)
+    admin = applicant("root")
+    admin = type(admin)("root", "hq", frozenset(), frozenset({"admin"}))
+    assert service.get(admin, case.id).id == case.id  # admin reads every case
+    with pytest.raises(Forbidden):
+        service.act(admin, case.id, step="nop", outcome="done")  # but acts on nothing
+
+
+def test_withdraw_and_then_nothing_more(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    with pytest.raises(Forbidden):
+        service.withdraw(CB, case.id)
+    case = service.withdraw(DAN, case.id, comment="Rút hồ sơ")
+    assert case.status == "withdrawn" and {s.status for s in case.steps} == {"cancelled"}
+    with pytest.raises(CaseClosed):
+        service.withdraw(DAN, case.id)
+    with pytest.raises(CaseClosed):
+        service.act(DAN, case.id, step="nop", outcome="done")
+    assert service.events(DAN, case.id)[-1].type == "withdrawn"
+
+
+def test_running_cases_stay_on_their_version_when_a_newer_one_is_published(published: Store, service: CaseService) -> None:
+    old = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    newer = body(2).replace(
+        "{id: nop, name: Nộp đơn, role: dan, kind: submit, duration: 1h, inputs: [don]}",
+        "{id: nop, name: Nộp đơn trực tuyến, role: dan, kind: submit, duration: 30m, inputs: [don]}",
+    )
+    publish_definition(published, newer)
+    new = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    assert (old.procedure_version, new.procedure_version) == (1, 2)
+    old = service.act(DAN, old.id, step="nop", outcome="done")
+    assert old.procedure_version == 1 and old.steps[0].name == "Nộp đơn"
+    assert service.get(DAN, new.id).steps[0].name == "Nộp đơn trực tuyến"
+
+
+# -- inbox and deadlines --------------------------------------------------------------
+def test_the_inbox_lists_actionable_steps_earliest_due_first_in_pages(
+    published: Store, service: CaseService, clock: Clock
+) -> None:
+    ids = []
+    for hour in (8, 9, 10):
+        clock.now = local(2027, 3, 1, hour, 0)
+        ids.append(service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}).id)
+    other_unit = service.start(DAN, code=CODE, unit="u2", data={"kind": "a"})
+    for hour, case_id in zip((10, 11, 13), reversed(ids), strict=True):
+        clock.now = local(2027, 3, 1, hour, 0)
+        service.act(DAN, case_id, step="nop", outcome="done")
+    service.act(DAN, other_unit.id, step="nop", outcome="done")
+    items, cursor = service.inbox(CB, limit=2)
+    assert [i.case_id for i in items] == [ids[2], ids[1]]  # the review activated first is due first
+    rest, end = service.inbox(CB, limit=2, cursor=cursor)
+    assert [i.case_id for i in rest] == [ids[0]] and end is None
+    assert all(i.step == "kiem_tra" and i.step_name == "Kiểm tra" for i in items + rest)
+    assert service.inbox(office("cb", "u2"), limit=10)[0][0].case_id == other_unit.id
+    mine, _ = service.inbox(DAN)
+    assert mine == []  # the applicant has nothing to do now
+
+
+def test_the_inbox_puts_steps_without_due_time_last_and_marks_overdue(
+    published: Store, service: CaseService, clock: Clock
+) -> None:
+    a = service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "urgent": True})
+    service.act(DAN, a.id, step="nop", outcome="done")
+    service.act(CB, a.id, step="kiem_tra", outcome="dat")
+    clock.advance(days=30)
+    items, _ = service.inbox(KT)
+    assert [i.step for i in items] == ["tinh_phi", "gap"]  # gap has duration 0: no due time
+    assert items[0].overdue and not items[1].overdue and items[1].due_at is None
+    overdue = service.overdue()
+    assert {(c, s) for c, s, _ in overdue} == {(a.id, "xac_minh"), (a.id, "tinh_phi")}
+
+
+def test_a_bad_inbox_cursor_is_refused(published: Store, service: CaseService) -> None:
+    with pytest.raises(ValueError, match="cursor"):
+        service.inbox(CB, cursor="bm90IGEgY3Vyc29y")
+
+
+# -- optimistic concurrency --------------------------------------------------------------
+def test_a_stale_if_match_is_refused_and_changes_nothing(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    service.act(DAN, case.id, step="nop", outcome="done", if_match=1)
+    before = counts(published)
+    with pytest.raises(StaleCase) as caught:
+        service.act(CB, case.id, step="kiem_tra", outcome="dat", if_match=1)
+    assert (caught.value.expected, caught.value.actual) == (1, 2)
+    assert counts(published) == before
+
+
+def test_two_officials_on_one_stale_view_never_both_succeed(published: Store, signer: Signer, clock: Clock) -> None:
+    """Two services (two workers) act on parallel steps of one case, each on
+    the version it read; the database decides, and only one commits."""
+    a = CaseService(published, signer=signer, calendar=CALENDAR, clock=clock)
+    b = CaseService(Store(published.url), signer=signer, calendar=CALENDAR, clock=clock)
+    case = a.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    a.act(DAN, case.id, step="nop", outcome="done")
+    seen = a.act(CB, case.id, step="kiem_tra", outcome="dat").version
+    a.act(CB, case.id, step="xac_minh", outcome="done", if_match=seen)
+    with pytest.raises(StaleCase):
+        b.act(KT, case.id, step="tinh_phi", outcome="done", if_match=seen)
+    # without If-Match the second action is re-checked on the fresh state and applies
+    assert b.act(KT, case.id, step="tinh_phi", outcome="done").version == seen + 2
+    b.store.dispose()
+
+
+def _race(store: Store, signer: Signer, workers: int, cases: int, rounds: int) -> None:
+    service = CaseService(store, signer=signer, calendar=CALENDAR)
+    ids = [service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}).id for _ in range(cases)]
+    for case_id in ids:
+        service.act(DAN, case_id, step="nop", outcome="done")
+        service.act(CB, case_id, step="kiem_tra", outcome="dat")
+    roles = {"xac_minh": CB, "tinh_phi": KT, "duyet": LD}
+    accepted: list[tuple[int, str, int]] = []
+    refused: Counter[str] = Counter()
+    unexpected: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(workers)
+
+    def work(n: int) -> None:
+        rng = random.Random(n)
+        start.wait()
+        for _ in range(rounds):
+            case_id = rng.choice(ids)
+            step = rng.choice(list(roles))
+            try:
+                seen = service.get(roles[step], case_id).version if rng.random() < 0.5 else None
+                view = service.act(
+                    roles[step], case_id, step=step, outcome="dong_y" if step == "duyet" else "done", if_match=seen
+                )
+                with lock:
+                    accepted.append((case_id, step, view.version))
+            except (StaleCase, StepNotActive, CaseClosed) as exc:
+                with lock:
+                    refused[type(exc).__name__] += 1
+            except BaseException as exc:  # anything else is a failure of the engine
+                with lock:
+                    unexpected.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(workers)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert unexpected == []
+    assert refused  # the race did happen
+    # every accepted action is recorded exactly once, and nothing else is
+    with store.unit(write=False) as uow:
+        recorded = Counter(
+            (e.case_id, e.step)
+            for e in uow.session.scalars(select(EventRow).where(EventRow.type == "action", EventRow.step.in_(list(roles))))
+        )
+        versions = {c.id: c.version for c in uow.session.scalars(select(CaseRow))}
+    assert recorded == Counter((c, s) for c, s, _ in accepted)
+    assert all(v == 1 for v in recorded.values())  # each step is done once per case (no returns taken)
+    for case_id in ids:
+        mine = sorted(v for c, _, v in accepted if c == case_id)
+        assert mine == list(range(4, 4 + len(mine)))  # versions handed out once each, in order
+        assert versions[case_id] == 3 + len(mine)
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
+
+
+def test_eight_workers_race_on_shared_cases(published: Store, signer: Signer) -> None:
+    _race(published, signer, workers=8, cases=6, rounds=25)
+
+
+# -- tampering ------------------------------------------------------------------------
+@pytest.fixture
+def audited(published: Store, service: CaseService) -> tuple[CaseService, int]:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    service.act(DAN, case.id, step="nop", outcome="done")
+    service.act(CB, case.id, step="kiem_tra", outcome="dat", comment="Hồ sơ hợp lệ")
+    service.act(CB, case.id, step="xac_minh", outcome="done")
+    service.act(KT, case.id, step="tinh_phi", outcome="done")
+    service.act(LD, case.id, step="duyet", outcome="dong_y")
+    assert service.verify_audit().ok
+    return service, case.id
+
+
+@pytest.mark.parametrize(
+    ("sql", "seq", "reason"),
+    [
+        ("UPDATE events SET comment = 'Hồ sơ không hợp lệ' WHERE case_id = :c AND seq = 3", 3, "hash mismatch"),
+        ("UPDATE events SET actor = 'someone' WHERE case_id = :c AND seq = 2", 2, "hash mismatch"),
+        ("UPDATE events SET outcome = 'khac' WHERE case_id = :c AND seq = 6", 6, "hash mismatch"),
+        ("UPDATE events SET signature = NULL WHERE case_id = :c AND seq = 6", 6, "missing signature"),
+        ("DELETE FROM events WHERE case_id = :c AND seq = 4", 4, "missing event"),
+        ("DELETE FROM events WHERE case_id = :c AND seq = 7", 7, "last events deleted"),
+        ("UPDATE events SET seq = seq + 100 WHERE case_id = :c AND seq IN (3, 4)", 3, "missing event"),
+    ],
+)
+def test_tampering_with_event_rows_is_caught(audited: tuple[CaseService, int], sql: str, seq: int, reason: str) -> None:
+    service, case_id = audited
+    with service.store.engine.begin() as conn:
+        conn.execute(text(sql), {"c": case_id})
+    report = service.verify_audit()
+    assert not report.ok
+    assert report.first_bad is not None
+    assert (report.first_bad.case_id, report.first_bad.seq) == (case_id, seq)
+    assert reason in report.first_bad.reason
+
+
+def test_reordering_two_events_is_caught(audited: tuple[CaseService, int]) -> None:
+    service, case_id = audited
+    with service.store.engine.begin() as conn:
+        conn.execute(text("UPDATE events SET seq = -1 WHERE case_id = :c AND seq = 3"), {"c": case_id})
+        conn.execute(text("UPDATE events SET seq = 3 WHERE case_id = :c AND seq = 4"), {"c": case_id})
+        conn.execute(text("UPDATE events SET seq = 4 WHERE case_id = :c AND seq = -1"), {"c": case_id})
+    bad = service.verify_audit().first_bad
+    assert bad is not None and (bad.case_id, bad.seq) == (case_id, 3) and "prev_hash" in bad.reason
+
+
+def test_editing_case_data_inside_an_event_is_caught(audited: tuple[CaseService, int]) -> None:
+    service, case_id = audited
+    with service.store.unit() as uow:
+        row = uow.session.scalars(select(EventRow).where(EventRow.case_id == case_id, EventRow.seq == 1)).one()
+        row.data = {**row.data, "data": {"kind": "b"}}
+    bad = service.verify_audit().first_bad
+    assert bad is not None and bad.seq == 1
+
+
+def test_a_chain_verifies_only_with_the_servers_key(audited: tuple[CaseService, int]) -> None:
+    service, _ = audited
+    assert not service.verify_audit(Signer.generate().verifier()).ok
