@@ -42,17 +42,28 @@ class Entry:
     def after(self) -> Metrics:
         return metrics(self.newest)
 
+    @property
+    def scope(self) -> str:
+        """``internal`` or ``public``, as the newest version says."""
+        return self.newest.scope
+
 
 @dataclass(frozen=True)
 class Catalog:
     entries: list[Entry]
     errors: list[TinhgonError]
 
-    def totals(self) -> dict[str, dict[str, float]]:
+    def totals(self, scope: str | None = None) -> dict[str, dict[str, float]]:
+        """Sums over the entries (only those of ``scope`` when given) of each
+        metric, before and after. ``lead_time_days`` is the plain sum of the
+        procedures' lead times: every procedure counts once, as in the per-case
+        cost sums beside it."""
+        entries = [e for e in self.entries if scope is None or e.scope == scope]
         keys = (
             "steps",
             "visits",
             "applicant_documents",
+            "lead_time_days",
             "compliance_cost",
             "annual_burden",
             "office_hours",
@@ -62,8 +73,8 @@ class Catalog:
         out: dict[str, dict[str, float]] = {}
         for key in keys:
             out[key] = {
-                "before": float(sum(e.before[key] for e in self.entries)),  # type: ignore[literal-required]
-                "after": float(sum(e.after[key] for e in self.entries)),  # type: ignore[literal-required]
+                "before": float(sum(e.before[key] for e in entries)),  # type: ignore[literal-required]
+                "after": float(sum(e.after[key] for e in entries)),  # type: ignore[literal-required]
             }
         return out
 
