@@ -11,9 +11,11 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from engine.calendar import CalendarError, WorkingCalendar, load_calendar, local_time
 from procedures import (
     Definition,
     DefinitionError,
@@ -30,11 +32,14 @@ from procedures.compare import compare
 from procedures.compare_view import compare_diagram, compare_page
 from procedures.diagram import diagram
 from procedures.diagram import write as write_diagram
+from procedures.durations import parse_hours
 from procedures.metrics import METRIC_NAMES, change
+from procedures.report import report_data, report_html, report_markdown, summary_text
 from procedures.schema import json_schema
 from procedures.serialize import to_data
 from procedures.writer import dump
 
+from . import admin_cli
 from .render import METRIC_LABELS, RULE_LABELS, number, percent, table
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -341,6 +346,72 @@ def cmd_diagram(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# -- calendar ------------------------------------------------------------------
+def cmd_calendar_due(args: argparse.Namespace) -> int:
+    try:
+        start = datetime.fromisoformat(args.start)
+    except ValueError:
+        print(
+            f"tinhgon: {args.start!r} is not an ISO 8601 instant, e.g. 2027-02-03T15:00 (local time) or 2027-02-03T08:00:00Z",
+            file=sys.stderr,
+        )
+        return EXIT_INVALID
+    try:
+        hours = parse_hours(args.duration)
+    except ValueError as exc:
+        print(f"tinhgon: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        calendar = load_calendar(args.calendar) if args.calendar else WorkingCalendar()
+    except CalendarError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    try:
+        due = calendar.add(start, hours)
+    except ValueError as exc:  # a duration that runs past the year 9999
+        print(f"tinhgon: {exc}", file=sys.stderr)
+        return EXIT_INVALID
+    if args.json:
+        _print_json({"start": local_time(start).isoformat(), "duration": args.duration, "hours": hours, "due": due.isoformat()})
+    else:
+        print(due.isoformat())
+    return EXIT_OK
+
+
+# -- report --------------------------------------------------------------------
+def cmd_report(args: argparse.Namespace) -> int:
+    out = _Out()
+    files = _files(args.paths, out)
+    if out.invalid or not files:
+        return EXIT_INVALID
+    catalog = load_catalog(files)
+    for exc in catalog.errors:
+        print(str(exc), file=sys.stderr)
+    if catalog.errors:
+        # A plan whose totals leave out a procedure would mislead; fix the file first.
+        return EXIT_INVALID
+    for entry in catalog.entries:
+        out.warn(entry.oldest)
+        if entry.newest is not entry.oldest:
+            out.warn(entry.newest)
+    data = report_data(catalog)
+    if args.output:
+        path = Path(args.output)
+        if path.suffix.lower() not in (".html", ".htm", ".md"):
+            print(f"tinhgon: {path}: the report is written as OUT.html or OUT.md", file=sys.stderr)
+            return EXIT_INVALID
+        text = report_markdown(data) if path.suffix.lower() == ".md" else report_html(catalog, data)
+        path.write_text(text, encoding="utf-8")
+        print(f"{path}: báo cáo {len(catalog.entries)} thủ tục", file=sys.stderr)
+    if args.json:
+        _print_json(data)
+    elif args.md:
+        print(report_markdown(data), end="")
+    elif not args.output:
+        print(summary_text(data))
+    return EXIT_OK
+
+
 # -- schema --------------------------------------------------------------------
 def cmd_schema(args: argparse.Namespace) -> int:
     _print_json(json_schema())
@@ -386,8 +457,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--full", action="store_true", help="draw every step even on large procedures (no grouping)")
     p.set_defaults(handler=cmd_diagram)
 
+    p = sub.add_parser("report", help="the reform-plan report of a catalog: before/after, totals, targets (HTML, Markdown, JSON)")
+    p.add_argument("paths", nargs="+", metavar="DIR", help="folders of definitions (or files): each code's oldest vs newest")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the report: OUT.html (self-contained, A4) or OUT.md")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="print the report data as JSON")
+    form.add_argument("--md", action="store_true", help="print the report as Markdown")
+    p.set_defaults(handler=cmd_report)
+
     p = sub.add_parser("schema", help="print a JSON Schema of the definition format, for editors")
     p.set_defaults(handler=cmd_schema)
+
+    p = sub.add_parser("calendar", help="working-time deadlines (Asia/Ho_Chi_Minh, Vietnam's public holidays)")
+    calendar_sub = p.add_subparsers(dest="calendar_command", required=True, metavar="ACTION")
+    p = calendar_sub.add_parser("due", help="when DURATION of working time after START falls due")
+    p.add_argument("start", metavar="START", help="ISO 8601 instant; without an offset, local time in Asia/Ho_Chi_Minh")
+    p.add_argument("duration", metavar="DURATION", help='working time, e.g. "15d", "4h", "1d4h" (1d = 8 working hours)')
+    p.add_argument("--calendar", metavar="FILE", help="the operator's calendar file: days_off, working_days, hours")
+    p.add_argument("--json", action="store_true", help="start, duration, hours and due as JSON")
+    p.set_defaults(handler=cmd_calendar_due)
+    admin_cli.add_parsers(sub)
     return parser
 
 

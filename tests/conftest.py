@@ -1,13 +1,29 @@
-"""Shared test helpers: where ../shared is, and small definitions in text."""
+"""Shared test helpers: where ../shared is, small definitions in text, and
+databases.
+
+``store`` runs a test on SQLite and on PostgreSQL. PostgreSQL is the
+server at 127.0.0.1:5432 (database ``test``, user ``postgres``, or
+``$TINHGON_TEST_POSTGRES``); each test run creates a database of its own
+there and drops it at the end. Without a server the PostgreSQL half is
+skipped with the reason, except in CI (``$CI`` set), where it fails: CI
+must run it.
+"""
 
 from __future__ import annotations
 
 import os
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from hypothesis import settings
+from sqlalchemy import create_engine, text
+
+from engine.audit import Signer
+from engine.schema import upgrade
+from engine.store import Store
 
 # In CI the property tests run the same examples every time, so a run's
 # verdict is about the change, not the dice; locally they explore afresh.
@@ -18,6 +34,7 @@ if os.environ.get("CI"):
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 DEFINITIONS = ROOT / "definitions"
+POSTGRES = os.environ.get("TINHGON_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 
 
 def shared_path(*parts: str) -> Path:
@@ -38,3 +55,58 @@ version: 1
 def definition_text(body: str, head: str = HEAD) -> str:
     """A definition: the standard head plus ``body`` (dedented)."""
     return head + textwrap.dedent(body)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A fresh database on the PostgreSQL server, for this test run."""
+    name = f"tinhgon_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # the server is not there: say so
+        admin.dispose()
+        reason = f"PostgreSQL at {POSTGRES} is not reachable ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+        if os.environ.get("CI"):
+            pytest.fail(reason + "; CI must run the PostgreSQL tests")
+        pytest.skip(reason)
+    url = POSTGRES.rsplit("/", 1)[0] + "/" + name
+    try:
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _reset_postgres(url: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database (no schema yet), on each of the two kinds."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'tinhgon.db'}"
+    url: str = request.getfixturevalue("postgres_server")
+    _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[Store]:
+    """A migrated database, SQLite and PostgreSQL in turn."""
+    s = Store(database_url)
+    upgrade(s.engine)
+    yield s
+    s.dispose()
+
+
+@pytest.fixture(scope="session")
+def signer() -> Signer:
+    return Signer.generate()

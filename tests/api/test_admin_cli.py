@@ -1,0 +1,90 @@
+"""``tinhgon db upgrade`` and ``tinhgon audit verify``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from api.cli import main
+from engine.audit import Signer
+from engine.cases import CaseService, publish_definition
+from engine.schema import current, head
+from engine.store import Store
+from tests.engine.conftest import CALENDAR, applicant, office
+from tests.engine.test_cases import CODE, body
+
+
+def test_db_upgrade_creates_the_schema_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert "upgraded from empty to" in capsys.readouterr().out
+    assert main(["db", "upgrade", "--database-url", url]) == 0
+    assert "already at revision" in capsys.readouterr().out
+    assert current(Store(url).engine) == head()
+
+
+def test_db_upgrade_reads_the_database_url_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TINHGON_DATABASE_URL", f"sqlite:///{tmp_path / 'env.db'}")
+    assert main(["db", "upgrade"]) == 0
+    assert (tmp_path / "env.db").exists()
+
+
+@pytest.fixture
+def audited_db(database_url: str, tmp_path: Path) -> tuple[str, Path, int]:
+    key = tmp_path / "keys" / "signing.key"
+    store = Store(database_url)
+    main(["db", "upgrade", "--database-url", database_url])
+    publish_definition(store, body())
+    service = CaseService(store, signer=Signer.load_or_create(key), calendar=CALENDAR)
+    dan = applicant("dan")
+    case = service.start(dan, code=CODE, unit="u1", data={"kind": "a"})
+    service.act(dan, case.id, step="nop", outcome="done")
+    service.act(office("cb"), case.id, step="kiem_tra", outcome="tu_choi", comment="Không đủ điều kiện")
+    store.dispose()
+    return database_url, key, case.id
+
+
+def test_audit_verify_passes_on_an_untouched_database(
+    audited_db: tuple[str, Path, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, key, _ = audited_db
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(key)]) == 0
+    assert "3 events in 1 case verified" in capsys.readouterr().out
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(key), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "cases": 1, "events": 3, "first_bad": None}
+
+
+def test_audit_verify_reports_the_first_bad_event_and_fails(
+    audited_db: tuple[str, Path, int], capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, key, case_id = audited_db
+    store = Store(url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE events SET comment = 'Đủ điều kiện' WHERE case_id = :c AND seq = 3"), {"c": case_id})
+    store.dispose()
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(key)]) == 1
+    assert f"case {case_id}, event 3: hash mismatch" in capsys.readouterr().out
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(key), "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert out["ok"] is False and out["first_bad"]["seq"] == 3
+
+
+def test_audit_verify_with_the_public_key_alone(audited_db: tuple[str, Path, int], tmp_path: Path) -> None:
+    url, key, _ = audited_db
+    pem = tmp_path / "public.pem"
+    pem.write_text(Signer.load(key).public_pem())
+    assert main(["audit", "verify", "--database-url", url, "--public-key", str(pem)]) == 0
+    other = tmp_path / "other.pem"
+    other.write_text(Signer.generate().public_pem())
+    assert main(["audit", "verify", "--database-url", url, "--public-key", str(other)]) == 1
+
+
+def test_audit_verify_without_the_key_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(tmp_path / "nope.key")]) == 1
+    assert "nope.key" in capsys.readouterr().err
