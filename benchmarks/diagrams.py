@@ -1,12 +1,14 @@
 """Benchmark of diagram rendering at 15, 150 and 1,500 steps.
 
 For generated procedures (the generator of ``benchmarks/analysis.py``) it
-times building the Graphviz source (:func:`procedures.diagram.diagram`) and
-rendering it to SVG with ``dot``, for the default drawing (runs of one role
-grouped beyond 150 steps); as the
-baseline, in the same run, ``dot`` rendering a plain chain of as many nodes
-with no labels, lanes or styling. Each figure is printed in seconds and as a
-ratio to that baseline, with the size of the SVG.
+times building the Graphviz source (:func:`procedures.diagram.diagram`, which
+computes the layout) and rendering it to SVG the way
+:func:`procedures.diagram.write` does (``neato -n2``: positions are pinned),
+for the default drawing (runs of one role grouped beyond 150 steps) and for
+``--full``; as the baseline, in the same run, ``dot`` rendering a plain chain
+of as many nodes with no labels, lanes or styling. Each figure is printed in
+seconds, with build + render as a ratio to that baseline, and the size of
+the SVG.
 
 Run it from the project root::
 
@@ -14,7 +16,7 @@ Run it from the project root::
     .venv/bin/python benchmarks/diagrams.py --sizes 15,150
 
 A benchmark, not a test: it asserts nothing about timings (best of 3 runs).
-A ``dot`` run that takes longer than ``--timeout`` seconds (default 120) is
+A render that takes longer than ``--timeout`` seconds (default 120) is
 stopped and reported as such.
 """
 
@@ -50,12 +52,13 @@ def best_of(runs: int, action: Callable[[], object]) -> float:
 
 
 def render(graph: graphviz.Digraph, out: Path, timeout: float) -> float | None:
-    """Seconds ``dot`` takes to write SVG, or None past ``timeout``."""
+    """Seconds Graphviz takes to write SVG as ``write`` runs it, or None past ``timeout``."""
     source = out.with_suffix(".dot")
     source.write_text(graph.source, encoding="utf-8")
+    command = [graph.engine, *(["-n2"] if graph.engine == "neato" else []), "-Tsvg", str(source), "-o", str(out)]
     start = time.perf_counter()
     try:
-        subprocess.run(["dot", "-Tsvg", str(source), "-o", str(out)], check=True, timeout=timeout)
+        subprocess.run(command, check=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return None
     return time.perf_counter() - start
@@ -83,11 +86,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Time diagram rendering at several sizes.")
     parser.add_argument("--sizes", default=",".join(map(str, DEFAULT_SIZES)))
     parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds one dot run may take")
+    parser.add_argument("--timeout", type=float, default=120.0, help="seconds one render may take")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"graphviz {'.'.join(map(str, graphviz.version()))}, best of {args.runs}")
-    header = f"{'steps':>6}  {'drawing':<8}  {'nodes':>6}  {'build s':>8}  {'dot→svg s':>9}  {'baseline s':>10}  {'ratio':>6}  {'svg KiB':>8}"
+    header = f"{'steps':>6}  {'drawing':<8}  {'nodes':>6}  {'build s':>8}  {'render s':>9}  {'baseline s':>10}  {'ratio':>6}  {'svg KiB':>8}"
     print(header)
     print("-" * len(header))
     with tempfile.TemporaryDirectory() as tmp:
@@ -95,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for n in sizes:
             defn = load_text(generate(n), f"generated-{n}")
             baseline = best_of(args.runs, functools.partial(_chain_svg, n))
-            for label, full in (("default", False),):
+            for label, full in (("default", False), ("full", True)):
                 build = best_of(args.runs, functools.partial(diagram, defn, full=full))
                 graph = diagram(defn, full=full)
                 times: list[float] = []

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
+import struct
 import subprocess
+import time
 import xml.etree.ElementTree as ET
+import zlib
 from pathlib import Path
 
 import pytest
@@ -129,11 +133,15 @@ def test_unknown_format_is_refused(xuat_ngu, tmp_path: Path) -> None:  # type: i
 
 
 def test_dot_resolves_the_font_so_text_is_drawn(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    """Without the font Graphviz draws empty boxes silently: check what dot
-    resolved DejaVu Sans to, and that the PNG it draws is a real picture."""
+    """Without the font Graphviz draws empty boxes silently: check what it
+    resolved DejaVu Sans to, rendering as ``write`` does, and that the PNG it
+    draws is a real picture."""
     dot_file = write(diagram(xuat_ngu), tmp_path / "d.dot")
     proc = subprocess.run(
-        ["dot", "-v", "-Tpng", str(dot_file), "-o", str(tmp_path / "d.png")], capture_output=True, text=True, timeout=120
+        ["neato", "-n2", "-v", "-Tpng", str(dot_file), "-o", str(tmp_path / "d.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     resolved = re.findall(r'fontname: "DejaVu Sans" resolved to: (.*)', proc.stderr)
@@ -189,3 +197,153 @@ def test_alternating_roles_are_grouped_in_stretches() -> None:
     assert [i for g in found for i in g] == list(range(n))
     source = diagram(defn).source
     assert "group-s0" in source and "vai trò khác" in source
+
+
+def png_rows(data: bytes, rows: int) -> tuple[int, list[bytes]]:
+    """The width and the first ``rows`` rows of an 8-bit RGB or RGBA PNG, as RGB bytes.
+
+    Enough of PNG for the test below (no new dependency): the rows are
+    inflated and unfiltered only as far as asked, which keeps it quick.
+    """
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    at, chunks, header = 8, [], b""
+    while at < len(data):
+        length, kind = struct.unpack(">I4s", data[at : at + 8])
+        if kind == b"IHDR":
+            header = data[at + 8 : at + 8 + length]
+        elif kind == b"IDAT":
+            chunks.append(data[at + 8 : at + 8 + length])
+        at += 12 + length
+    width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
+    assert depth == 8 and colour in (2, 6) and interlace == 0, (depth, colour, interlace)
+    bpp = 3 if colour == 2 else 4
+    stride = width * bpp
+    rows = min(rows, height)
+    raw = zlib.decompressobj().decompress(b"".join(chunks), rows * (stride + 1))
+    out: list[bytes] = []
+    prev = bytearray(stride)
+    for r in range(rows):
+        kind, line = raw[r * (stride + 1)], bytearray(raw[r * (stride + 1) + 1 : (r + 1) * (stride + 1)])
+        for i in range(stride):
+            left = line[i - bpp] if i >= bpp else 0
+            up, corner = prev[i], (prev[i - bpp] if i >= bpp else 0)
+            if kind == 1:
+                line[i] = (line[i] + left) & 255
+            elif kind == 2:
+                line[i] = (line[i] + up) & 255
+            elif kind == 3:
+                line[i] = (line[i] + (left + up) // 2) & 255
+            elif kind == 4:
+                p = left + up - corner
+                best = min((abs(p - left), 0, left), (abs(p - up), 1, up), (abs(p - corner), 2, corner))[2]
+                line[i] = (line[i] + best) & 255
+        prev = line
+        out.append(bytes(v for j in range(0, stride, bpp) for v in line[j : j + 3]))
+    return width, out
+
+
+def text_boxes(root: ET.Element, element: ET.Element) -> list[tuple[float, float, float, float]]:
+    """The boxes (left, top, right, bottom, in the SVG's points) of ``element``'s
+    text lines, from their anchor, size and number of characters."""
+    transform = next(root.iter(f"{SVG}g")).get("transform") or ""
+    tx, ty = (float(v) for v in re.findall(r"translate\(([-\d.]+) ([-\d.]+)\)", transform)[0])
+    boxes = []
+    for text in element.findall(f"{SVG}text"):
+        size, x, y = float(text.get("font-size", "14")), float(text.get("x", "0")), float(text.get("y", "0"))
+        width = len(text.text or "") * size * 0.5
+        left = x - width / 2 if text.get("text-anchor") == "middle" else x
+        boxes.append((left + tx, y + ty - size * 0.8, left + tx + width, y + ty + size * 0.2))
+    return boxes
+
+
+def dark_share(width: int, rows: list[bytes], scale: float, box: tuple[float, float, float, float]) -> float:
+    """The share of pixels in ``box`` darker than mid-grey."""
+    left, top, right, bottom = (round(v * scale) for v in box)
+    dark = total = 0
+    for row in rows[max(top, 0) : bottom]:
+        for x in range(max(left, 0), min(right, width)):
+            total += 1
+            dark += sum(row[3 * x : 3 * x + 3]) < 3 * 128
+    return dark / max(total, 1)
+
+
+def stroke_share(width: int, rows: list[bytes], scale: float, box: tuple[float, float, float, float], least: int) -> float:
+    """The share of ``box``'s dark pixels that lie in horizontal runs of at least ``least`` pixels."""
+    left, top, right, bottom = (round(v * scale) for v in box)
+    dark = in_runs = 0
+    for row in rows[max(top, 0) : bottom]:
+        run = 0
+        for x in range(max(left, 0), min(right, width) + 1):
+            if x < min(right, width) and sum(row[3 * x : 3 * x + 3]) < 3 * 128:
+                run += 1
+                dark += 1
+                continue
+            in_runs += run if run >= least else 0
+            run = 0
+    return in_runs / max(dark, 1)
+
+
+def test_png_has_the_title_and_lane_names_in_letters(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """Text really is drawn: where the SVG of the same graph puts the title and
+    the first lane's name, the PNG is dark for a good share of the pixels
+    (ink), while a box of the same size beside them is blank; and the ink of
+    the lane's name is letters, not the empty boxes Pango draws when no font
+    is found at all: the tops and bottoms of those boxes are horizontal
+    strokes of a third of an em and more (measured: over a quarter of the
+    ink without fonts, under a twentieth with DejaVu Sans)."""
+    graph = diagram(xuat_ngu)
+    root = svg_of(graph, tmp_path)
+    width, rows = png_rows(write(graph, tmp_path / "d.png").read_bytes(), 0)
+    scale = width / float((root.get("width") or "0").removesuffix("pt"))
+    title = text_boxes(root, next(root.iter(f"{SVG}g")))
+    lane = text_boxes(root, next(g for g in groups(root, "lane") if g.get("id") == f"lane-{lanes(xuat_ngu)[0]}"))
+    assert len(title) == 2 and len(lane) == 1
+    width, rows = png_rows((tmp_path / "d.png").read_bytes(), round(lane[0][3] * scale) + 2)
+    for box in [*title, *lane]:
+        assert dark_share(width, rows, scale, box) > 0.08, box
+    left, top, right, bottom = title[0]
+    blank = (2.0, top, 2.0 + min(right - left, title[0][0] - 4), bottom)
+    assert dark_share(width, rows, scale, blank) < 0.01
+    lane_font = 12
+    assert stroke_share(width, rows, scale, lane[0], round(lane_font * scale * 0.3)) < 0.15
+
+
+def test_a_large_procedure_renders_quickly_in_bands(tmp_path: Path) -> None:
+    """1,500 steps whose roles alternate, each waiting for two earlier ones:
+    dot took minutes; the pinned layout renders in seconds, grouped and in
+    full, with lanes as bands that hold their nodes."""
+    roles = ["cd", "cb", "ld", "ht"]
+    steps = "".join(
+        f"  - {{id: s{i}, name: Bước {i}, role: {roles[i % 4]}, duration: 1h"
+        + (f", after: [s{i - 1}, s{max(i - 7, 0)}]" if i > 7 else (f", after: [s{i - 1}]" if i else ""))
+        + (f", outcomes: {{ok: proceed, sai: {{return: s{i - 1}}}}}" if i % 97 == 5 else "")
+        + "}\n"
+        for i in range(1500)
+    )
+    defn = load_text(
+        definition_text(
+            "roles: [{id: cd, name: Công dân, kind: applicant}, {id: cb, name: Cán bộ, kind: office},"
+            " {id: ld, name: Lãnh đạo, kind: office}, {id: ht, name: Hệ thống, kind: system}]\n"
+            "documents: []\nsteps:\n" + steps
+        )
+    )
+    for full in (False, True):
+        started = time.perf_counter()
+        root = svg_of(diagram(defn, full=full), tmp_path)
+        assert time.perf_counter() - started < 30
+        bands = {g.get("id"): _y_range(g) for g in groups(root, "lane")}
+        assert list(bands) == ["lane-cd", "lane-cb", "lane-ld", "lane-ht"]
+        ranges = list(bands.values())
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(ranges))  # top to bottom, apart
+        nodes = groups(root, "group" if not full else "step")
+        assert len(nodes) == 1500 if full else 0 < len(nodes) <= COLLAPSE_OVER
+        for node in nodes:
+            top, bottom = _y_range(node)
+            assert any(lo <= top and bottom <= hi for lo, hi in ranges), node.get("id")
+        assert groups(root, "critical") and groups(root, "return") and texts(root).count("Chú giải") == 1
+        assert "T-1 v1" in texts(root)
+
+
+def _y_range(element: ET.Element) -> tuple[float, float]:
+    ys = [float(v) for p in element.iter() for v in re.findall(r"[-\d.]+,([-\d.]+)", p.get("points") or p.get("d") or "")]
+    return min(ys), max(ys)
