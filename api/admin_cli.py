@@ -64,7 +64,7 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}" + ("" if n == 1 else "s")
 
 
-def _database_option(p: argparse.ArgumentParser) -> None:
+def database_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--database-url",
         metavar="URL",
@@ -77,7 +77,7 @@ def add_parsers(sub: Any) -> None:
     db = sub.add_parser("db", help="the database schema (Alembic migrations)")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
     p = db_sub.add_parser("upgrade", help="create or upgrade the schema to the newest revision")
-    _database_option(p)
+    database_option(p)
     p.set_defaults(handler=cmd_db_upgrade)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit trail")
@@ -85,7 +85,7 @@ def add_parsers(sub: Any) -> None:
     p = audit_sub.add_parser(
         "verify", help="re-check every case's hash chain and decision signatures (exit 1 on the first bad event)"
     )
-    _database_option(p)
+    database_option(p)
     p.add_argument(
         "--key-file", metavar="FILE", help="the server's signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)"
     )

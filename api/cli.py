@@ -23,10 +23,10 @@ from procedures import (
     TinhgonError,
     find_all,
     load_path,
-    load_text,
     metrics,
     simplify,
 )
+from procedures.analysis import analysis
 from procedures.catalog import definition_files, load_catalog
 from procedures.compare import compare
 from procedures.compare_view import compare_diagram, compare_page
@@ -36,10 +36,9 @@ from procedures.durations import parse_hours
 from procedures.metrics import METRIC_NAMES, change
 from procedures.report import report_data, report_html, report_markdown, summary_text
 from procedures.schema import json_schema
-from procedures.serialize import to_data
-from procedures.writer import dump
+from procedures.simplify import next_version_text
 
-from . import admin_cli
+from . import admin_cli, serve_cli
 from .render import METRIC_LABELS, RULE_LABELS, number, percent, table
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
@@ -121,15 +120,6 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 # -- analyze -------------------------------------------------------------------
-def analysis(defn: Definition) -> dict[str, Any]:
-    """The ``analyze --json`` object."""
-    return {
-        "procedure": {"code": defn.code, "version": defn.version},
-        "metrics": metrics(defn),
-        "findings": [f.as_dict() for f in find_all(defn)],
-    }
-
-
 def _metrics_rows(before: dict[str, Any], after: dict[str, Any] | None = None) -> list[list[str]]:
     if after is None:
         rows = [["Chỉ số", "", "Giá trị"]]
@@ -271,8 +261,7 @@ def cmd_simplify(args: argparse.Namespace) -> int:
         return out.status()
     result = simplify(defn)
     if result.changed:
-        text = dump(to_data(result.after, like=defn.data), Path(args.file).read_text(encoding="utf-8-sig"))
-        load_text(text, source=args.output)  # what we write must load back valid
+        text = next_version_text(result, Path(args.file).read_text(encoding="utf-8-sig"), source=args.output)
         Path(args.output).write_text(text, encoding="utf-8")
     if args.json:
         _print_json(result.report())
@@ -477,6 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="start, duration, hours and due as JSON")
     p.set_defaults(handler=cmd_calendar_due)
     admin_cli.add_parsers(sub)
+    serve_cli.add_parsers(sub)
     return parser
 
 

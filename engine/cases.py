@@ -23,14 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import and_, or_, select, tuple_, union_all
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from procedures import load_text
 
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
-from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, ProcedureRow
-from .errors import CaseClosed, Conflict, GuidedReturn, NotFound, StaleCase
+from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow
+from .errors import CaseClosed, Conflict, GuidedReturn, IdempotencyInFlight, IdempotencyMismatch, NotFound, StaleCase
 from .machine import OPEN, Actor, CaseState, CompiledProcedure, Entry, StepState
 from .store import PUBLISHED, Store, UnitOfWork, content_hash
 
@@ -62,6 +63,24 @@ class Compiled:
                 found = CompiledProcedure(load_text(row.body, source=f"{row.code}.v{row.version}"))
                 self._by_id[row.id] = found
             return found
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResponse:
+    """The answer first given to a request under an idempotency key."""
+
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotency:
+    """A request's ``Idempotency-Key``, a digest of the request, and how to
+    render the response that a repeat of the request will get back."""
+
+    key: str
+    request_hash: str
+    respond: Callable[[CaseView], tuple[int, dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,8 +122,10 @@ class CaseService:
         calendar: WorkingCalendar | None = None,
         clock: Callable[[], dt.datetime] = utcnow,
         compiled: Compiled | None = None,
+        idempotency_lease: float = 60.0,
     ) -> None:
         self.store = store
+        self.idempotency_lease = idempotency_lease
         self.signer = signer
         self.calendar = calendar or WorkingCalendar()
         self.clock = clock
@@ -210,11 +231,17 @@ class CaseService:
         missing: Iterable[str] = (),
         data: Mapping[str, Any] | None = None,
         if_match: int | None = None,
-    ) -> CaseView:
+        idempotency: Idempotency | None = None,
+    ) -> CaseView | StoredResponse:
         """Take ``outcome`` on ``step`` of the case.
+
+        With ``idempotency``, the first request under its key is applied and
+        its response stored in the same transaction; a repeat with the same
+        request gets that :class:`StoredResponse` back instead.
 
         Raises:
             NotFound: no such case, or ``actor`` may not see it.
+            IdempotencyMismatch, IdempotencyInFlight: see :meth:`_claim`.
             StaleCase: ``if_match`` is not the case's current version.
             InvalidAction, Forbidden, CaseClosed, StepNotActive, GuideOnce,
             InvalidData: as :meth:`CompiledProcedure.act`.
@@ -234,9 +261,17 @@ class CaseService:
                 data=data,
             )
 
-        return self._change(actor, case_id, if_match, change)
+        return self._change(actor, case_id, if_match, change, idempotency)
 
-    def withdraw(self, actor: Actor, case_id: int, *, comment: str | None = None, if_match: int | None = None) -> CaseView:
+    def withdraw(
+        self,
+        actor: Actor,
+        case_id: int,
+        *,
+        comment: str | None = None,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> CaseView | StoredResponse:
         """The applicant withdraws an open case.
 
         Raises:
@@ -246,7 +281,7 @@ class CaseService:
         def change(machine: CompiledProcedure, state: CaseState, now: dt.datetime) -> list[Entry]:
             return machine.withdraw(state, actor=actor, now=now, calendar=self.calendar, comment=comment)
 
-        return self._change(actor, case_id, if_match, change)
+        return self._change(actor, case_id, if_match, change, idempotency)
 
     def _change(
         self,
@@ -254,6 +289,28 @@ class CaseService:
         case_id: int,
         if_match: int | None,
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
+        idempotency: Idempotency | None = None,
+    ) -> CaseView | StoredResponse:
+        if idempotency is not None:
+            with self.store.unit(write=False) as uow:
+                self._visible(uow, case_id, actor)  # 404 comes before any replay
+            stored = self._claim(actor, idempotency)
+            if stored is not None:
+                return stored
+            try:
+                return self._apply(actor, case_id, if_match, change, idempotency)
+            except BaseException:
+                self._release(actor, idempotency)
+                raise
+        return self._apply(actor, case_id, if_match, change, None)
+
+    def _apply(
+        self,
+        actor: Actor,
+        case_id: int,
+        if_match: int | None,
+        change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
+        idempotency: Idempotency | None,
     ) -> CaseView:
         for attempt in range(RETRIES):
             try:
@@ -274,7 +331,12 @@ class CaseService:
                     row.version += 1
                     self._append(uow, row, machine, entries)
                     uow.session.flush()
-                    return CaseView.of(row, machine, now=now)
+                    view = CaseView.of(row, machine, now=now)
+                    if idempotency is not None:
+                        claim = uow.session.get(IdempotencyRow, (actor.id, idempotency.key))
+                        assert claim is not None  # taken by _claim, released only by this caller
+                        claim.status_code, claim.response = idempotency.respond(view)
+                    return view
             except StaleDataError:
                 if if_match is not None:
                     raise StaleCase(
@@ -283,6 +345,55 @@ class CaseService:
                 if attempt == RETRIES - 1:
                     raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _claim(self, actor: Actor, idempotency: Idempotency) -> StoredResponse | None:
+        """Take the key for this request, or answer from what it holds.
+
+        The claim commits at once, so that a concurrent request with the same
+        key sees it in flight; the response is stored later, in the action's
+        own transaction. A claim older than :attr:`idempotency_lease`
+        seconds without a response belongs to a worker that died before its
+        action committed (that action is not in the database), so it is
+        taken over.
+
+        Raises:
+            IdempotencyMismatch: the key was used for another request.
+            IdempotencyInFlight: the first request with the key is still running.
+        """
+        now = self.clock()
+        key = (actor.id, idempotency.key)
+        for _ in range(2):
+            with self.store.unit() as uow:
+                row = uow.session.get(IdempotencyRow, key)
+                if row is None:
+                    try:
+                        with uow.session.begin_nested():
+                            uow.session.add(
+                                IdempotencyRow(
+                                    user_id=actor.id, key=idempotency.key, request_hash=idempotency.request_hash, created_at=now
+                                )
+                            )
+                    except IntegrityError:
+                        continue  # another request took it meanwhile: look again
+                    return None
+                if row.request_hash != idempotency.request_hash:
+                    raise IdempotencyMismatch(
+                        f"Idempotency-Key {idempotency.key!r} was used for another request; use a new key for a new request"
+                    )
+                if row.response is not None and row.status_code is not None:
+                    return StoredResponse(row.status_code, row.response)
+                if (now - row.created_at).total_seconds() < self.idempotency_lease:
+                    raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+                row.created_at = now
+                return None
+        raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+
+    def _release(self, actor: Actor, idempotency: Idempotency) -> None:
+        """A refused or failed request leaves its key free for a retry."""
+        with self.store.unit() as uow:
+            row = uow.session.get(IdempotencyRow, (actor.id, idempotency.key))
+            if row is not None and row.response is None:
+                uow.session.delete(row)
 
     def _append(self, uow: UnitOfWork, row: CaseRow, machine: CompiledProcedure, entries: list[Entry]) -> None:
         prev, seq = row.head_hash, row.event_count
@@ -371,6 +482,55 @@ class CaseService:
                     )
                 )
         return items, (items[-1].cursor if more else None)
+
+    def list_cases(
+        self,
+        actor: Actor,
+        *,
+        status: str | None = None,
+        code: str | None = None,
+        overdue: bool | None = None,
+        limit: int = 50,
+        cursor: int | None = None,
+    ) -> tuple[list[CaseView], int | None]:
+        """The cases ``actor`` sees, newest first, a page at a time; the
+        cursor is the id to continue below.
+
+        ``overdue`` keeps open cases past their due time or with an active
+        step past its own (``False``: the others).
+        """
+        now = self.clock()
+        with self.store.unit(write=False) as uow:
+            q = select(CaseRow)
+            if "admin" not in actor.permissions:
+                mine = [p.id for p in uow.procedures() if self.compiled.get(p).office_roles & actor.roles]
+                q = q.where(or_(CaseRow.applicant == actor.id, and_(CaseRow.unit == actor.unit, CaseRow.procedure_id.in_(mine))))
+            if status is not None:
+                q = q.where(CaseRow.status == status)
+            if code is not None:
+                q = q.where(CaseRow.code == code)
+            if overdue is not None:
+                late_step = (
+                    select(CaseStepRow.case_id)
+                    .where(CaseStepRow.case_id == CaseRow.id, CaseStepRow.status == "active", CaseStepRow.due_sort < now)
+                    .exists()
+                )
+                late = and_(CaseRow.status == "open", or_(CaseRow.due_at < now, late_step))
+                q = q.where(late if overdue else ~late)
+            if cursor is not None:
+                q = q.where(CaseRow.id < cursor)
+            rows = list(uow.session.scalars(q.order_by(CaseRow.id.desc()).limit(limit + 1)))
+            more = len(rows) > limit
+            views = [CaseView.of(r, self.machine_of(uow, r), now=now) for r in rows[:limit]]
+        return views, (views[-1].id if more and views else None)
+
+    def may_start_for(self, actor: Actor, code: str, unit: str) -> bool:
+        """Whether ``actor`` may open a case of ``code`` in ``unit`` for
+        someone else: an official of the procedure in that unit (a one-stop
+        desk taking a dossier)."""
+        with self.store.unit(write=False) as uow:
+            proc = uow.newest_published(code)
+            return actor.unit == unit and bool(self.compiled.get(proc).office_roles & actor.roles)
 
     def overdue(self, *, limit: int = 1000) -> list[tuple[int, str, dt.datetime]]:
         """Active steps past their due time, most overdue first: ``(case, step, due_at)``."""

@@ -100,6 +100,18 @@ class InvalidData(EngineError):
         super().__init__("; ".join(f"{p.field}: {p.message}" for p in self.problems), case_id=case_id)
 
 
+class IdempotencyMismatch(EngineError):
+    """An ``Idempotency-Key`` reused for a different request."""
+
+    kind = "idempotency-mismatch"
+
+
+class IdempotencyInFlight(Conflict):
+    """The first request under this ``Idempotency-Key`` has not finished."""
+
+    kind = "idempotency-in-flight"
+
+
 class NotPublished(EngineError):
     """A procedure code with no published version."""
 

@@ -137,6 +137,9 @@ class UnitOfWork:
             raise NotFound(f"no user {user_id!r}")
         return row
 
+    def find_user(self, user_id: str) -> UserRow | None:
+        return self.session.get(UserRow, user_id)
+
     def user_count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(UserRow)) or 0)
 

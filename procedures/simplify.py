@@ -18,11 +18,12 @@ from dataclasses import dataclass
 
 from .errors import TinhgonError
 from .findings import ADVICE_RULES, AUTO_RULES, Finding, find_all, reduced_order, repeated_review_finding
-from .loader import build
+from .loader import build, load_text
 from .merging import MergeState
 from .metrics import Metrics, metrics
 from .model import Definition
 from .serialize import to_data
+from .writer import dump
 
 _EPSILON = 1e-9
 
@@ -198,3 +199,15 @@ def _check_no_worse(before: Definition, after: Definition) -> None:
     for key in ("lead_time_days", "compliance_cost"):
         if m1[key] > m0[key] + _EPSILON:
             raise SimplifyError(f"{before.source}: simplifying raised {key} from {m0[key]} to {m1[key]}")
+
+
+def next_version_text(result: Simplification, source_text: str, *, source: str = "<simplified>") -> str:
+    """The simplified version as YAML, written like ``source_text`` (its key
+    order, comments and quoting kept), and checked to load back valid.
+
+    Raises:
+        DefinitionError: the text does not load back (a bug of the writer).
+    """
+    text = dump(to_data(result.after, like=result.before.data), source_text)
+    load_text(text, source=source)
+    return text

@@ -1,0 +1,67 @@
+"""The HTTP service: :func:`create_app` builds it from one :class:`Settings`.
+
+The lifespan opens the database (migrating it), the signing key and the
+calendar once per worker; routes reach them through dependencies
+(:mod:`api.deps`). Errors become problem documents in :mod:`api.problems`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from . import problems
+from .routes import audit, cases, procedures
+from .services import Services
+from .settings import Settings
+
+DESCRIPTION = """\
+Run administrative procedures published as `tinhgon/1` definitions: upload,
+analyse, simplify and publish them (permission `reform`), start cases, act
+on their steps, withdraw, and read the tamper-evident audit trail.
+
+Sign in with `Authorization: Bearer TOKEN` (`tinhgon user token ID` issues one).
+Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: Settings | None = None, *, services: Services | None = None) -> FastAPI:
+    """The application. ``services`` may be given ready-made (tests); else
+    they are opened from ``settings`` when the app starts."""
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or Services.start(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="tinhgon",
+        summary="Tinh gọn thủ tục hành chính: simplify administrative procedures, then run them",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    problems.install(app)
+    app.include_router(procedures.router)
+    app.include_router(cases.router)
+    app.include_router(audit.router)
+    return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app as ``tinhgon serve``'s workers build it: settings from the
+    environment the parent process set (database, key, calendar)."""
+    calendar = os.environ.get("TINHGON_CALENDAR")
+    return create_app(Settings(calendar_file=Path(calendar) if calendar else None))

@@ -1,0 +1,136 @@
+"""Errors as RFC 9457 problem documents, in exactly one place.
+
+Domain errors (:mod:`engine.errors`, definition errors) map to their status
+by class; request validation errors to 422; anything unexpected is logged
+with an id and answered 500 with that id, never as a client error.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from engine import errors as E
+from engine.users import InvalidUser
+from procedures.errors import DefinitionError, ReadError
+
+log = logging.getLogger("tinhgon.api")
+PROBLEM = "application/problem+json"
+TYPE_BASE = "https://tinhgon.vn/problems/"
+
+STATUS: list[tuple[type[Exception], int]] = [
+    # most specific first
+    (E.GuideOnce, 409),
+    (E.StaleCase, 412),
+    (E.IdempotencyInFlight, 409),
+    (E.IdempotencyMismatch, 422),
+    (E.Conflict, 409),
+    (E.NotFound, 404),
+    (E.Forbidden, 403),
+    (E.InvalidData, 422),
+    (E.InvalidAction, 422),
+    (E.NotPublished, 422),
+    (InvalidUser, 422),
+]
+TITLES = {
+    400: "Bad request",
+    401: "Not signed in",
+    403: "Not allowed",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    412: "Precondition failed",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Unprocessable content",
+    428: "Precondition required",
+    500: "Internal server error",
+}
+
+
+class ApiProblem(Exception):
+    """A problem the HTTP layer itself finds (a body too large, a bad cursor...)."""
+
+    def __init__(
+        self, status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.kind, self.headers, self.extra = status, detail, kind, headers, extra
+
+
+def problem(
+    status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + (kind or str(status)),
+        "title": TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+
+
+def engine_problem(exc: E.EngineError) -> JSONResponse:
+    status = next((code for cls, code in STATUS if isinstance(exc, cls)), 409)
+    extra: dict[str, Any] = {}
+    if exc.case_id is not None:
+        extra["case"] = exc.case_id
+    if exc.step is not None:
+        extra["step"] = exc.step
+    if exc.outcome is not None:
+        extra["outcome"] = exc.outcome
+    if isinstance(exc, E.InvalidData):
+        extra["errors"] = [p.as_dict() for p in exc.problems]
+    if isinstance(exc, E.GuideOnce):
+        extra["earlier"] = exc.earlier.as_dict()
+    return problem(status, exc.message, kind=exc.kind, **extra)
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(E.EngineError)
+    async def _engine(request: Request, exc: E.EngineError) -> JSONResponse:
+        return engine_problem(exc)
+
+    @app.exception_handler(DefinitionError)
+    async def _definition(request: Request, exc: DefinitionError) -> JSONResponse:
+        return problem(
+            422,
+            f"the definition is not valid: {len(exc.problems)} problem(s)",
+            kind="invalid-definition",
+            errors=[p.as_dict() for p in exc.problems],
+        )
+
+    @app.exception_handler(ReadError)
+    async def _read(request: Request, exc: ReadError) -> JSONResponse:
+        return problem(422, exc.message, kind="unreadable", errors=[{"line": 0, "path": "", "message": exc.message}])
+
+    @app.exception_handler(ApiProblem)
+    async def _api(request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem(exc.status, exc.detail, kind=exc.kind, headers=exc.headers, **exc.extra)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        return problem(422, "the request is not valid", kind="invalid-request", errors=errors)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers) if exc.headers else None
+        return problem(exc.status_code, str(exc.detail), headers=headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        error_id = uuid.uuid4().hex[:12]
+        log.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
+        return problem(
+            500, f"an unexpected error happened; quote id {error_id} to the operator", kind="internal", error_id=error_id
+        )

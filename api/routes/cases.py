@@ -1,0 +1,190 @@
+"""``/api/cases`` and ``/api/inbox``: starting cases, acting on them,
+withdrawing them, reading them and their audit trail (service.md section 3).
+
+Case actions honour ``If-Match: "N"`` (412 when the case moved on) and
+``Idempotency-Key`` (the same key and body replay the first answer; another
+body is 422; while the first is still running, 409).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, status
+from fastapi.responses import JSONResponse
+
+from engine.cases import CaseView, Idempotency, StoredResponse
+from engine.errors import Forbidden
+
+from ..deps import ActorDep, ServicesDep
+from ..problems import ApiProblem
+from ..schemas import ActionCreate, CaseCreate, CasePublic, EventPublic, InboxItemPublic, Page, WithdrawCreate
+
+router = APIRouter(prefix="/api", tags=["cases"])
+
+CASE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "not signed in"},
+    404: {"description": "no such case, or not one the caller may see"},
+}
+ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **CASE_RESPONSES,
+    403: {"description": "the caller lacks the step's role"},
+    409: {
+        "description": "the case's state refuses it (closed, step not active, guide once), or the first request with this Idempotency-Key is still running"
+    },
+    412: {"description": "If-Match names an older version of the case"},
+    422: {"description": "no such step or outcome, invalid data, or an Idempotency-Key reused with another body"},
+}
+IfMatch = Annotated[
+    str | None, Header(description='the case version the action is meant for, as `"N"` (its ETag)', examples=['"3"'])
+]
+IdemKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=200,
+        description="a key of the client's choice; a retry with the same key and body gets the first answer",
+    ),
+]
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _if_match(value: str | None) -> int | None:
+    """``"N"`` (or ``W/"N"``) as N; ``*`` and no header as None. Anything
+    else matches no version (0): the service answers 412 after it has
+    checked that the caller sees the case."""
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    return int(text) if text.isdigit() and len(text) < 12 else 0
+
+
+def _case_response(view: CaseView, status_code: int = 200) -> JSONResponse:
+    body = CasePublic.of(view).model_dump(mode="json")
+    return JSONResponse(body, status_code=status_code, headers={"ETag": _etag(view.version)})
+
+
+def _stored(result: CaseView | StoredResponse) -> JSONResponse:
+    if isinstance(result, StoredResponse):
+        version = result.body.get("version")
+        headers = {"ETag": _etag(version)} if isinstance(version, int) else {}
+        return JSONResponse(result.body, status_code=result.status_code, headers={**headers, "Idempotent-Replayed": "true"})
+    return _case_response(result)
+
+
+def _idempotency(key: str | None, route: str, body: Any) -> Idempotency | None:
+    if key is None:
+        return None
+    digest = hashlib.sha256(json.dumps([route, body], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return Idempotency(key, digest, lambda view: (200, CasePublic.of(view).model_dump(mode="json")))
+
+
+@router.post(
+    "/cases",
+    status_code=status.HTTP_201_CREATED,
+    summary="Start a case on the newest published version",
+    responses={
+        401: {"description": "not signed in"},
+        403: {"description": "only an official of the procedure in that unit may open a case for someone else"},
+        422: {"description": "data that breaks the procedure's fields (errors [{field, message}]), or no published version"},
+    },
+)
+def start_case(body: CaseCreate, services: ServicesDep, actor: ActorDep) -> JSONResponse:
+    applicant = body.applicant or actor.id
+    if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit):
+        raise Forbidden("only an official of the procedure in that unit may open a case for someone else")
+    view = services.cases.start(actor, code=body.procedure, unit=body.unit, data=body.data, applicant=applicant)
+    return _case_response(view, status.HTTP_201_CREATED)
+
+
+@router.get("/cases", summary="The cases the caller sees, newest first")
+def list_cases(
+    services: ServicesDep,
+    actor: ActorDep,
+    status_: Annotated[Literal["open", "completed", "rejected", "withdrawn"] | None, Query(alias="status")] = None,
+    procedure: Annotated[str | None, Query(max_length=100)] = None,
+    overdue: bool | None = None,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
+) -> Page[CasePublic]:
+    views, next_cursor = services.cases.list_cases(
+        actor, status=status_, code=procedure, overdue=overdue, limit=limit, cursor=int(cursor) if cursor else None
+    )
+    return Page[CasePublic](items=[CasePublic.of(v) for v in views], next_cursor=str(next_cursor) if next_cursor else None)
+
+
+@router.get("/cases/{case_id}", summary="One case, with its steps", responses=CASE_RESPONSES, response_model=CasePublic)
+def get_case(case_id: int, services: ServicesDep, actor: ActorDep) -> JSONResponse:
+    return _case_response(services.cases.get(actor, case_id))
+
+
+@router.post(
+    "/cases/{case_id}/actions", summary="Take an outcome on an active step", responses=ACTION_RESPONSES, response_model=CasePublic
+)
+def act(
+    case_id: int,
+    body: ActionCreate,
+    services: ServicesDep,
+    actor: ActorDep,
+    if_match: IfMatch = None,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    result = services.cases.act(
+        actor,
+        case_id,
+        step=body.step,
+        outcome=body.outcome,
+        comment=body.comment,
+        missing=body.missing,
+        data=body.data,
+        if_match=_if_match(if_match),
+        idempotency=_idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json")),
+    )
+    return _stored(result)
+
+
+@router.post(
+    "/cases/{case_id}/withdraw", summary="The applicant withdraws the case", responses=ACTION_RESPONSES, response_model=CasePublic
+)
+def withdraw(
+    case_id: int,
+    services: ServicesDep,
+    actor: ActorDep,
+    body: WithdrawCreate | None = None,
+    if_match: IfMatch = None,
+    idempotency_key: IdemKey = None,
+) -> JSONResponse:
+    comment = body.comment if body else None
+    result = services.cases.withdraw(
+        actor,
+        case_id,
+        comment=comment,
+        if_match=_if_match(if_match),
+        idempotency=_idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}),
+    )
+    return _stored(result)
+
+
+@router.get("/cases/{case_id}/events", summary="The case's audit events, oldest first", responses=CASE_RESPONSES)
+def events(case_id: int, services: ServicesDep, actor: ActorDep) -> list[EventPublic]:
+    return [EventPublic.of(e) for e in services.cases.events(actor, case_id)]
+
+
+@router.get("/inbox", summary="The caller's actionable steps, earliest due first")
+def inbox(
+    services: ServicesDep,
+    actor: ActorDep,
+    limit: Limit = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[InboxItemPublic]:
+    try:
+        items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise ApiProblem(422, str(exc), kind="invalid-cursor") from None
+    return Page[InboxItemPublic](items=[InboxItemPublic.of(i) for i in items], next_cursor=next_cursor)

@@ -1,0 +1,166 @@
+"""``/api/procedures``: the catalog, uploads, analysis, simplification,
+publication, diagrams and comparisons (service.md section 3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Request, Response, status
+
+from engine.db import ProcedureRow
+from engine.errors import Conflict
+from engine.store import DRAFT
+from procedures import Definition, load_bytes, metrics, simplify
+from procedures.analysis import analysis
+from procedures.compare import compare
+from procedures.compare_view import compare_diagram
+from procedures.diagram import diagram
+from procedures.simplify import next_version_text
+
+from ..deps import ReformDep, ServicesDep, UserDep
+from ..problems import ApiProblem
+from ..schemas import ProcedureDetail, ProcedureStored, ProcedureSummary, SimplifyResult
+
+router = APIRouter(prefix="/api/procedures", tags=["procedures"])
+YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
+SVG = "image/svg+xml"
+Code = Annotated[str, Path(max_length=100, examples=["QP-CS-XN-02"])]
+Version = Annotated[int, Path(ge=1, le=1_000_000, examples=[1])]
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise ApiProblem(413, f"the body is {declared} bytes; the limit is {limit}", kind="too-large")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiProblem(413, f"the body passes the limit of {limit} bytes", kind="too-large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def definition_of(services: Any, row: ProcedureRow) -> Definition:
+    return services.compiled.get(row).definition  # type: ignore[no-any-return]
+
+
+def _row(services: Any, code: str, version: int) -> ProcedureRow:
+    with services.store.unit(write=False) as uow:
+        return uow.procedure(code, version)  # type: ignore[no-any-return]
+
+
+@router.get("", summary="The procedures and their versions")
+def list_procedures(services: ServicesDep, user: UserDep) -> list[ProcedureSummary]:
+    with services.store.unit(write=False) as uow:
+        rows = uow.procedures()
+    return [ProcedureSummary(code=r.code, version=r.version, name=r.name, status=r.status) for r in rows]  # type: ignore[arg-type]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    summary="Upload a definition (YAML) as a draft",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/yaml": {"schema": {"type": "string"}, "example": "format: tinhgon/1\ncode: X-1\n..."}},
+        }
+    },
+    responses={
+        409: {"description": "this code and version exist already"},
+        413: {"description": "the body is over the upload limit"},
+        415: {"description": "not application/yaml"},
+        422: {"description": "not a valid definition: errors [{line, path, message}]"},
+    },
+)
+async def upload(request: Request, services: ServicesDep, user: ReformDep) -> ProcedureStored:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media not in YAML_TYPES:
+        raise ApiProblem(
+            415, f"send the definition as application/yaml, not {media or 'no content type'}", kind="unsupported-media-type"
+        )
+    raw = await read_limited(request, services.settings.max_upload_bytes)
+    defn = load_bytes(raw, source="upload")
+    text = raw.decode("utf-8-sig")
+    with services.store.unit() as uow:
+        row = uow.add_procedure(defn, text, now=_now(), status=DRAFT)
+        return ProcedureStored(code=row.code, version=row.version, status="draft")
+
+
+@router.get("/{code}/{version}", summary="One version: its definition as JSON, status and metrics")
+def get_procedure(code: Code, version: Version, services: ServicesDep, user: UserDep) -> ProcedureDetail:
+    row = _row(services, code, version)
+    defn = definition_of(services, row)
+    return ProcedureDetail(
+        code=row.code,
+        version=row.version,
+        name=row.name,
+        status=row.status,  # type: ignore[arg-type]
+        definition=dict(defn.data),
+        metrics=dict(metrics(defn)),
+    )
+
+
+@router.get("/{code}/{version}/analysis", summary="Metrics and findings (the analyze --json object)")
+def get_analysis(code: Code, version: Version, services: ServicesDep, user: UserDep) -> dict[str, Any]:
+    return analysis(definition_of(services, _row(services, code, version)))
+
+
+@router.post(
+    "/{code}/{version}/simplify",
+    status_code=status.HTTP_201_CREATED,
+    summary="Apply the automatic fixes and store version + 1 as a draft",
+    responses={409: {"description": "nothing to simplify, or version + 1 exists already"}},
+)
+def post_simplify(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> SimplifyResult:
+    row = _row(services, code, version)
+    defn = definition_of(services, row)
+    result = simplify(defn)
+    if not result.changed:
+        raise Conflict(f"{code} version {version}: no automatic fix applies; nothing was stored")
+    text = next_version_text(result, row.body, source=f"{code}.v{result.after.version}")
+    with services.store.unit() as uow:
+        uow.add_procedure(result.after, text, now=_now(), status=DRAFT)
+    return SimplifyResult(code=code, version=result.after.version, **result.report())  # type: ignore[arg-type]
+
+
+@router.post("/{code}/{version}/publish", summary="Publish: new cases of the code start on its newest published version")
+def post_publish(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> ProcedureStored:
+    with services.store.unit() as uow:
+        row = uow.publish(code, version, now=_now())
+        return ProcedureStored(code=row.code, version=row.version, status=row.status)  # type: ignore[arg-type]
+
+
+@router.get(
+    "/{code}/{version}/diagram.svg",
+    summary="The procedure drawn in swimlanes",
+    response_class=Response,
+    responses={200: {"content": {SVG: {}}}},
+)
+def get_diagram(code: Code, version: Version, services: ServicesDep, user: UserDep) -> Response:
+    defn = definition_of(services, _row(services, code, version))
+    return Response(diagram(defn).pipe(format="svg", encoding="utf-8"), media_type=SVG)
+
+
+@router.get("/{code}/compare/{a}/{b}", summary="Two versions compared (the compare --json object)")
+def get_compare(code: Code, a: Version, b: Version, services: ServicesDep, user: UserDep) -> dict[str, Any]:
+    before, after = definition_of(services, _row(services, code, a)), definition_of(services, _row(services, code, b))
+    return compare(before, after)
+
+
+@router.get(
+    "/{code}/compare/{a}/{b}/diagram.svg",
+    summary="Both versions in one picture",
+    response_class=Response,
+    responses={200: {"content": {SVG: {}}}},
+)
+def get_compare_diagram(code: Code, a: Version, b: Version, services: ServicesDep, user: UserDep) -> Response:
+    before, after = definition_of(services, _row(services, code, a)), definition_of(services, _row(services, code, b))
+    return Response(compare_diagram(before, after).pipe(format="svg", encoding="utf-8"), media_type=SVG)

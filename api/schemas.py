@@ -1,0 +1,228 @@
+"""The JSON the API takes and gives (service.md section 3), as pydantic
+models in families: ``...Create`` for what a client sends, ``...Public`` for
+what it gets back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.audit import EventRecord
+from engine.calendar import local_time
+from engine.cases import CaseView, InboxItem
+
+T = TypeVar("T")
+
+
+def _local(value: dt.datetime | None) -> dt.datetime | None:
+    return local_time(value) if value is not None else None
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- procedures -------------------------------------------------------------------
+class ProcedureSummary(BaseModel):
+    code: str = Field(examples=["QP-CS-XN-02"])
+    version: int = Field(examples=[1])
+    name: str = Field(examples=["Giải quyết chế độ xuất ngũ"])
+    status: Literal["draft", "published"]
+
+
+class ProcedureStored(BaseModel):
+    code: str
+    version: int
+    status: Literal["draft", "published"]
+
+
+class ProcedureDetail(BaseModel):
+    code: str
+    version: int
+    name: str
+    status: Literal["draft", "published"]
+    definition: dict[str, Any] = Field(description="the definition as JSON (the YAML's data)")
+    metrics: dict[str, Any]
+
+
+class SimplifyResult(BaseModel):
+    code: str
+    version: int = Field(description="the version the simplification was stored as (a draft)")
+    before: dict[str, Any]
+    after: dict[str, Any]
+    applied: list[dict[str, Any]]
+    advice: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
+
+
+# -- cases ------------------------------------------------------------------------
+class CaseCreate(Strict):
+    procedure: str = Field(
+        min_length=1, max_length=100, description="procedure code; the newest published version is used", examples=["QP-CS-XN-02"]
+    )
+    unit: str = Field(min_length=1, max_length=100, description="the unit that handles the case", examples=["d1"])
+    data: dict[str, Any] = Field(default_factory=dict, description="case data, checked against the procedure's fields")
+    applicant: str | None = Field(default=None, max_length=100, description="defaults to the caller")
+
+
+class ActionCreate(Strict):
+    step: str = Field(min_length=1, max_length=100, examples=["tham_dinh"])
+    outcome: str = Field(min_length=1, max_length=200, examples=["dat"])
+    comment: str | None = Field(default=None, max_length=4000)
+    missing: list[str] = Field(
+        default_factory=list,
+        max_length=200,
+        description="on a return to an applicant step: every document the applicant must supply",
+    )
+    data: dict[str, Any] | None = Field(default=None, description="on an applicant step: changes to the case data")
+
+
+class WithdrawCreate(Strict):
+    comment: str | None = Field(default=None, max_length=4000)
+
+
+class ProcedureRef(BaseModel):
+    code: str
+    version: int
+
+
+class StepPublic(BaseModel):
+    id: str
+    name: str
+    role: str
+    status: Literal["waiting", "active", "completed", "skipped", "cancelled"]
+    activated_at: dt.datetime | None
+    due_at: dt.datetime | None
+    completed_at: dt.datetime | None
+    outcome: str | None
+    overdue: bool
+
+
+class GuidedPublic(BaseModel):
+    step: str
+    outcome: str
+    target: str
+    actor: str
+    at: str
+    missing: list[str]
+
+
+class CasePublic(BaseModel):
+    id: int
+    procedure: ProcedureRef
+    unit: str
+    applicant: str
+    status: Literal["open", "completed", "rejected", "withdrawn"]
+    created_at: dt.datetime
+    due_at: dt.datetime | None
+    data: dict[str, Any]
+    version: int
+    paused: bool = Field(description="the case's clock stands still while the applicant answers a return")
+    returned_to_applicant: GuidedPublic | None = Field(
+        description="the one return to the applicant (guide once), with what is missing"
+    )
+    steps: list[StepPublic]
+
+    @classmethod
+    def of(cls, view: CaseView) -> CasePublic:
+        return cls(
+            id=view.id,
+            procedure=ProcedureRef(code=view.code, version=view.procedure_version),
+            unit=view.unit,
+            applicant=view.applicant,
+            status=view.status,  # type: ignore[arg-type]
+            created_at=local_time(view.created_at),
+            due_at=_local(view.due_at),
+            data=dict(view.data),
+            version=view.version,
+            paused=view.paused,
+            returned_to_applicant=GuidedPublic(**view.guided.as_dict()) if view.guided else None,  # type: ignore[arg-type]
+            steps=[
+                StepPublic(
+                    id=s.id,
+                    name=s.name,
+                    role=s.role,
+                    status=s.status,  # type: ignore[arg-type]
+                    activated_at=_local(s.activated_at),
+                    due_at=_local(s.due_at),
+                    completed_at=_local(s.completed_at),
+                    outcome=s.outcome,
+                    overdue=s.overdue,
+                )
+                for s in view.steps
+            ],
+        )
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(description="pass as cursor= for the next page; null on the last")
+
+
+class EventPublic(BaseModel):
+    seq: int
+    at: str
+    actor: str
+    type: Literal["created", "action", "system", "data", "withdrawn"]
+    step: str | None
+    outcome: str | None
+    comment: str | None
+    data: dict[str, Any]
+    decision: bool
+    hash: str
+    prev_hash: str
+    signature: str | None
+
+    @classmethod
+    def of(cls, e: EventRecord) -> EventPublic:
+        return cls(
+            seq=e.seq,
+            at=e.at,
+            actor=e.actor,
+            type=e.type,  # type: ignore[arg-type]
+            step=e.step,
+            outcome=e.outcome,
+            comment=e.comment,
+            data=e.data,
+            decision=e.decision,
+            hash=e.hash,
+            prev_hash=e.prev_hash,
+            signature=e.signature,
+        )
+
+
+class InboxProcedure(BaseModel):
+    code: str
+    version: int
+    name: str
+
+
+class InboxItemPublic(BaseModel):
+    case: int
+    procedure: InboxProcedure
+    step: str
+    step_name: str
+    activated_at: dt.datetime | None
+    due_at: dt.datetime | None
+    overdue: bool
+
+    @classmethod
+    def of(cls, item: InboxItem) -> InboxItemPublic:
+        return cls(
+            case=item.case_id,
+            procedure=InboxProcedure(code=item.code, version=item.version, name=item.name),
+            step=item.step,
+            step_name=item.step_name,
+            activated_at=_local(item.activated_at),
+            due_at=_local(item.due_at),
+            overdue=item.overdue,
+        )
+
+
+class AuditReport(BaseModel):
+    ok: bool
+    events: int
+    cases: int
+    first_bad: dict[str, Any] | None = Field(description="{case, seq, reason} of the first bad event, or null")

@@ -1,0 +1,212 @@
+"""``tinhgon user ...`` and ``tinhgon serve`` (service.md sections 2 and 4).
+
+``serve`` does once, in the parent process, what must happen once: migrate
+the database, load and publish the definitions, create the first admin (and
+the demo users); then it starts uvicorn with N workers, each of which opens
+the database and the signing key for itself (:func:`api.app.app_from_environment`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from engine.cases import publish_definition
+from engine.errors import Conflict
+from engine.schema import upgrade
+from engine.settings import DATABASE_ENV, KEY_ENV, database_url, key_path
+from engine.store import Store, UnitOfWork
+from engine.users import add_user, issue_token, revoke_tokens
+from procedures import Definition, load_path
+from procedures.catalog import definition_files
+from procedures.errors import DefinitionError, ReadError
+
+from .admin_cli import database_option
+
+CALENDAR_ENV = "TINHGON_CALENDAR"
+DEMO_UNIT = "demo"
+DEMO_APPLICANT = "demo_applicant"
+
+
+# -- users --------------------------------------------------------------------------
+def _store(args: argparse.Namespace) -> Store:
+    store = Store(database_url(args.database_url))
+    upgrade(store.engine)
+    return store
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    store = _store(args)
+    with store.unit() as uow:
+        user = add_user(uow, args.id, name=args.name, unit=args.unit, roles=args.role, permissions=args.permission)
+        token = issue_token(uow, user.id)
+    store.dispose()
+    roles = ", ".join(user.roles) or "no roles"
+    perms = ", ".join(user.permissions) or "no permissions"
+    print(f"user {user.id} ({user.name}), unit {user.unit}: {roles}; {perms}")
+    print(token)
+    return 0
+
+
+def cmd_user_token(args: argparse.Namespace) -> int:
+    store = _store(args)
+    with store.unit() as uow:
+        token = issue_token(uow, args.id)
+    store.dispose()
+    print(f"new token for {args.id}:")
+    print(token)
+    return 0
+
+
+def cmd_user_revoke(args: argparse.Namespace) -> int:
+    store = _store(args)
+    with store.unit() as uow:
+        n = revoke_tokens(uow, args.id)
+    store.dispose()
+    print(f"{args.id}: {n} token(s) revoked")
+    return 0
+
+
+# -- serve ----------------------------------------------------------------------------
+class StartError(Exception):
+    """``serve`` cannot start: a definition is invalid or clashes with what is stored."""
+
+
+def load_definitions(store: Store, folder: Path) -> list[Definition]:
+    """Publish every definition of ``folder``; a changed file must carry a new version.
+
+    Raises:
+        StartError: a file is invalid, or its body differs from the one
+            stored under the same code and version.
+    """
+    loaded: list[Definition] = []
+    problems: list[str] = []
+    for f in definition_files([str(folder)]):
+        try:
+            defn = load_path(f)
+            publish_definition(store, Path(f).read_text(encoding="utf-8-sig"), source=f)
+        except (DefinitionError, ReadError) as exc:
+            problems.append(str(exc))
+            continue
+        except Conflict as exc:
+            problems.append(exc.message)
+            continue
+        loaded.append(defn)
+    if problems:
+        raise StartError("\n".join(problems))
+    return loaded
+
+
+def _ensure_user(uow: UnitOfWork, user_id: str, **attrs: Any) -> None:
+    if uow.find_user(user_id) is None:
+        add_user(uow, user_id, **attrs)
+
+
+def first_users(store: Store, definitions: list[Definition], *, demo: bool) -> list[tuple[str, str]]:
+    """``(label, token)`` to print: the admin's on first start, and with
+    ``demo`` one user per office role of the loaded procedures plus an
+    applicant, each with a fresh token."""
+    out: list[tuple[str, str]] = []
+    with store.unit() as uow:
+        if uow.user_count() == 0:
+            add_user(uow, "admin", name="Quản trị hệ thống", unit="hq", permissions=["admin"])
+            out.append(("admin", issue_token(uow, "admin")))
+        if demo:
+            roles: dict[str, str] = {}
+            for defn in definitions:
+                for role in defn.roles:
+                    if role.kind == "office":
+                        roles.setdefault(role.id, role.name)
+            _ensure_user(uow, "demo_reform", name="Cán bộ cải cách (demo)", unit=DEMO_UNIT, permissions=["reform"])
+            out.append(("demo_reform (reform)", issue_token(uow, "demo_reform")))
+            _ensure_user(uow, DEMO_APPLICANT, name="Người nộp hồ sơ (demo)", unit=DEMO_UNIT)
+            out.append((DEMO_APPLICANT, issue_token(uow, DEMO_APPLICANT)))
+            for role_id, name in sorted(roles.items()):
+                user_id = f"demo_{role_id}"
+                _ensure_user(uow, user_id, name=f"{name} (demo)", unit=DEMO_UNIT, roles=[role_id])
+                out.append((f"{user_id} ({role_id})", issue_token(uow, user_id)))
+    return out
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    url = database_url(args.database_url)
+    key = key_path(args.key_file)
+    folder = Path(args.definitions) if args.definitions else (Path("definitions") if Path("definitions").is_dir() else None)
+    if args.calendar:
+        from engine.calendar import load_calendar
+
+        load_calendar(args.calendar)  # refuse a bad file before any worker starts
+    store = Store(url)
+    upgrade(store.engine)
+    try:
+        definitions = load_definitions(store, folder) if folder else []
+    except StartError as exc:
+        print(f"tinhgon serve: cannot start:\n{exc}", file=sys.stderr)
+        store.dispose()
+        return 2
+    tokens = first_users(store, definitions, demo=args.demo)
+    store.dispose()
+    where = f"http://{args.host}:{args.port}/"
+    print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {url}")
+    for label, token in tokens:
+        print(f"{label} token: {token}")
+    print(f"tinhgon: serving on {where} with {args.workers} worker(s); sign in at {where}dang-nhap", flush=True)
+    os.environ[DATABASE_ENV] = url
+    os.environ[KEY_ENV] = str(key.resolve())
+    if args.calendar:
+        os.environ[CALENDAR_ENV] = str(Path(args.calendar).resolve())
+    uvicorn.run(
+        "api.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def add_parsers(sub: Any) -> None:
+    """Register ``user`` and ``serve``."""
+    user = sub.add_parser("user", help="users, their roles and units, and bearer tokens")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
+    p = user_sub.add_parser("add", help="create a user and print a bearer token on the last line")
+    p.add_argument("id")
+    p.add_argument("--name", required=True)
+    p.add_argument("--unit", required=True)
+    p.add_argument("--role", action="append", default=[], metavar="R", help="a role id as definitions use it (repeatable)")
+    p.add_argument(
+        "--permission", action="append", default=[], choices=["reform", "admin"], metavar="P", help="reform or admin (repeatable)"
+    )
+    database_option(p)
+    p.set_defaults(handler=cmd_user_add)
+    p = user_sub.add_parser("token", help="issue another bearer token for a user")
+    p.add_argument("id")
+    database_option(p)
+    p.set_defaults(handler=cmd_user_token)
+    p = user_sub.add_parser("revoke", help="invalidate every token of a user")
+    p.add_argument("id")
+    database_option(p)
+    p.set_defaults(handler=cmd_user_revoke)
+
+    p = sub.add_parser("serve", help="run the HTTP service and web pages (migrates, publishes definitions/)")
+    database_option(p)
+    p.add_argument(
+        "--definitions", metavar="DIR", help="definitions to load and publish at start (default: definitions/ when it exists)"
+    )
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="uvicorn worker processes sharing one database")
+    p.add_argument("--calendar", metavar="FILE", help="the operator's calendar file (days off, make-up days, hours)")
+    p.add_argument("--key-file", metavar="FILE", help="the signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)")
+    p.add_argument(
+        "--demo", action="store_true", help="also create a demo user per role of the loaded procedures, and print their tokens"
+    )
+    p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(handler=cmd_serve)

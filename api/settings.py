@@ -1,0 +1,28 @@
+"""The service's settings: one object, built from the command line (or the
+environment) once, and handed to :func:`api.app.create_app`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.settings import database_url, key_path
+
+
+class Settings(BaseModel):
+    """Everything a running service needs to know about its surroundings."""
+
+    model_config = ConfigDict(frozen=True)
+
+    database_url: str = Field(default_factory=database_url)
+    key_file: Path = Field(default_factory=key_path)
+    calendar_file: Path | None = None
+    definitions: Path | None = None
+    """a folder of definitions loaded and published at start (``serve`` does it once, before the workers)"""
+    max_upload_bytes: int = 1_000_000
+    page_limit: int = 200
+    """the largest ``limit`` a list accepts"""
+    idempotency_lease_seconds: float = 60.0
+    secure_cookies: bool = False
+    """mark the web session cookie ``Secure`` (behind HTTPS)"""

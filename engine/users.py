@@ -1,0 +1,128 @@
+"""Users, their roles and units, and bearer tokens (service.md section 2).
+
+A token is 32 random bytes, shown once; only its SHA-256 is stored, so a
+copy of the database lets nobody sign in. Revoking a user's tokens marks
+them all revoked at once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select, update
+
+from .db import TokenRow, UserRow
+from .errors import Conflict, EngineError
+from .machine import Actor
+from .store import Store, UnitOfWork
+
+PERMISSIONS = frozenset({"reform", "admin"})
+TOKEN_PREFIX = "tg_"
+_ID = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+
+
+class InvalidUser(EngineError):
+    kind = "invalid-user"
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    name: str
+    unit: str
+    roles: tuple[str, ...]
+    permissions: tuple[str, ...]
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.id, self.unit, frozenset(self.roles), frozenset(self.permissions))
+
+    @classmethod
+    def of(cls, row: UserRow) -> User:
+        return cls(row.id, row.name, row.unit, tuple(row.roles), tuple(row.permissions))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def add_user(
+    uow: UnitOfWork,
+    user_id: str,
+    *,
+    name: str,
+    unit: str,
+    roles: Iterable[str] = (),
+    permissions: Iterable[str] = (),
+) -> User:
+    """Create a user.
+
+    Raises:
+        InvalidUser: a bad id, an empty name or unit, or an unknown permission.
+        Conflict: the id is taken.
+    """
+    roles, permissions = tuple(dict.fromkeys(roles)), tuple(dict.fromkeys(permissions))
+    if not _ID.fullmatch(user_id):
+        raise InvalidUser(f"user id {user_id!r}: use 1-100 letters, digits or _ . @ -")
+    if not name.strip() or not unit.strip():
+        raise InvalidUser(f"user {user_id!r}: name and unit must not be empty")
+    unknown = sorted(set(permissions) - PERMISSIONS)
+    if unknown:
+        raise InvalidUser(f"user {user_id!r}: unknown permission {', '.join(unknown)} (known: admin, reform)")
+    bad_roles = [r for r in roles if not re.fullmatch(r"[a-z][a-z0-9_]*", r)]
+    if bad_roles:
+        raise InvalidUser(f"user {user_id!r}: role ids look like definitions' ids ([a-z][a-z0-9_]*), not {', '.join(bad_roles)}")
+    if uow.session.get(UserRow, user_id) is not None:
+        raise Conflict(f"user {user_id!r} exists already")
+    row = UserRow(id=user_id, name=name, unit=unit, roles=list(roles), permissions=list(permissions), created_at=_now())
+    uow.session.add(row)
+    uow.session.flush()
+    return User.of(row)
+
+
+def issue_token(uow: UnitOfWork, user_id: str) -> str:
+    """A new bearer token for the user (the caller shows it once).
+
+    Raises:
+        NotFound: no such user.
+    """
+    uow.user(user_id)
+    token = new_token()
+    uow.session.add(TokenRow(user_id=user_id, token_hash=token_hash(token), created_at=_now()))
+    uow.session.flush()
+    return token
+
+
+def revoke_tokens(uow: UnitOfWork, user_id: str) -> int:
+    """Invalidate every token of the user; returns how many were live."""
+    uow.user(user_id)
+    result = uow.session.execute(
+        update(TokenRow).where(TokenRow.user_id == user_id, TokenRow.revoked_at.is_(None)).values(revoked_at=_now())
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def authenticate(store: Store, token: str) -> User | None:
+    """The user a bearer token belongs to, or None (unknown or revoked)."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    with store.unit(write=False) as uow:
+        row = uow.user_by_token_hash(token_hash(token))
+        return User.of(row) if row is not None else None
+
+
+def all_users(uow: UnitOfWork) -> list[User]:
+    return [User.of(r) for r in uow.session.scalars(select(UserRow).order_by(UserRow.id))]
