@@ -1,0 +1,128 @@
+"""``tinhgon user ...`` and what ``tinhgon serve`` does before it starts the workers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from api.cli import main
+from api.serve_cli import StartError, first_users, load_definitions
+from engine.schema import upgrade
+from engine.store import Store
+from engine.users import authenticate
+from tests.conftest import DEFINITIONS
+
+
+def last_line(text: str) -> str:
+    return text.strip().splitlines()[-1]
+
+
+def test_user_add_prints_a_token_alone_on_the_last_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    code = main(
+        [
+            "user",
+            "add",
+            "lan",
+            "--name",
+            "Nguyễn Thị Lan",
+            "--unit",
+            "d1",
+            "--role",
+            "ban_chinh_sach",
+            "--permission",
+            "reform",
+            "--database-url",
+            url,
+        ]
+    )
+    assert code == 0
+    token = last_line(capsys.readouterr().out)
+    user = authenticate(Store(url), token)
+    assert user is not None and (user.id, user.unit, user.roles, user.permissions) == (
+        "lan",
+        "d1",
+        ("ban_chinh_sach",),
+        ("reform",),
+    )
+
+
+def test_user_token_and_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    main(["user", "add", "lan", "--name", "Lan", "--unit", "d1", "--database-url", url])
+    first = last_line(capsys.readouterr().out)
+    assert main(["user", "token", "lan", "--database-url", url]) == 0
+    second = last_line(capsys.readouterr().out)
+    store = Store(url)
+    assert first != second and authenticate(store, first) is not None and authenticate(store, second) is not None
+    assert main(["user", "revoke", "lan", "--database-url", url]) == 0
+    assert "2 token(s) revoked" in capsys.readouterr().out
+    assert authenticate(store, first) is None and authenticate(store, second) is None
+
+
+def test_user_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    main(["user", "add", "lan", "--name", "Lan", "--unit", "d1", "--database-url", url])
+    capsys.readouterr()
+    assert main(["user", "add", "lan", "--name", "Lan", "--unit", "d1", "--database-url", url]) == 1
+    assert "exists already" in capsys.readouterr().err
+    assert main(["user", "token", "nobody", "--database-url", url]) == 1
+    assert "no user 'nobody'" in capsys.readouterr().err
+    assert main(["user", "add", "x y", "--name", "X", "--unit", "d1", "--database-url", url]) == 1
+    assert "user id" in capsys.readouterr().err
+
+
+def test_serve_publishes_the_definitions_once(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    upgrade(store.engine)
+    loaded = load_definitions(store, DEFINITIONS)
+    assert len(loaded) == len(list(DEFINITIONS.glob("*.yaml")))
+    again = load_definitions(store, DEFINITIONS)  # a restart: same bodies, nothing new
+    assert len(again) == len(loaded)
+    with store.unit(write=False) as uow:
+        assert len(uow.procedures()) == len(loaded)
+        assert {p.status for p in uow.procedures()} == {"published"}
+
+
+def test_serve_refuses_a_changed_body_under_an_existing_version(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    source = DEFINITIONS / "dang-ky-khai-sinh.v1.yaml"
+    (folder / source.name).write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    store = Store(url)
+    upgrade(store.engine)
+    load_definitions(store, folder)
+    (folder / source.name).write_text(source.read_text(encoding="utf-8") + "\n# sửa\n", encoding="utf-8")
+    with pytest.raises(StartError, match="stored already with another body"):
+        load_definitions(store, folder)
+    code = main(["serve", "--definitions", str(folder), "--database-url", url, "--key-file", str(tmp_path / "k.key")])
+    assert code == 2
+    assert "cannot start" in capsys.readouterr().err
+
+
+def test_serve_refuses_an_invalid_definition(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    (folder / "bad.yaml").write_text("format: tinhgon/1\ncode: X\n", encoding="utf-8")
+    code = main(["serve", "--definitions", str(folder), "--database-url", f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 2
+    assert "bad.yaml:1" in capsys.readouterr().err
+
+
+def test_first_start_creates_the_admin_and_demo_users_once(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    upgrade(store.engine)
+    defs = load_definitions(store, DEFINITIONS)
+    tokens = dict(first_users(store, defs, demo=True))
+    assert "admin" in tokens and "demo_applicant" in tokens and "demo_reform (reform)" in tokens
+    office_roles = {r.id for d in defs for r in d.roles if r.kind == "office"}
+    assert {label.split()[0] for label in tokens} >= {f"demo_{r}" for r in office_roles}
+    admin = authenticate(store, tokens["admin"])
+    assert admin is not None and admin.permissions == ("admin",)
+    demo = authenticate(store, tokens["demo_applicant"])
+    assert demo is not None and demo.unit == "demo"
+    again = dict(first_users(store, defs, demo=True))
+    assert "admin" not in again  # printed once, on first start
+    assert again["demo_applicant"] != tokens["demo_applicant"]  # demo users get fresh tokens each start
