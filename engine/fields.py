@@ -7,6 +7,7 @@ an applicant corrects the whole form in one go.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +40,9 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
         if not value_fits(value, spec.type, spec.values):
             problems.append(FieldProblem(key, f"must be {expected_text(spec.type, spec.values)}, not {value!r}"))
             continue
+        if spec.type == "date" and isinstance(value, dt.date):
+            # kept as the text JSON carries, so that stored data reads back equal
+            value = (value.date() if isinstance(value, dt.datetime) else value).isoformat()
         out[key] = value
     for spec in defn.fields:
         if spec.required and out.get(spec.id) is None and not any(p.field == spec.id for p in problems):

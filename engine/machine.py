@@ -234,15 +234,10 @@ class CompiledProcedure:
         state = case.steps[i]
         state.outcome, state.actor = name, action.actor.id
         details: dict[str, Any] = {"effect": effect.kind}
+        target = -1
         if effect.kind == "return":
             assert effect.target is not None
             target = self.definition.index[effect.target]
-            if self._to_applicant(effect):
-                case.guided = GuidedReturn(step.id, name, effect.target, action.actor.id, _iso(action.now), action.missing)
-                case.paused_since = action.now
-                details["clock"] = "paused"
-                if action.missing:
-                    details["missing"] = list(action.missing)
             details["target"] = effect.target
             details["reset"] = self._reset(case, target)
         else:
@@ -257,6 +252,16 @@ class CompiledProcedure:
         action.entries.append(Entry("action", action.actor.id, action.now, step.id, name, action.comment))
         if effect.kind != "reject":
             self._settle(case, action)
+        # A return reaches the applicant only if their step is active again (a
+        # step whose condition no longer holds is skipped): only then does the
+        # case wait on them, with its clock stopped, and guide once count it.
+        if target >= 0 and self._to_applicant(effect) and case.steps[target].status == ACTIVE:
+            assert effect.target is not None
+            case.guided = GuidedReturn(step.id, name, effect.target, action.actor.id, _iso(action.now), action.missing)
+            case.paused_since = action.now
+            details["clock"] = "paused"
+            if action.missing:
+                details["missing"] = list(action.missing)
         details["activated"], details["skipped"] = action.activated, action.skipped
         decision = step.kind in DECISION_KINDS or effect.kind in ("reject", "return")
         action.entries[entry_at] = Entry("action", action.actor.id, action.now, step.id, name, action.comment, details, decision)
