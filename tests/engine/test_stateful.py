@@ -86,7 +86,6 @@ MAX_CASES = 4
 START = local(2027, 3, 1, 8, 0)  # a Monday
 NO_STEP, NO_OUTCOME, NO_DOCUMENT = "khong_co_buoc", "khong co ket qua", "khong_co_giay"
 RETURN_TO_APPLICANT = "bo_sung"
-# Set to False once the engine no longer stops a case's clock for a skipped step.
 TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
 
 
