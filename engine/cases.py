@@ -20,11 +20,10 @@ import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, tuple_, union_all
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, tuple_, union_all, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm.exc import StaleDataError
 
 from procedures import load_text
 
@@ -51,6 +50,12 @@ class Compiled:
         self._by_id: dict[int, CompiledProcedure] = {}
         self._lock = threading.Lock()
 
+    def by_id(self, procedure_id: int, uow: UnitOfWork) -> CompiledProcedure:
+        """The compiled version with this id; the database is read only the
+        first time (an action needs no procedure row once it is compiled)."""
+        found = self._by_id.get(procedure_id)
+        return found if found is not None else self.get(uow.procedure_by_id(procedure_id))
+
     def get(self, row: ProcedureRow) -> CompiledProcedure:
         found = self._by_id.get(row.id)
         if found is not None:
@@ -63,6 +68,10 @@ class Compiled:
                 found = CompiledProcedure(load_text(row.body, source=f"{row.code}.v{row.version}"))
                 self._by_id[row.id] = found
             return found
+
+
+class _Lost(Exception):
+    """The case moved on between reading it and updating it: try again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +115,11 @@ def _uncursor(text: str) -> tuple[dt.datetime, int, int]:
     """Raises ValueError on a cursor this service did not write."""
     try:
         due, case_id, position = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        return dt.datetime.fromisoformat(due), int(case_id), int(position)
+        due_at = dt.datetime.fromisoformat(due)
+        # checked here, or a forged cursor would reach the database as a naive time or an out-of-range id
+        if due_at.tzinfo is None or not all(isinstance(n, int) and 0 <= n < 2**31 for n in (case_id, position)):
+            raise ValueError(text)
+        return due_at, case_id, position
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a cursor of this list: {text!r}") from exc
 
@@ -133,16 +146,10 @@ class CaseService:
 
     # -- reading ------------------------------------------------------------------
     def machine_of(self, uow: UnitOfWork, row: CaseRow) -> CompiledProcedure:
-        return self.compiled.get(uow.procedure_by_id(row.procedure_id))
+        return self.compiled.by_id(row.procedure_id, uow)
 
     def can_see(self, uow: UnitOfWork, row: CaseRow, actor: Actor) -> bool:
-        """service.md section 2: the applicant, a holder of one of the
-        procedure's office roles in the case's unit, or an admin."""
-        if "admin" in actor.permissions or row.applicant == actor.id:
-            return True
-        if actor.unit != row.unit:
-            return False
-        return bool(self.machine_of(uow, row).office_roles & actor.roles)
+        return _sees(actor, row.applicant, row.unit, self.machine_of(uow, row))
 
     def _visible(self, uow: UnitOfWork, case_id: int, actor: Actor) -> CaseRow:
         row = uow.session.get(CaseRow, case_id)
@@ -216,7 +223,7 @@ class CaseService:
                 )
                 for i, (step, s) in enumerate(zip(defn.steps, state.steps, strict=True))
             ]
-            self._append(uow, row, machine, entries)
+            self._append(uow, row, entries)
             uow.session.flush()
             return CaseView.of(row, machine, now=now)
 
@@ -312,32 +319,14 @@ class CaseService:
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None,
     ) -> CaseView:
+        # The hot path of the service: plain Core statements on the unit of
+        # work's connection (two reads; one guarded case update, one
+        # executemany of the changed steps, one of the events), since the
+        # ORM's bookkeeping cost more than the database work itself.
         for attempt in range(RETRIES):
             try:
-                with self.store.unit() as uow:
-                    row = self._visible(uow, case_id, actor)
-                    if if_match is not None and row.version != if_match:
-                        raise StaleCase(
-                            f"case {case_id} is at version {row.version}, not {if_match}",
-                            case_id=case_id,
-                            expected=if_match,
-                            actual=row.version,
-                        )
-                    machine = self.machine_of(uow, row)
-                    state = state_of(row)
-                    now = self.clock()
-                    entries = change(machine, state, now)
-                    _write_back(row, state)
-                    row.version += 1
-                    self._append(uow, row, machine, entries)
-                    uow.session.flush()
-                    view = CaseView.of(row, machine, now=now)
-                    if idempotency is not None:
-                        claim = uow.session.get(IdempotencyRow, (actor.id, idempotency.key))
-                        assert claim is not None  # taken by _claim, released only by this caller
-                        claim.status_code, claim.response = idempotency.respond(view)
-                    return view
-            except StaleDataError:
+                return self._apply_once(actor, case_id, if_match, change, idempotency)
+            except _Lost:
                 if if_match is not None:
                     raise StaleCase(
                         f"case {case_id} changed while this action was applied", case_id=case_id, expected=if_match
@@ -345,6 +334,69 @@ class CaseService:
                 if attempt == RETRIES - 1:
                     raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _apply_once(
+        self,
+        actor: Actor,
+        case_id: int,
+        if_match: int | None,
+        change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
+        idempotency: Idempotency | None,
+    ) -> CaseView:
+        with self.store.unit() as uow:
+            conn = uow.connection
+            head = conn.execute(_READ_CASE, {"b_case": case_id}).one_or_none()
+            machine = self.compiled.by_id(head.procedure_id, uow) if head is not None else None
+            if head is None or machine is None or not _sees(actor, head.applicant, head.unit, machine):
+                raise NotFound(f"no case {case_id}", case_id=case_id)
+            if if_match is not None and head.version != if_match:
+                raise StaleCase(
+                    f"case {case_id} is at version {head.version}, not {if_match}",
+                    case_id=case_id,
+                    expected=if_match,
+                    actual=head.version,
+                )
+            step_rows = conn.execute(_READ_STEPS, {"b_case": case_id}).all()
+            state = _state(head, step_rows)
+            before = [tuple(r) for r in step_rows]
+            now = self.clock()
+            entries = change(machine, state, now)
+            records = self._seal(case_id, head.head_hash, head.event_count, entries)
+            moved = conn.execute(
+                _UPDATE_CASE if state.data != head.data else _UPDATE_CASE_KEEP_DATA,
+                {
+                    "b_case": case_id,
+                    "b_version": head.version,
+                    "status": state.status,
+                    "data": state.data,
+                    "due_at": state.due_at,
+                    "paused_since": state.paused_since,
+                    "guided": state.guided.as_dict() if state.guided else None,
+                    "version": head.version + 1,
+                    "event_count": head.event_count + len(records),
+                    "head_hash": records[-1].hash if records else head.head_hash,
+                },
+            )
+            if moved.rowcount != 1:  # another transaction committed a change first
+                raise _Lost
+            changed = [
+                {"b_case": case_id, "b_position": i, **_step_columns(s)}
+                for i, (s, old) in enumerate(zip(state.steps, before, strict=True))
+                if _step_tuple(s) != old
+            ]
+            if changed:
+                conn.execute(_UPDATE_STEP, changed)
+            if records:
+                conn.execute(_INSERT_EVENT, [_event_columns(r) for r in records])
+            view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
+            if idempotency is not None:
+                status_code, response = idempotency.respond(view)
+                conn.execute(
+                    update(IdempotencyRow)
+                    .where(IdempotencyRow.user_id == actor.id, IdempotencyRow.key == idempotency.key)
+                    .values(status_code=status_code, response=response)
+                )
+            return view
 
     def _claim(self, actor: Actor, idempotency: Idempotency) -> StoredResponse | None:
         """Take the key for this request, or answer from what it holds.
@@ -384,7 +436,22 @@ class CaseService:
                     return StoredResponse(row.status_code, row.response)
                 if (now - row.created_at).total_seconds() < self.idempotency_lease:
                     raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
-                row.created_at = now
+                # Take it over only if it is still the abandoned claim just read:
+                # of two retries racing for it, the second finds created_at moved
+                # (or a response stored) once the first commits, and is in flight.
+                taken = uow.session.execute(
+                    update(IdempotencyRow)
+                    .where(
+                        IdempotencyRow.user_id == actor.id,
+                        IdempotencyRow.key == idempotency.key,
+                        IdempotencyRow.created_at <= now - dt.timedelta(seconds=self.idempotency_lease),
+                        IdempotencyRow.status_code.is_(None),
+                    )
+                    .values(created_at=now)
+                    .execution_options(synchronize_session=False)
+                )
+                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                    raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
                 return None
         raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
 
@@ -395,12 +462,13 @@ class CaseService:
             if row is not None and row.response is None:
                 uow.session.delete(row)
 
-    def _append(self, uow: UnitOfWork, row: CaseRow, machine: CompiledProcedure, entries: list[Entry]) -> None:
-        prev, seq = row.head_hash, row.event_count
+    def _seal(self, case_id: int, prev: str, seq: int, entries: list[Entry]) -> list[EventRecord]:
+        """The audit events of one change, chained on from ``prev`` (event ``seq``)."""
+        records = []
         for entry in entries:
             seq += 1
             record = seal(
-                case_id=row.id,
+                case_id=case_id,
                 seq=seq,
                 at=format_at(entry.at),
                 actor=entry.actor,
@@ -413,9 +481,15 @@ class CaseService:
                 prev_hash=prev,
                 signer=self.signer,
             )
-            uow.session.add(EventRow(**_event_columns(record)))
+            records.append(record)
             prev = record.hash
-        row.head_hash, row.event_count = prev, seq
+        return records
+
+    def _append(self, uow: UnitOfWork, row: CaseRow, entries: list[Entry]) -> None:
+        records = self._seal(row.id, row.head_hash, row.event_count, entries)
+        uow.session.add_all(EventRow(**_event_columns(r)) for r in records)
+        if records:
+            row.head_hash, row.event_count = records[-1].hash, records[-1].seq
 
     # -- queries ----------------------------------------------------------------------
     def inbox(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> tuple[list[InboxItem], str | None]:
@@ -463,10 +537,14 @@ class CaseService:
             ).all()
             found = {(r[0].case_id, r[0].position): r for r in rows}
             items = []
+            # One read per procedure version on the page, not one per item:
+            # fifty ORM reads of the same row cost more than the rest of the call.
+            versions: dict[tuple[str, int], CompiledProcedure] = {}
             for c, p in pairs:
                 step_row, code, version, name = found[(c, p)]
-                proc = uow.procedure(code, version)
-                step = self.compiled.get(proc).definition.steps[p]
+                if (code, version) not in versions:
+                    versions[(code, version)] = self.compiled.get(uow.procedure(code, version))
+                step = versions[(code, version)].definition.steps[p]
                 items.append(
                     InboxItem(
                         case_id=c,
@@ -561,6 +639,64 @@ class CaseService:
 
 
 # -- rows and states ----------------------------------------------------------------
+def _sees(actor: Actor, applicant: str, unit: str, machine: CompiledProcedure) -> bool:
+    """service.md section 2: the applicant, a holder of one of the
+    procedure's office roles in the case's unit, or an admin."""
+    if "admin" in actor.permissions or applicant == actor.id:
+        return True
+    return actor.unit == unit and bool(machine.office_roles & actor.roles)
+
+
+_STEP_STATE = ("status", "activated_at", "due_at", "completed_at", "outcome", "actor")
+"""A step row's columns that make its :class:`StepState`, in its field order."""
+
+# The action path's statements, built once. They name the tables, not the
+# mapped classes, so that executing them skips the ORM's bulk machinery.
+_CASES = cast(Table, CaseRow.__table__)
+_STEPS = cast(Table, CaseStepRow.__table__)
+_READ_CASE = select(_CASES).where(_CASES.c.id == bindparam("b_case"))
+_READ_STEPS = (
+    select(*(_STEPS.c[k] for k in _STEP_STATE)).where(_STEPS.c.case_id == bindparam("b_case")).order_by(_STEPS.c.position)
+)
+_CASE_COLUMNS = ("status", "due_at", "paused_since", "guided", "version", "event_count", "head_hash")
+_UPDATE_CASE_KEEP_DATA = (
+    update(_CASES)
+    .where(_CASES.c.id == bindparam("b_case"), _CASES.c.version == bindparam("b_version"))
+    .values({k: bindparam(k) for k in _CASE_COLUMNS})
+)
+_UPDATE_CASE = _UPDATE_CASE_KEEP_DATA.values(data=bindparam("data"))
+_UPDATE_STEP = (
+    update(_STEPS)
+    .where(_STEPS.c.case_id == bindparam("b_case"), _STEPS.c.position == bindparam("b_position"))
+    .values({k: bindparam(k) for k in ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")})
+)
+_INSERT_EVENT = insert(cast(Table, EventRow.__table__))
+
+
+def _step_tuple(s: StepState) -> tuple[Any, ...]:
+    return (s.status, s.activated_at, s.due_at, s.completed_at, s.outcome, s.actor)
+
+
+def _guided(value: Mapping[str, Any] | None) -> GuidedReturn | None:
+    return GuidedReturn(**{**value, "missing": tuple(value.get("missing", ()))}) if value else None
+
+
+def _state(head: Any, step_rows: Iterable[Any]) -> CaseState:
+    """A case's plain state from a ``cases`` row and its steps' state columns."""
+    return CaseState(
+        id=head.id,
+        status=head.status,
+        unit=head.unit,
+        applicant=head.applicant,
+        data=dict(head.data),
+        created_at=head.created_at,
+        due_at=head.due_at,
+        paused_since=head.paused_since,
+        guided=_guided(head.guided),
+        steps=[StepState(*r) for r in step_rows],
+    )
+
+
 def _step_columns(s: StepState) -> dict[str, Any]:
     return {
         "status": s.status,
@@ -575,34 +711,8 @@ def _step_columns(s: StepState) -> dict[str, Any]:
 
 def state_of(row: CaseRow) -> CaseState:
     """The case's plain state, as the machine takes it."""
-    guided = row.guided
-    return CaseState(
-        id=row.id,
-        status=row.status,
-        unit=row.unit,
-        applicant=row.applicant,
-        data=dict(row.data),
-        created_at=row.created_at,
-        due_at=row.due_at,
-        paused_since=row.paused_since,
-        guided=GuidedReturn(**{**guided, "missing": tuple(guided.get("missing", ()))}) if guided else None,
-        steps=[
-            StepState(s.status, s.activated_at, s.due_at, s.completed_at, s.outcome, s.actor)
-            for s in sorted(row.steps, key=lambda s: s.position)
-        ],
-    )
-
-
-def _write_back(row: CaseRow, state: CaseState) -> None:
-    row.status = state.status
-    if row.data != state.data:
-        row.data = state.data
-    row.due_at, row.paused_since = state.due_at, state.paused_since
-    row.guided = state.guided.as_dict() if state.guided else None
-    for step_row, s in zip(sorted(row.steps, key=lambda r: r.position), state.steps, strict=True):
-        for column, value in _step_columns(s).items():
-            if getattr(step_row, column) != value:
-                setattr(step_row, column, value)
+    ordered = sorted(row.steps, key=lambda s: s.position)
+    return _state(row, ([getattr(s, k) for k in _STEP_STATE] for s in ordered))
 
 
 def _jsonable(value: Any) -> Any:
@@ -685,25 +795,39 @@ class CaseView:
 
     @classmethod
     def of(cls, row: CaseRow, machine: CompiledProcedure, *, now: dt.datetime) -> CaseView:
+        return cls.of_state(row.id, row.code, row.procedure_version, row.version, state_of(row), machine, now=now)
+
+    @classmethod
+    def of_state(
+        cls,
+        case_id: int,
+        code: str,
+        procedure_version: int,
+        version: int,
+        state: CaseState,
+        machine: CompiledProcedure,
+        *,
+        now: dt.datetime,
+    ) -> CaseView:
         steps = machine.definition.steps
         return cls(
-            id=row.id,
-            code=row.code,
-            procedure_version=row.procedure_version,
-            unit=row.unit,
-            applicant=row.applicant,
-            status=row.status,
-            created_at=row.created_at,
-            due_at=row.due_at,
-            data=dict(row.data),
-            version=row.version,
-            paused=row.paused_since is not None,
-            guided=state_of(row).guided,
+            id=case_id,
+            code=code,
+            procedure_version=procedure_version,
+            unit=state.unit,
+            applicant=state.applicant,
+            status=state.status,
+            created_at=state.created_at,
+            due_at=state.due_at,
+            data=dict(state.data),
+            version=version,
+            paused=state.paused_since is not None,
+            guided=state.guided,
             steps=tuple(
                 StepView(
-                    id=steps[s.position].id,
-                    name=steps[s.position].name,
-                    role=s.role,
+                    id=step.id,
+                    name=step.name,
+                    role=step.role,
                     status=s.status,
                     activated_at=s.activated_at,
                     due_at=s.due_at,
@@ -711,7 +835,7 @@ class CaseView:
                     outcome=s.outcome,
                     overdue=s.status == "active" and s.due_at is not None and s.due_at < now,
                 )
-                for s in sorted(row.steps, key=lambda r: r.position)
+                for step, s in zip(steps, state.steps, strict=True)
             ),
         )
 

@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy.orm import Session
 
 from procedures.model import Definition
 
@@ -35,8 +35,7 @@ class Store:
     def __init__(self, url: str = DEFAULT_URL, **engine_options: Any) -> None:
         self.url = url
         self.engine: Engine = connect(url, **engine_options)
-        self._writer = sessionmaker(self.engine.execution_options(tinhgon_write=True), expire_on_commit=False)
-        self._reader = sessionmaker(self.engine, expire_on_commit=False)
+        self._writer = self.engine.execution_options(tinhgon_write=True)
 
     @property
     def dialect(self) -> str:
@@ -50,22 +49,40 @@ class Store:
         a writing unit takes the write lock at its start (``BEGIN
         IMMEDIATE``), so what it reads is what it will update.
         """
-        session = (self._writer if write else self._reader)()
-        try:
-            with session.begin():
-                yield UnitOfWork(session)
-        finally:
-            session.close()
+        with (self._writer if write else self.engine).connect() as connection, connection.begin():
+            uow = UnitOfWork(connection)
+            try:
+                yield uow
+                uow.flush()
+            finally:
+                uow.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
 
 
 class UnitOfWork:
-    """One transaction's session with the repository reads and writes."""
+    """One transaction: its connection, for statements of its own, and an
+    ORM session on that connection, opened when first asked for. The
+    transaction belongs to the unit; the session never commits it."""
 
-    def __init__(self, session: Session) -> None:
-        self.session = session
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._session: Session | None = None
+
+    @property
+    def session(self) -> Session:
+        if self._session is None:
+            self._session = Session(bind=self.connection, join_transaction_mode="rollback_only", expire_on_commit=False)
+        return self._session
+
+    def flush(self) -> None:
+        if self._session is not None:
+            self._session.flush()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
 
     # -- procedures -------------------------------------------------------------
     def procedure(self, code: str, version: int) -> ProcedureRow:

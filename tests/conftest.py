@@ -27,9 +27,11 @@ from engine.store import Store
 
 # In CI the property tests run the same examples every time, so a run's
 # verdict is about the change, not the dice; locally they explore afresh.
-settings.register_profile("ci", derandomize=True, database=None)
-if os.environ.get("CI"):
-    settings.load_profile("ci")
+# No deadline either way: these machines are shared, and a slow example on
+# a loaded machine says nothing about the code (benchmarks measure speed).
+settings.register_profile("ci", derandomize=True, database=None, deadline=None)
+settings.register_profile("dev", deadline=None)
+settings.load_profile("ci" if os.environ.get("CI") else "dev")
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
