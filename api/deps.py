@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from engine.machine import Actor
 from engine.users import User, authenticate
@@ -35,6 +38,9 @@ def _bearer(request: Request) -> str | None:
 
 def current_user(request: Request, services: ServicesDep) -> User:
     """The caller, from ``Authorization: Bearer``; 401 without a valid token."""
+    signed_in: User | None = getattr(request.state, "user", None)
+    if signed_in is not None:
+        return signed_in
     token = _bearer(request)
     if token is None:
         raise ApiProblem(
@@ -52,6 +58,24 @@ def current_user(request: Request, services: ServicesDep) -> User:
 
 
 UserDep = Annotated[User, Depends(current_user)]
+
+
+class SignedInRoute(APIRoute):
+    """A route that authenticates its caller before it reads the body.
+
+    FastAPI decodes a JSON body before it runs any dependency, so a
+    malformed body would answer 422 to a caller without a valid token;
+    service.md section 3 puts the token first (401), then the body.
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def signed_in_first(request: Request) -> Response:
+            request.state.user = await run_in_threadpool(current_user, request, get_services(request))
+            return await handler(request)
+
+        return signed_in_first
 
 
 def actor(user: UserDep) -> Actor:

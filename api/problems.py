@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from engine import errors as E
@@ -52,6 +54,34 @@ TITLES = {
     428: "Precondition required",
     500: "Internal server error",
 }
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document, as every error is answered."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(
+        description="a URI naming the kind of problem; its last segment is a short slug", examples=[TYPE_BASE + "guide-once"]
+    )
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="for an invalid definition [{line, path, message}], for invalid case data [{field, message}], for an invalid request [{location, message}]",
+    )
+
+
+PROBLEM_SCHEMA = Problem.model_json_schema()
+
+
+def documented(statuses: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for error statuses, each a problem document with its description."""
+    return {
+        status: {"description": description, "content": {PROBLEM: {"schema": PROBLEM_SCHEMA}}}
+        for status, description in statuses.items()
+    }
 
 
 class ApiProblem(Exception):
@@ -125,6 +155,14 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 400 and isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)):
+            # FastAPI answers 400 to a JSON body that is not UTF-8 or nests too deep; it is malformed JSON like any other
+            return problem(
+                422,
+                "the body is not valid JSON",
+                kind="invalid-request",
+                errors=[{"location": "body", "message": type(exc.__cause__).__name__}],
+            )
         return problem(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)

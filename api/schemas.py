@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.audit import EventRecord
 from engine.calendar import local_time
@@ -20,8 +20,32 @@ def _local(value: dt.datetime | None) -> dt.datetime | None:
     return local_time(value) if value is not None else None
 
 
+def no_nul(value: Any) -> None:
+    """Raise ValueError when a text anywhere in ``value`` (keys too) holds a
+    NUL character, which PostgreSQL cannot store in text or JSON."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise ValueError("text must not contain NUL characters")
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+
+
 class Strict(BaseModel):
+    """What a client sends: no unknown keys, and no NUL in any text."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        no_nul(data)
+        return data
 
 
 # -- procedures -------------------------------------------------------------------

@@ -7,12 +7,17 @@ from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
 from ..deps import AdminDep, ServicesDep
+from ..problems import documented
 from ..schemas import AuditReport
 
 router = APIRouter(prefix="/api/audit", tags=["audit"])
 
 
-@router.get("/verify", summary="Re-check every case's hash chain and signatures (admin)")
+@router.get(
+    "/verify",
+    summary="Re-check every case's hash chain and signatures (admin)",
+    responses=documented({401: "not signed in, or the token is unknown or revoked", 403: "this needs the admin permission"}),
+)
 def verify(services: ServicesDep, user: AdminDep) -> AuditReport:
     report = services.cases.verify_audit()
     bad = report.first_bad

@@ -12,31 +12,53 @@ import hashlib
 import json
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, status
+from fastapi import APIRouter, Header, Path, Query, status
 from fastapi.responses import JSONResponse
 
 from engine.cases import CaseView, Idempotency, StoredResponse
 from engine.errors import Forbidden
 
-from ..deps import ActorDep, ServicesDep
-from ..problems import ApiProblem
+from ..deps import ActorDep, ServicesDep, SignedInRoute
+from ..problems import ApiProblem, documented
 from ..schemas import ActionCreate, CaseCreate, CasePublic, EventPublic, InboxItemPublic, Page, WithdrawCreate
 
-router = APIRouter(prefix="/api", tags=["cases"])
+router = APIRouter(
+    prefix="/api",
+    tags=["cases"],
+    route_class=SignedInRoute,
+    responses=documented({401: "not signed in, or the token is unknown or revoked", 422: "the request is not valid"}),
+)
 
+ETAG = {"ETag": {"description": 'the case\'s version, as `"N"`', "schema": {"type": "string"}}}
 CASE_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"description": "not signed in"},
-    404: {"description": "no such case, or not one the caller may see"},
+    200: {"headers": ETAG},
+    **documented({404: "no such case, or not one the caller may see"}),
 }
 ACTION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    **CASE_RESPONSES,
-    403: {"description": "the caller lacks the step's role"},
-    409: {
-        "description": "the case's state refuses it (closed, step not active, guide once), or the first request with this Idempotency-Key is still running"
+    200: {
+        "headers": {
+            **ETAG,
+            "Idempotent-Replayed": {
+                "description": "`true` when this is the stored answer to an earlier request with the same Idempotency-Key",
+                "schema": {"type": "string", "enum": ["true"]},
+            },
+        }
     },
-    412: {"description": "If-Match names an older version of the case"},
-    422: {"description": "no such step or outcome, invalid data, or an Idempotency-Key reused with another body"},
+    **documented(
+        {
+            404: "no such case, or not one the caller may see",
+            403: "the caller lacks the step's role",
+            409: "the case's state refuses it (closed, step not active, guide once), or the first request with this Idempotency-Key is still running",
+            412: "If-Match names an older version of the case",
+            422: "the request is not valid, no such step or outcome, invalid data, or an Idempotency-Key reused with another body",
+        }
+    ),
 }
+MAX_ID = 2**31 - 1
+"""ids are 32-bit integers in the database: a larger one names no case"""
+CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's id")]
+TEXT = r"^[^\x00-\x1f]+$"
+"""no control characters (PostgreSQL stores no NUL)"""
 IfMatch = Annotated[
     str | None, Header(description='the case version the action is meant for, as `"N"` (its ETag)', examples=['"3"'])
 ]
@@ -45,6 +67,7 @@ IdemKey = Annotated[
     Header(
         alias="Idempotency-Key",
         max_length=200,
+        pattern=TEXT,
         description="a key of the client's choice; a retry with the same key and body gets the first answer",
     ),
 ]
@@ -62,7 +85,7 @@ def _if_match(value: str | None) -> int | None:
     if value is None or value.strip() == "*":
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    return int(text) if text.isdigit() and len(text) < 12 else 0
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
 def _case_response(view: CaseView, status_code: int = 200) -> JSONResponse:
@@ -89,10 +112,15 @@ def _idempotency(key: str | None, route: str, body: Any) -> Idempotency | None:
     "/cases",
     status_code=status.HTTP_201_CREATED,
     summary="Start a case on the newest published version",
+    response_model=CasePublic,
     responses={
-        401: {"description": "not signed in"},
-        403: {"description": "only an official of the procedure in that unit may open a case for someone else"},
-        422: {"description": "data that breaks the procedure's fields (errors [{field, message}]), or no published version"},
+        201: {"headers": ETAG},
+        **documented(
+            {
+                403: "only an official of the procedure in that unit may open a case for someone else",
+                422: "the request is not valid, data that breaks the procedure's fields (errors [{field, message}]), or no published version",
+            }
+        ),
     },
 )
 def start_case(body: CaseCreate, services: ServicesDep, actor: ActorDep) -> JSONResponse:
@@ -108,19 +136,19 @@ def list_cases(
     services: ServicesDep,
     actor: ActorDep,
     status_: Annotated[Literal["open", "completed", "rejected", "withdrawn"] | None, Query(alias="status")] = None,
-    procedure: Annotated[str | None, Query(max_length=100)] = None,
+    procedure: Annotated[str | None, Query(max_length=100, pattern=TEXT)] = None,
     overdue: bool | None = None,
     limit: Limit = 50,
-    cursor: Annotated[str | None, Query(max_length=20, pattern=r"^\d+$")] = None,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,10}$", description="next_cursor of the previous page")] = None,
 ) -> Page[CasePublic]:
     views, next_cursor = services.cases.list_cases(
-        actor, status=status_, code=procedure, overdue=overdue, limit=limit, cursor=int(cursor) if cursor else None
+        actor, status=status_, code=procedure, overdue=overdue, limit=limit, cursor=min(int(cursor), MAX_ID) if cursor else None
     )
     return Page[CasePublic](items=[CasePublic.of(v) for v in views], next_cursor=str(next_cursor) if next_cursor else None)
 
 
 @router.get("/cases/{case_id}", summary="One case, with its steps", responses=CASE_RESPONSES, response_model=CasePublic)
-def get_case(case_id: int, services: ServicesDep, actor: ActorDep) -> JSONResponse:
+def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> JSONResponse:
     return _case_response(services.cases.get(actor, case_id))
 
 
@@ -128,7 +156,7 @@ def get_case(case_id: int, services: ServicesDep, actor: ActorDep) -> JSONRespon
     "/cases/{case_id}/actions", summary="Take an outcome on an active step", responses=ACTION_RESPONSES, response_model=CasePublic
 )
 def act(
-    case_id: int,
+    case_id: CaseId,
     body: ActionCreate,
     services: ServicesDep,
     actor: ActorDep,
@@ -153,7 +181,7 @@ def act(
     "/cases/{case_id}/withdraw", summary="The applicant withdraws the case", responses=ACTION_RESPONSES, response_model=CasePublic
 )
 def withdraw(
-    case_id: int,
+    case_id: CaseId,
     services: ServicesDep,
     actor: ActorDep,
     body: WithdrawCreate | None = None,
@@ -171,8 +199,12 @@ def withdraw(
     return _stored(result)
 
 
-@router.get("/cases/{case_id}/events", summary="The case's audit events, oldest first", responses=CASE_RESPONSES)
-def events(case_id: int, services: ServicesDep, actor: ActorDep) -> list[EventPublic]:
+@router.get(
+    "/cases/{case_id}/events",
+    summary="The case's audit events, oldest first",
+    responses=documented({404: "no such case, or not one the caller may see"}),
+)
+def events(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> list[EventPublic]:
     return [EventPublic.of(e) for e in services.cases.events(actor, case_id)]
 
 
@@ -181,7 +213,7 @@ def inbox(
     services: ServicesDep,
     actor: ActorDep,
     limit: Limit = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
 ) -> Page[InboxItemPublic]:
     try:
         items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor)

@@ -16,16 +16,27 @@ from procedures.analysis import analysis
 from procedures.compare import compare
 from procedures.compare_view import compare_diagram
 from procedures.diagram import diagram
-from procedures.simplify import next_version_text
+from procedures.simplify import Simplification, next_version_text
 
 from ..deps import ReformDep, ServicesDep, UserDep
-from ..problems import ApiProblem
+from ..problems import ApiProblem, documented
 from ..schemas import ProcedureDetail, ProcedureStored, ProcedureSummary, SimplifyResult
 
-router = APIRouter(prefix="/api/procedures", tags=["procedures"])
+router = APIRouter(
+    prefix="/api/procedures",
+    tags=["procedures"],
+    responses=documented(
+        {
+            401: "not signed in, or the token is unknown or revoked",
+            404: "no such procedure or version",
+            422: "the request is not valid",
+        }
+    ),
+)
+WRITE_RESPONSES = documented({403: "changing procedures needs the reform permission"})
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 SVG = "image/svg+xml"
-Code = Annotated[str, Path(max_length=100, examples=["QP-CS-XN-02"])]
+Code = Annotated[str, Path(max_length=100, pattern=r"^[^\x00-\x1f]+$", examples=["QP-CS-XN-02"])]
 Version = Annotated[int, Path(ge=1, le=1_000_000, examples=[1])]
 
 
@@ -47,6 +58,13 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+def _svg(graph: Any) -> str:
+    """A drawing as SVG: a graph :func:`diagram` laid out itself (engine
+    ``neato``) is drawn with ``neato -n2``, which keeps its positions; plain
+    ``neato`` would lay it out again, far too large and slowly."""
+    return graph.pipe(format="svg", encoding="utf-8", neato_no_op=2 if graph.engine == "neato" else None)  # type: ignore[no-any-return]
+
+
 def definition_of(services: Any, row: ProcedureRow) -> Definition:
     return services.compiled.get(row).definition  # type: ignore[no-any-return]
 
@@ -54,6 +72,47 @@ def definition_of(services: Any, row: ProcedureRow) -> Definition:
 def _row(services: Any, code: str, version: int) -> ProcedureRow:
     with services.store.unit(write=False) as uow:
         return uow.procedure(code, version)  # type: ignore[no-any-return]
+
+
+# -- what the routes and the web pages both do ------------------------------------
+def store_upload(services: Any, raw: bytes, *, source: str = "upload") -> ProcedureRow:
+    """Check an uploaded definition and store it as a draft.
+
+    Raises:
+        DefinitionError, ReadError: not a valid definition.
+        Conflict: this code and version exist already.
+    """
+    defn = load_bytes(raw, source=source)
+    text = raw.decode("utf-8-sig")
+    with services.store.unit() as uow:
+        return uow.add_procedure(defn, text, now=_now(), status=DRAFT)  # type: ignore[no-any-return]
+
+
+def store_simplified(services: Any, code: str, version: int) -> Simplification:
+    """Apply the automatic fixes to a stored version and store version + 1 as a draft.
+
+    Raises:
+        NotFound: no such version.
+        Conflict: nothing to simplify, or version + 1 exists already.
+    """
+    row = _row(services, code, version)
+    result = simplify(definition_of(services, row))
+    if not result.changed:
+        raise Conflict(f"{code} version {version}: no automatic fix applies; nothing was stored")
+    text = next_version_text(result, row.body, source=f"{code}.v{result.after.version}")
+    with services.store.unit() as uow:
+        uow.add_procedure(result.after, text, now=_now(), status=DRAFT)
+    return result
+
+
+def publish_version(services: Any, code: str, version: int) -> ProcedureRow:
+    """Publish a stored version (new cases of ``code`` start on the newest published one).
+
+    Raises:
+        NotFound: no such version.
+    """
+    with services.store.unit() as uow:
+        return uow.publish(code, version, now=_now())  # type: ignore[no-any-return]
 
 
 @router.get("", summary="The procedures and their versions")
@@ -74,10 +133,15 @@ def list_procedures(services: ServicesDep, user: UserDep) -> list[ProcedureSumma
         }
     },
     responses={
-        409: {"description": "this code and version exist already"},
-        413: {"description": "the body is over the upload limit"},
-        415: {"description": "not application/yaml"},
-        422: {"description": "not a valid definition: errors [{line, path, message}]"},
+        **WRITE_RESPONSES,
+        **documented(
+            {
+                409: "this code and version exist already",
+                413: "the body is over the upload limit",
+                415: "not application/yaml",
+                422: "not a valid definition, malformed YAML, or one that expands beyond its limits: errors [{line, path, message}]",
+            }
+        ),
     },
 )
 async def upload(request: Request, services: ServicesDep, user: ReformDep) -> ProcedureStored:
@@ -87,11 +151,8 @@ async def upload(request: Request, services: ServicesDep, user: ReformDep) -> Pr
             415, f"send the definition as application/yaml, not {media or 'no content type'}", kind="unsupported-media-type"
         )
     raw = await read_limited(request, services.settings.max_upload_bytes)
-    defn = load_bytes(raw, source="upload")
-    text = raw.decode("utf-8-sig")
-    with services.store.unit() as uow:
-        row = uow.add_procedure(defn, text, now=_now(), status=DRAFT)
-        return ProcedureStored(code=row.code, version=row.version, status="draft")
+    row = store_upload(services, raw)
+    return ProcedureStored(code=row.code, version=row.version, status="draft")
 
 
 @router.get("/{code}/{version}", summary="One version: its definition as JSON, status and metrics")
@@ -117,25 +178,21 @@ def get_analysis(code: Code, version: Version, services: ServicesDep, user: User
     "/{code}/{version}/simplify",
     status_code=status.HTTP_201_CREATED,
     summary="Apply the automatic fixes and store version + 1 as a draft",
-    responses={409: {"description": "nothing to simplify, or version + 1 exists already"}},
+    responses={**WRITE_RESPONSES, **documented({409: "nothing to simplify, or version + 1 exists already"})},
 )
 def post_simplify(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> SimplifyResult:
-    row = _row(services, code, version)
-    defn = definition_of(services, row)
-    result = simplify(defn)
-    if not result.changed:
-        raise Conflict(f"{code} version {version}: no automatic fix applies; nothing was stored")
-    text = next_version_text(result, row.body, source=f"{code}.v{result.after.version}")
-    with services.store.unit() as uow:
-        uow.add_procedure(result.after, text, now=_now(), status=DRAFT)
+    result = store_simplified(services, code, version)
     return SimplifyResult(code=code, version=result.after.version, **result.report())  # type: ignore[arg-type]
 
 
-@router.post("/{code}/{version}/publish", summary="Publish: new cases of the code start on its newest published version")
+@router.post(
+    "/{code}/{version}/publish",
+    summary="Publish: new cases of the code start on its newest published version",
+    responses=WRITE_RESPONSES,
+)
 def post_publish(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> ProcedureStored:
-    with services.store.unit() as uow:
-        row = uow.publish(code, version, now=_now())
-        return ProcedureStored(code=row.code, version=row.version, status=row.status)  # type: ignore[arg-type]
+    row = publish_version(services, code, version)
+    return ProcedureStored(code=row.code, version=row.version, status=row.status)  # type: ignore[arg-type]
 
 
 @router.get(
@@ -146,7 +203,7 @@ def post_publish(code: Code, version: Version, services: ServicesDep, user: Refo
 )
 def get_diagram(code: Code, version: Version, services: ServicesDep, user: UserDep) -> Response:
     defn = definition_of(services, _row(services, code, version))
-    return Response(diagram(defn).pipe(format="svg", encoding="utf-8"), media_type=SVG)
+    return Response(_svg(diagram(defn)), media_type=SVG)
 
 
 @router.get("/{code}/compare/{a}/{b}", summary="Two versions compared (the compare --json object)")
@@ -163,4 +220,4 @@ def get_compare(code: Code, a: Version, b: Version, services: ServicesDep, user:
 )
 def get_compare_diagram(code: Code, a: Version, b: Version, services: ServicesDep, user: UserDep) -> Response:
     before, after = definition_of(services, _row(services, code, a)), definition_of(services, _row(services, code, b))
-    return Response(compare_diagram(before, after).pipe(format="svg", encoding="utf-8"), media_type=SVG)
+    return Response(_svg(compare_diagram(before, after)), media_type=SVG)
