@@ -13,11 +13,14 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from . import problems
+from . import problems, web
 from .routes import audit, cases, procedures
 from .services import Services
 from .settings import Settings
+
+LEASE_ENV = "TINHGON_IDEMPOTENCY_LEASE"
 
 DESCRIPTION = """\
 Run administrative procedures published as `tinhgon/1` definitions: upload,
@@ -57,11 +60,18 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(procedures.router)
     app.include_router(cases.router)
     app.include_router(audit.router)
+    app.include_router(web.router)
+    app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app
 
 
 def app_from_environment() -> FastAPI:
     """The app as ``tinhgon serve``'s workers build it: settings from the
-    environment the parent process set (database, key, calendar)."""
+    environment the parent process set (database, key, calendar), and
+    ``$TINHGON_IDEMPOTENCY_LEASE`` (seconds) when set, which tests shorten."""
     calendar = os.environ.get("TINHGON_CALENDAR")
-    return create_app(Settings(calendar_file=Path(calendar) if calendar else None))
+    settings = Settings(calendar_file=Path(calendar) if calendar else None)
+    lease = os.environ.get(LEASE_ENV)
+    if lease:
+        settings = settings.model_copy(update={"idempotency_lease_seconds": float(lease)})
+    return create_app(settings)

@@ -1,0 +1,237 @@
+"""Pages of the procedures: the catalog, one version (metrics, findings,
+diagram, versions), before and after, uploading a definition, and the
+simplify and publish buttons of reform staff.
+
+Changes go through the same helpers as the API routes
+(:mod:`api.routes.procedures`), under the same ``reform`` permission.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile
+
+from engine.db import ProcedureRow
+from engine.errors import Conflict, NotFound
+from engine.users import User
+from procedures import Definition, metrics
+from procedures.analysis import analysis
+from procedures.compare import compare
+from procedures.compare_view import CHANGE_WORDS, compare_diagram
+from procedures.diagram import diagram
+from procedures.errors import DefinitionError, ReadError
+from procedures.labels import METRIC_LABELS, RULE_LABELS
+from procedures.metrics import METRIC_NAMES, change
+from procedures.simplify import simplify
+
+from ..deps import ServicesDep
+from ..routes.procedures import publish_version, store_simplified, store_upload
+from ..services import Services
+from .messages import FIX_WORDS, PROCEDURE_STATUS
+from .render import PageRoute, page
+from .session import CheckedForm, PageRefused, PageUser
+from .svg import render_svg
+
+router = APIRouter(route_class=PageRoute, include_in_schema=False)
+NEEDS_REFORM = "Việc này cần quyền cải cách thủ tục (reform)."
+DONE = {
+    "tai-len": "Đã lưu định nghĩa thành bản nháp.",
+    "don-gian-hoa": "Đã tạo phiên bản đơn giản hóa (bản nháp). Xem lại rồi công bố.",
+    "cong-bo": "Đã công bố: hồ sơ mới của thủ tục sẽ theo phiên bản mới nhất đã công bố.",
+}
+
+
+def _rows(services: Services) -> list[ProcedureRow]:
+    with services.store.unit(write=False) as uow:
+        return uow.procedures()
+
+
+def _versions(services: Services, code: str) -> list[ProcedureRow]:
+    rows = [r for r in _rows(services) if r.code == code]
+    if not rows:
+        raise NotFound(f"no procedure {code}")
+    return rows
+
+
+def _definition(services: Services, row: ProcedureRow) -> Definition:
+    return services.compiled.get(row).definition
+
+
+def _pick(rows: Sequence[ProcedureRow], version: int) -> ProcedureRow:
+    for r in rows:
+        if r.version == version:
+            return r
+    raise NotFound(f"no version {version}")
+
+
+def _reform(user: User) -> None:
+    if "reform" not in user.permissions:
+        raise PageRefused(403, NEEDS_REFORM)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    code: str
+    name: str
+    oldest: int
+    newest: int
+    published: int | None
+    cost: Mapping[str, Any]
+    lead: Mapping[str, Any]
+
+
+def _metric_rows(before: Mapping[str, Any], after: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    rows = []
+    for key in METRIC_NAMES:
+        c = change(before[key], after[key]) if after is not None else {"before": before[key]}
+        rows.append({"key": key, "label": METRIC_LABELS[key], **c})
+    return rows
+
+
+@router.get("/", response_class=HTMLResponse)
+def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response:
+    by_code: dict[str, list[ProcedureRow]] = {}
+    for row in _rows(services):
+        by_code.setdefault(row.code, []).append(row)
+    entries = []
+    for code, rows in sorted(by_code.items()):
+        rows.sort(key=lambda r: r.version)
+        before, after = metrics(_definition(services, rows[0])), metrics(_definition(services, rows[-1]))
+        published = [r.version for r in rows if r.status == "published"]
+        entries.append(
+            CatalogEntry(
+                code,
+                rows[-1].name,
+                rows[0].version,
+                rows[-1].version,
+                max(published) if published else None,
+                change(before["compliance_cost"], after["compliance_cost"]),
+                change(before["lead_time_days"], after["lead_time_days"]),
+            )
+        )
+    return page(request, "catalog.html", entries=entries)
+
+
+def _procedure_page(
+    request: Request, services: Services, code: str, version: int, *, error: str | None = None, status_code: int = 200
+) -> Response:
+    rows = _versions(services, code)
+    row = _pick(rows, version)
+    defn = _definition(services, row)
+    result = analysis(defn)
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for f in result["findings"]:
+        groups.setdefault(f["rule"], []).append(f)
+    rules = [*RULE_LABELS, *(r for r in groups if r not in RULE_LABELS)]
+    ordered = [(rule, RULE_LABELS.get(rule, rule), groups[rule]) for rule in rules if rule in groups]
+    notice = DONE.get(request.query_params.get("da", ""))
+    published = [r.version for r in rows if r.status == "published"]
+    return page(
+        request,
+        "procedure.html",
+        status_code,
+        defn=defn,
+        row=row,
+        rows=rows,
+        metrics=_metric_rows(result["metrics"]),
+        findings=ordered,
+        fix_words=FIX_WORDS,
+        statuses=PROCEDURE_STATUS,
+        svg=render_svg(diagram(defn)),
+        error=error,
+        notice=notice,
+        newest_published=max(published) if published else None,
+        oldest=rows[0].version,
+    )
+
+
+@router.get("/thu-tuc/{code}/{version}", response_class=HTMLResponse)
+def procedure_page(request: Request, code: str, version: int, services: ServicesDep, user: PageUser) -> Response:
+    return _procedure_page(request, services, code, version)
+
+
+@router.get("/thu-tuc/{code}/so-sanh/{a}/{b}", response_class=HTMLResponse)
+def compare_page(request: Request, code: str, a: int, b: int, services: ServicesDep, user: PageUser) -> Response:
+    rows = _versions(services, code)
+    before, after = _definition(services, _pick(rows, a)), _definition(services, _pick(rows, b))
+    result = compare(before, after)
+    steps = result["steps"]
+    return page(
+        request,
+        "compare.html",
+        before=before,
+        after=after,
+        metrics=_metric_rows(result["before"], result["after"]),
+        svg=render_svg(compare_diagram(before, after)),
+        removed=[before.step(s).name for s in steps["removed"]],
+        added=[after.step(s).name for s in steps["added"]],
+        changed=[(after.step(c["id"]).name, ", ".join(CHANGE_WORDS.get(k, k) for k in c["fields"])) for c in steps["changed"]],
+        fixes=[(RULE_LABELS.get(f.rule, f.rule), f.message) for f in simplify(before).applied],
+    )
+
+
+@router.get("/thu-tuc/tai-len", response_class=HTMLResponse)
+def upload_form(request: Request, user: PageUser) -> Response:
+    _reform(user)
+    return page(request, "upload.html", problems=[], text="", error=None)
+
+
+@router.post("/thu-tuc/tai-len", response_class=HTMLResponse)
+def upload(request: Request, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
+    _reform(user)
+    limit = services.settings.max_upload_bytes
+    file, text = form.get("file"), form.get("text")
+    text = text if isinstance(text, str) else ""
+    source = "upload"
+    raw = b""
+    if isinstance(file, UploadFile) and file.filename:
+        raw = file.file.read(limit + 1)
+        source = file.filename
+    if not raw:
+        raw = text.encode("utf-8")
+    if not raw.strip():
+        return page(request, "upload.html", 422, problems=[], text=text, error="Hãy chọn một tệp YAML hoặc dán định nghĩa vào ô.")
+    if len(raw) > limit:
+        return page(request, "upload.html", 413, problems=[], text="", error=f"Định nghĩa quá lớn: giới hạn {limit:,} byte.")
+    shown = text or raw.decode("utf-8", errors="replace")
+    try:
+        row = store_upload(services, raw, source=source)
+    except DefinitionError as exc:
+        problems = [p.render(source) for p in exc.problems]
+        error = f"Định nghĩa chưa hợp lệ: {len(problems)} lỗi. Sửa hết rồi tải lên lại."
+        return page(request, "upload.html", 422, problems=problems, text=shown, error=error)
+    except ReadError as exc:
+        return page(request, "upload.html", 422, problems=[f"{source}: {exc.message}"], text=shown, error="Không đọc được tệp.")
+    except Conflict:
+        error = "Đã có thủ tục cùng mã và phiên bản này. Tăng số phiên bản (version) rồi tải lên lại."
+        return page(request, "upload.html", 409, problems=[], text=shown, error=error)
+    return RedirectResponse(f"/thu-tuc/{row.code}/{row.version}?da=tai-len", status_code=303)
+
+
+@router.post("/thu-tuc/{code}/{version}/don-gian-hoa", response_class=HTMLResponse)
+def simplify_version(
+    request: Request, code: str, version: int, services: ServicesDep, user: PageUser, form: CheckedForm
+) -> Response:
+    _reform(user)
+    try:
+        result = store_simplified(services, code, version)
+    except Conflict:
+        _pick(_versions(services, code), version)  # an unknown version is a 404, not this message
+        error = (
+            f"Không tạo được phiên bản {version + 1}: không có sửa tự động nào áp dụng được cho phiên bản {version}, "
+            f"hoặc phiên bản {version + 1} đã có."
+        )
+        return _procedure_page(request, services, code, version, error=error, status_code=409)
+    return RedirectResponse(f"/thu-tuc/{code}/{result.after.version}?da=don-gian-hoa", status_code=303)
+
+
+@router.post("/thu-tuc/{code}/{version}/cong-bo", response_class=HTMLResponse)
+def publish(request: Request, code: str, version: int, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
+    _reform(user)
+    publish_version(services, code, version)
+    return RedirectResponse(f"/thu-tuc/{code}/{version}?da=cong-bo", status_code=303)
