@@ -9,6 +9,7 @@ the database and the signing key for itself (:func:`api.app.app_from_environment
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -160,6 +161,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ[KEY_ENV] = str(key.resolve())
     if args.calendar:
         os.environ[CALENDAR_ENV] = str(Path(args.calendar).resolve())
+    options: dict[str, Any] = {}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:  # uvicorn >= 0.37
+        # A new worker answers the supervisor's ping only once it has imported
+        # the service (seconds on a busy machine); after the default 5 s it
+        # is killed as hung and started again, over and over under load.
+        options["timeout_worker_healthcheck"] = 30
     uvicorn.run(
         "api.app:app_from_environment",
         factory=True,
@@ -168,6 +175,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         log_level=args.log_level,
         timeout_graceful_shutdown=10,
+        **options,
     )
     return 0
 
