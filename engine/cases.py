@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import functools
 import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
@@ -23,13 +24,14 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, insert, or_, select, tuple_, union_all, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from procedures import load_text
 
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
-from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow
+from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow, UTCDateTime
 from .errors import CaseClosed, Conflict, GuidedReturn, IdempotencyInFlight, IdempotencyMismatch, NotFound, StaleCase
 from .machine import OPEN, Actor, CaseState, CompiledProcedure, Entry, StepState
 from .store import PUBLISHED, Store, UnitOfWork, content_hash
@@ -299,9 +301,7 @@ class CaseService:
         idempotency: Idempotency | None = None,
     ) -> CaseView | StoredResponse:
         if idempotency is not None:
-            with self.store.unit(write=False) as uow:
-                self._visible(uow, case_id, actor)  # 404 comes before any replay
-            stored = self._claim(actor, idempotency)
+            stored = self._claim(actor, case_id, idempotency)
             if stored is not None:
                 return stored
             try:
@@ -398,7 +398,7 @@ class CaseService:
                 )
             return view
 
-    def _claim(self, actor: Actor, idempotency: Idempotency) -> StoredResponse | None:
+    def _claim(self, actor: Actor, case_id: int, idempotency: Idempotency) -> StoredResponse | None:
         """Take the key for this request, or answer from what it holds.
 
         The claim commits at once, so that a concurrent request with the same
@@ -409,6 +409,9 @@ class CaseService:
         taken over.
 
         Raises:
+            NotFound: the case does not exist or ``actor`` may not see it
+                (checked first: an answer stored under a key reveals nothing
+                of a case the caller no longer sees).
             IdempotencyMismatch: the key was used for another request.
             IdempotencyInFlight: the first request with the key is still running.
         """
@@ -416,18 +419,21 @@ class CaseService:
         key = (actor.id, idempotency.key)
         for _ in range(2):
             with self.store.unit() as uow:
+                head = uow.connection.execute(_READ_REACH, {"b_case": case_id}).one_or_none()
+                if head is None or not _sees(actor, head.applicant, head.unit, self.compiled.by_id(head.procedure_id, uow)):
+                    raise NotFound(f"no case {case_id}", case_id=case_id)
+                insert_new = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
+                claimed = uow.connection.execute(
+                    insert_new(IdempotencyRow)
+                    .values(user_id=actor.id, key=idempotency.key, request_hash=idempotency.request_hash, created_at=now)
+                    .on_conflict_do_nothing()
+                    .returning(IdempotencyRow.key)
+                )
+                if claimed.first() is not None:
+                    return None
                 row = uow.session.get(IdempotencyRow, key)
                 if row is None:
-                    try:
-                        with uow.session.begin_nested():
-                            uow.session.add(
-                                IdempotencyRow(
-                                    user_id=actor.id, key=idempotency.key, request_hash=idempotency.request_hash, created_at=now
-                                )
-                            )
-                    except IntegrityError:
-                        continue  # another request took it meanwhile: look again
-                    return None
+                    continue  # released meanwhile: try again
                 if row.request_hash != idempotency.request_hash:
                     raise IdempotencyMismatch(
                         f"Idempotency-Key {idempotency.key!r} was used for another request; use a new key for a new request"
@@ -504,59 +510,34 @@ class CaseService:
             ValueError: ``cursor`` is not one this method returned.
         """
         after = _uncursor(cursor) if cursor else None
-        s = CaseStepRow
-        key = (s.due_sort, s.case_id, s.position)
-
-        def page(*conditions: Any) -> Any:
-            q = select(s.case_id, s.position, s.due_sort).where(s.status == "active", *conditions)
-            if after is not None:
-                q = q.where(tuple_(*key) > tuple_(*after))
-            # Wrapped, since SQLite takes no ORDER BY or LIMIT on the arms of a UNION.
-            return select(q.order_by(*key).limit(limit + 1).subquery())
-
-        parts = [page(s.unit == actor.unit, s.role == role, s.role_kind == "office") for role in sorted(actor.roles)]
-        parts.append(page(s.applicant == actor.id, s.role_kind == "applicant"))
-        merged = union_all(*parts).subquery()
+        roles = sorted(actor.roles)
+        params: dict[str, Any] = {f"role_{i}": role for i, role in enumerate(roles)}
+        params.update(unit=actor.unit, me=actor.id, size=limit + 1)
+        if after is not None:
+            params.update(after_due=after[0], after_case=after[1], after_position=after[2])
+        statement = _inbox_statement(len(roles), after is not None)
         now = self.clock()
         with self.store.unit(write=False) as uow:
-            picked = uow.session.execute(
-                select(merged.c.case_id, merged.c.position, merged.c.due_sort)
-                .order_by(merged.c.due_sort, merged.c.case_id, merged.c.position)
-                .limit(limit + 1)
-            ).all()
+            # One statement: the page, with each case's procedure; names come
+            # from the compiled definitions, read once per process.
+            picked = uow.connection.execute(statement, params).all()
             more = len(picked) > limit
-            picked = picked[:limit]
-            if not picked:
-                return [], None
-            pairs = [(p.case_id, p.position) for p in picked]
-            rows = uow.session.execute(
-                select(s, CaseRow.code, CaseRow.procedure_version, ProcedureRow.name)
-                .join(CaseRow, CaseRow.id == s.case_id)
-                .join(ProcedureRow, ProcedureRow.id == CaseRow.procedure_id)
-                .where(or_(*(and_(s.case_id == c, s.position == p) for c, p in pairs)))
-            ).all()
-            found = {(r[0].case_id, r[0].position): r for r in rows}
             items = []
-            # One read per procedure version on the page, not one per item:
-            # fifty ORM reads of the same row cost more than the rest of the call.
-            versions: dict[tuple[str, int], CompiledProcedure] = {}
-            for c, p in pairs:
-                step_row, code, version, name = found[(c, p)]
-                if (code, version) not in versions:
-                    versions[(code, version)] = self.compiled.get(uow.procedure(code, version))
-                step = versions[(code, version)].definition.steps[p]
+            for row in picked[:limit]:
+                defn = self.compiled.by_id(row.procedure_id, uow).definition
+                step = defn.steps[row.position]
                 items.append(
                     InboxItem(
-                        case_id=c,
-                        code=code,
-                        version=version,
-                        name=name,
+                        case_id=row.case_id,
+                        code=row.code,
+                        version=row.procedure_version,
+                        name=defn.name,
                         step=step.id,
                         step_name=step.name,
-                        activated_at=step_row.activated_at,
-                        due_at=step_row.due_at,
-                        overdue=step_row.due_at is not None and step_row.due_at < now,
-                        cursor=_cursor(step_row.due_sort, c, p),
+                        activated_at=row.activated_at,
+                        due_at=row.due_at,
+                        overdue=row.due_at is not None and row.due_at < now,
+                        cursor=_cursor(row.due_sort, row.case_id, row.position),
                     )
                 )
         return items, (items[-1].cursor if more else None)
@@ -655,6 +636,7 @@ _STEP_STATE = ("status", "activated_at", "due_at", "completed_at", "outcome", "a
 _CASES = cast(Table, CaseRow.__table__)
 _STEPS = cast(Table, CaseStepRow.__table__)
 _READ_CASE = select(_CASES).where(_CASES.c.id == bindparam("b_case"))
+_READ_REACH = select(_CASES.c.applicant, _CASES.c.unit, _CASES.c.procedure_id).where(_CASES.c.id == bindparam("b_case"))
 _READ_STEPS = (
     select(*(_STEPS.c[k] for k in _STEP_STATE)).where(_STEPS.c.case_id == bindparam("b_case")).order_by(_STEPS.c.position)
 )
@@ -671,6 +653,39 @@ _UPDATE_STEP = (
     .values({k: bindparam(k) for k in ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")})
 )
 _INSERT_EVENT = insert(cast(Table, EventRow.__table__))
+
+
+@functools.lru_cache(maxsize=64)
+def _inbox_statement(roles: int, paged: bool) -> Any:
+    """The inbox query for an actor with ``roles`` office roles, built once
+    per shape: one slice of the inbox index per role, and the applicant's,
+    each already in due order, merged and joined to their cases.
+
+    Parameters: ``role_0``..., ``unit``, ``me``, ``size`` and, when
+    ``paged``, ``after_due``, ``after_case``, ``after_position``.
+    """
+    s = _STEPS.c
+    key = (s.due_sort, s.case_id, s.position)
+
+    def arm(*conditions: Any) -> Any:
+        q = select(s.case_id, s.position, s.due_sort, s.activated_at, s.due_at).where(s.status == "active", *conditions)
+        if paged:
+            q = q.where(
+                tuple_(*key)
+                > tuple_(bindparam("after_due", type_=UTCDateTime()), bindparam("after_case"), bindparam("after_position"))
+            )
+        # Wrapped, since SQLite takes no ORDER BY or LIMIT on the arms of a UNION.
+        return select(q.order_by(*key).limit(bindparam("size")).subquery())
+
+    arms = [arm(s.unit == bindparam("unit"), s.role == bindparam(f"role_{i}"), s.role_kind == "office") for i in range(roles)]
+    arms.append(arm(s.applicant == bindparam("me"), s.role_kind == "applicant"))
+    merged = union_all(*arms).subquery()
+    return (
+        select(merged, _CASES.c.code, _CASES.c.procedure_version, _CASES.c.procedure_id)
+        .join(_CASES, _CASES.c.id == merged.c.case_id)
+        .order_by(merged.c.due_sort, merged.c.case_id, merged.c.position)
+        .limit(bindparam("size"))
+    )
 
 
 def _step_tuple(s: StepState) -> tuple[Any, ...]:

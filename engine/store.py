@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from procedures.model import Definition
@@ -23,6 +23,11 @@ from .db import DEFAULT_URL, CaseRow, EventRow, ProcedureRow, TokenRow, UserRow,
 from .errors import Conflict, NotFound, NotPublished
 
 DRAFT, PUBLISHED = "draft", "published"
+_USER_BY_TOKEN = (
+    select(UserRow.id, UserRow.name, UserRow.unit, UserRow.roles, UserRow.permissions)
+    .join(TokenRow, TokenRow.user_id == UserRow.id)
+    .where(TokenRow.token_hash == bindparam("h"), TokenRow.revoked_at.is_(None))
+)
 
 
 def content_hash(body: str) -> str:
@@ -160,10 +165,11 @@ class UnitOfWork:
     def user_count(self) -> int:
         return int(self.session.scalar(select(func.count()).select_from(UserRow)) or 0)
 
-    def user_by_token_hash(self, token_hash: str) -> UserRow | None:
-        return self.session.scalar(
-            select(UserRow).join(TokenRow).where(TokenRow.token_hash == token_hash, TokenRow.revoked_at.is_(None))
-        )
+    def user_by_token_hash(self, token_hash: str) -> Any:
+        """``(id, name, unit, roles, permissions)`` of a live token's user, or None.
+
+        Every request asks this, so it is one Core statement, built once."""
+        return self.connection.execute(_USER_BY_TOKEN, {"h": token_hash}).one_or_none()
 
     # -- cases --------------------------------------------------------------------
     def case(self, case_id: int) -> CaseRow:

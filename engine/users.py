@@ -121,7 +121,7 @@ def authenticate(store: Store, token: str) -> User | None:
         return None
     with store.unit(write=False) as uow:
         row = uow.user_by_token_hash(token_hash(token))
-        return User.of(row) if row is not None else None
+    return User(row.id, row.name, row.unit, tuple(row.roles), tuple(row.permissions)) if row is not None else None
 
 
 def all_users(uow: UnitOfWork) -> list[User]:

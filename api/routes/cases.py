@@ -88,24 +88,37 @@ def _if_match(value: str | None) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
-def _case_response(view: CaseView, status_code: int = 200) -> JSONResponse:
-    body = CasePublic.of(view).model_dump(mode="json")
+def _case_response(view: CaseView, status_code: int = 200, body: dict[str, Any] | None = None) -> JSONResponse:
+    if body is None:
+        body = CasePublic.of(view).model_dump(mode="json")
     return JSONResponse(body, status_code=status_code, headers={"ETag": _etag(view.version)})
 
 
-def _stored(result: CaseView | StoredResponse) -> JSONResponse:
+class _Rendered:
+    """The JSON of the case an action answered with: rendered once, for the
+    idempotency record and the response alike."""
+
+    def __init__(self) -> None:
+        self.body: dict[str, Any] | None = None
+
+    def __call__(self, view: CaseView) -> tuple[int, dict[str, Any]]:
+        self.body = CasePublic.of(view).model_dump(mode="json")
+        return 200, self.body
+
+
+def _stored(result: CaseView | StoredResponse, rendered: _Rendered) -> JSONResponse:
     if isinstance(result, StoredResponse):
         version = result.body.get("version")
         headers = {"ETag": _etag(version)} if isinstance(version, int) else {}
         return JSONResponse(result.body, status_code=result.status_code, headers={**headers, "Idempotent-Replayed": "true"})
-    return _case_response(result)
+    return _case_response(result, body=rendered.body)
 
 
-def _idempotency(key: str | None, route: str, body: Any) -> Idempotency | None:
+def _idempotency(key: str | None, route: str, body: Any, rendered: _Rendered) -> Idempotency | None:
     if key is None:
         return None
     digest = hashlib.sha256(json.dumps([route, body], sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-    return Idempotency(key, digest, lambda view: (200, CasePublic.of(view).model_dump(mode="json")))
+    return Idempotency(key, digest, rendered)
 
 
 @router.post(
@@ -163,6 +176,7 @@ def act(
     if_match: IfMatch = None,
     idempotency_key: IdemKey = None,
 ) -> JSONResponse:
+    rendered = _Rendered()
     result = services.cases.act(
         actor,
         case_id,
@@ -172,9 +186,9 @@ def act(
         missing=body.missing,
         data=body.data,
         if_match=_if_match(if_match),
-        idempotency=_idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json")),
+        idempotency=_idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json"), rendered),
     )
-    return _stored(result)
+    return _stored(result, rendered)
 
 
 @router.post(
@@ -189,14 +203,15 @@ def withdraw(
     idempotency_key: IdemKey = None,
 ) -> JSONResponse:
     comment = body.comment if body else None
+    rendered = _Rendered()
     result = services.cases.withdraw(
         actor,
         case_id,
         comment=comment,
         if_match=_if_match(if_match),
-        idempotency=_idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}),
+        idempotency=_idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered),
     )
-    return _stored(result)
+    return _stored(result, rendered)
 
 
 @router.get(

@@ -11,7 +11,7 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-from api.routes.cases import _idempotency
+from api.routes.cases import _idempotency, _Rendered
 from api.schemas import ActionCreate
 from engine.db import IdempotencyRow
 from tests.api.conftest import (
@@ -371,6 +371,6 @@ def test_a_key_whose_first_request_is_in_flight_is_409_until_its_lease_ends(api:
 
 def _request_hash(api: Api, case_id: int, body: dict[str, Any]) -> str:
     """The digest the service keeps for an action request (as the route computes it)."""
-    idem = _idempotency("busy", f"actions/{case_id}", ActionCreate(**body).model_dump(mode="json"))
+    idem = _idempotency("busy", f"actions/{case_id}", ActionCreate(**body).model_dump(mode="json"), _Rendered())
     assert idem is not None
     return idem.request_hash
