@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from engine.audit import EventRecord
 from engine.calendar import local_time
-from engine.cases import CaseView, InboxItem
+from engine.views import CaseView, InboxItem
 
 T = TypeVar("T")
 

@@ -14,16 +14,13 @@ re-applied on the fresh state, which may then refuse it.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import functools
-import json
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, tuple_, union_all, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -31,10 +28,30 @@ from procedures import load_text
 
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
-from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow, UTCDateTime
-from .errors import CaseClosed, Conflict, GuidedReturn, IdempotencyInFlight, IdempotencyMismatch, NotFound, StaleCase
-from .machine import OPEN, Actor, CaseState, CompiledProcedure, Entry, StepState
+from .db import CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow
+from .errors import CaseClosed, Conflict, IdempotencyInFlight, IdempotencyMismatch, NotFound, StaleCase
+from .machine import Actor, CaseState, CompiledProcedure, Entry
+from .rows import (
+    INSERT_EVENT,
+    READ_CASE,
+    READ_REACH,
+    READ_STEPS,
+    UPDATE_CASE,
+    UPDATE_CASE_KEEP_DATA,
+    UPDATE_STEP,
+    event_columns,
+    inbox_statement,
+    jsonable,
+    make_cursor,
+    read_cursor,
+    record_of,
+    sees,
+    state_from,
+    step_columns,
+    step_tuple,
+)
 from .store import PUBLISHED, Store, UnitOfWork, content_hash
+from .views import CaseView, InboxItem, StoredResponse
 
 RETRIES = 8
 """How often an action without ``If-Match`` is re-applied after losing a race."""
@@ -77,14 +94,6 @@ class _Lost(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class StoredResponse:
-    """The answer first given to a request under an idempotency key."""
-
-    status_code: int
-    body: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class Idempotency:
     """A request's ``Idempotency-Key``, a digest of the request, and how to
     render the response that a repeat of the request will get back."""
@@ -92,38 +101,6 @@ class Idempotency:
     key: str
     request_hash: str
     respond: Callable[[CaseView], tuple[int, dict[str, Any]]]
-
-
-@dataclass(frozen=True, slots=True)
-class InboxItem:
-    case_id: int
-    code: str
-    version: int
-    name: str
-    step: str
-    step_name: str
-    activated_at: dt.datetime | None
-    due_at: dt.datetime | None
-    overdue: bool
-    cursor: str
-
-
-def _cursor(due_sort: dt.datetime, case_id: int, position: int) -> str:
-    raw = json.dumps([due_sort.astimezone(dt.UTC).isoformat(), case_id, position]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def _uncursor(text: str) -> tuple[dt.datetime, int, int]:
-    """Raises ValueError on a cursor this service did not write."""
-    try:
-        due, case_id, position = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        due_at = dt.datetime.fromisoformat(due)
-        # checked here, or a forged cursor would reach the database as a naive time or an out-of-range id
-        if due_at.tzinfo is None or not all(isinstance(n, int) and 0 <= n < 2**31 for n in (case_id, position)):
-            raise ValueError(text)
-        return due_at, case_id, position
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not a cursor of this list: {text!r}") from exc
 
 
 class CaseService:
@@ -151,7 +128,7 @@ class CaseService:
         return self.compiled.by_id(row.procedure_id, uow)
 
     def can_see(self, uow: UnitOfWork, row: CaseRow, actor: Actor) -> bool:
-        return _sees(actor, row.applicant, row.unit, self.machine_of(uow, row))
+        return sees(actor, row.applicant, row.unit, self.machine_of(uow, row))
 
     def _visible(self, uow: UnitOfWork, case_id: int, actor: Actor) -> CaseRow:
         row = uow.session.get(CaseRow, case_id)
@@ -221,7 +198,7 @@ class CaseService:
                     role_kind=machine.role_kind[i],
                     unit=unit,
                     applicant=state.applicant,
-                    **_step_columns(s),
+                    **step_columns(s),
                 )
                 for i, (step, s) in enumerate(zip(defn.steps, state.steps, strict=True))
             ]
@@ -345,9 +322,9 @@ class CaseService:
     ) -> CaseView:
         with self.store.unit() as uow:
             conn = uow.connection
-            head = conn.execute(_READ_CASE, {"b_case": case_id}).one_or_none()
+            head = conn.execute(READ_CASE, {"b_case": case_id}).one_or_none()
             machine = self.compiled.by_id(head.procedure_id, uow) if head is not None else None
-            if head is None or machine is None or not _sees(actor, head.applicant, head.unit, machine):
+            if head is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
                 raise NotFound(f"no case {case_id}", case_id=case_id)
             if if_match is not None and head.version != if_match:
                 raise StaleCase(
@@ -356,14 +333,14 @@ class CaseService:
                     expected=if_match,
                     actual=head.version,
                 )
-            step_rows = conn.execute(_READ_STEPS, {"b_case": case_id}).all()
-            state = _state(head, step_rows)
+            step_rows = conn.execute(READ_STEPS, {"b_case": case_id}).all()
+            state = state_from(head, step_rows)
             before = [tuple(r) for r in step_rows]
             now = self.clock()
             entries = change(machine, state, now)
             records = self._seal(case_id, head.head_hash, head.event_count, entries)
             moved = conn.execute(
-                _UPDATE_CASE if state.data != head.data else _UPDATE_CASE_KEEP_DATA,
+                UPDATE_CASE if state.data != head.data else UPDATE_CASE_KEEP_DATA,
                 {
                     "b_case": case_id,
                     "b_version": head.version,
@@ -380,14 +357,14 @@ class CaseService:
             if moved.rowcount != 1:  # another transaction committed a change first
                 raise _Lost
             changed = [
-                {"b_case": case_id, "b_position": i, **_step_columns(s)}
+                {"b_case": case_id, "b_position": i, **step_columns(s)}
                 for i, (s, old) in enumerate(zip(state.steps, before, strict=True))
-                if _step_tuple(s) != old
+                if step_tuple(s) != old
             ]
             if changed:
-                conn.execute(_UPDATE_STEP, changed)
+                conn.execute(UPDATE_STEP, changed)
             if records:
-                conn.execute(_INSERT_EVENT, [_event_columns(r) for r in records])
+                conn.execute(INSERT_EVENT, [event_columns(r) for r in records])
             view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
             if idempotency is not None:
                 status_code, response = idempotency.respond(view)
@@ -419,8 +396,8 @@ class CaseService:
         key = (actor.id, idempotency.key)
         for _ in range(2):
             with self.store.unit() as uow:
-                head = uow.connection.execute(_READ_REACH, {"b_case": case_id}).one_or_none()
-                if head is None or not _sees(actor, head.applicant, head.unit, self.compiled.by_id(head.procedure_id, uow)):
+                head = uow.connection.execute(READ_REACH, {"b_case": case_id}).one_or_none()
+                if head is None or not sees(actor, head.applicant, head.unit, self.compiled.by_id(head.procedure_id, uow)):
                     raise NotFound(f"no case {case_id}", case_id=case_id)
                 insert_new = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
                 claimed = uow.connection.execute(
@@ -482,7 +459,7 @@ class CaseService:
                 step=entry.step,
                 outcome=entry.outcome,
                 comment=entry.comment,
-                data=_jsonable(entry.details),
+                data=jsonable(entry.details),
                 decision=entry.decision,
                 prev_hash=prev,
                 signer=self.signer,
@@ -493,7 +470,7 @@ class CaseService:
 
     def _append(self, uow: UnitOfWork, row: CaseRow, entries: list[Entry]) -> None:
         records = self._seal(row.id, row.head_hash, row.event_count, entries)
-        uow.session.add_all(EventRow(**_event_columns(r)) for r in records)
+        uow.session.add_all(EventRow(**event_columns(r)) for r in records)
         if records:
             row.head_hash, row.event_count = records[-1].hash, records[-1].seq
 
@@ -509,13 +486,13 @@ class CaseService:
         Raises:
             ValueError: ``cursor`` is not one this method returned.
         """
-        after = _uncursor(cursor) if cursor else None
+        after = read_cursor(cursor) if cursor else None
         roles = sorted(actor.roles)
         params: dict[str, Any] = {f"role_{i}": role for i, role in enumerate(roles)}
         params.update(unit=actor.unit, me=actor.id, size=limit + 1)
         if after is not None:
             params.update(after_due=after[0], after_case=after[1], after_position=after[2])
-        statement = _inbox_statement(len(roles), after is not None)
+        statement = inbox_statement(len(roles), after is not None)
         now = self.clock()
         with self.store.unit(write=False) as uow:
             # One statement: the page, with each case's procedure; names come
@@ -537,7 +514,7 @@ class CaseService:
                         activated_at=row.activated_at,
                         due_at=row.due_at,
                         overdue=row.due_at is not None and row.due_at < now,
-                        cursor=_cursor(row.due_sort, row.case_id, row.position),
+                        cursor=make_cursor(row.due_sort, row.case_id, row.position),
                     )
                 )
         return items, (items[-1].cursor if more else None)
@@ -617,246 +594,6 @@ class CaseService:
             for e in uow.session.scalars(select(EventRow).order_by(EventRow.case_id, EventRow.seq, EventRow.id)):
                 chains.setdefault(e.case_id, []).append(record_of(e))
         return verify_all(((c, chains[c], heads.get(c, (0, GENESIS))) for c in sorted(chains)), verifier)
-
-
-# -- rows and states ----------------------------------------------------------------
-def _sees(actor: Actor, applicant: str, unit: str, machine: CompiledProcedure) -> bool:
-    """service.md section 2: the applicant, a holder of one of the
-    procedure's office roles in the case's unit, or an admin."""
-    if "admin" in actor.permissions or applicant == actor.id:
-        return True
-    return actor.unit == unit and bool(machine.office_roles & actor.roles)
-
-
-_STEP_STATE = ("status", "activated_at", "due_at", "completed_at", "outcome", "actor")
-"""A step row's columns that make its :class:`StepState`, in its field order."""
-
-# The action path's statements, built once. They name the tables, not the
-# mapped classes, so that executing them skips the ORM's bulk machinery.
-_CASES = cast(Table, CaseRow.__table__)
-_STEPS = cast(Table, CaseStepRow.__table__)
-_READ_CASE = select(_CASES).where(_CASES.c.id == bindparam("b_case"))
-_READ_REACH = select(_CASES.c.applicant, _CASES.c.unit, _CASES.c.procedure_id).where(_CASES.c.id == bindparam("b_case"))
-_READ_STEPS = (
-    select(*(_STEPS.c[k] for k in _STEP_STATE)).where(_STEPS.c.case_id == bindparam("b_case")).order_by(_STEPS.c.position)
-)
-_CASE_COLUMNS = ("status", "due_at", "paused_since", "guided", "version", "event_count", "head_hash")
-_UPDATE_CASE_KEEP_DATA = (
-    update(_CASES)
-    .where(_CASES.c.id == bindparam("b_case"), _CASES.c.version == bindparam("b_version"))
-    .values({k: bindparam(k) for k in _CASE_COLUMNS})
-)
-_UPDATE_CASE = _UPDATE_CASE_KEEP_DATA.values(data=bindparam("data"))
-_UPDATE_STEP = (
-    update(_STEPS)
-    .where(_STEPS.c.case_id == bindparam("b_case"), _STEPS.c.position == bindparam("b_position"))
-    .values({k: bindparam(k) for k in ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")})
-)
-_INSERT_EVENT = insert(cast(Table, EventRow.__table__))
-
-
-@functools.lru_cache(maxsize=64)
-def _inbox_statement(roles: int, paged: bool) -> Any:
-    """The inbox query for an actor with ``roles`` office roles, built once
-    per shape: one slice of the inbox index per role, and the applicant's,
-    each already in due order, merged and joined to their cases.
-
-    Parameters: ``role_0``..., ``unit``, ``me``, ``size`` and, when
-    ``paged``, ``after_due``, ``after_case``, ``after_position``.
-    """
-    s = _STEPS.c
-    key = (s.due_sort, s.case_id, s.position)
-
-    def arm(*conditions: Any) -> Any:
-        q = select(s.case_id, s.position, s.due_sort, s.activated_at, s.due_at).where(s.status == "active", *conditions)
-        if paged:
-            q = q.where(
-                tuple_(*key)
-                > tuple_(bindparam("after_due", type_=UTCDateTime()), bindparam("after_case"), bindparam("after_position"))
-            )
-        # Wrapped, since SQLite takes no ORDER BY or LIMIT on the arms of a UNION.
-        return select(q.order_by(*key).limit(bindparam("size")).subquery())
-
-    arms = [arm(s.unit == bindparam("unit"), s.role == bindparam(f"role_{i}"), s.role_kind == "office") for i in range(roles)]
-    arms.append(arm(s.applicant == bindparam("me"), s.role_kind == "applicant"))
-    merged = union_all(*arms).subquery()
-    return (
-        select(merged, _CASES.c.code, _CASES.c.procedure_version, _CASES.c.procedure_id)
-        .join(_CASES, _CASES.c.id == merged.c.case_id)
-        .order_by(merged.c.due_sort, merged.c.case_id, merged.c.position)
-        .limit(bindparam("size"))
-    )
-
-
-def _step_tuple(s: StepState) -> tuple[Any, ...]:
-    return (s.status, s.activated_at, s.due_at, s.completed_at, s.outcome, s.actor)
-
-
-def _guided(value: Mapping[str, Any] | None) -> GuidedReturn | None:
-    return GuidedReturn(**{**value, "missing": tuple(value.get("missing", ()))}) if value else None
-
-
-def _state(head: Any, step_rows: Iterable[Any]) -> CaseState:
-    """A case's plain state from a ``cases`` row and its steps' state columns."""
-    return CaseState(
-        id=head.id,
-        status=head.status,
-        unit=head.unit,
-        applicant=head.applicant,
-        data=dict(head.data),
-        created_at=head.created_at,
-        due_at=head.due_at,
-        paused_since=head.paused_since,
-        guided=_guided(head.guided),
-        steps=[StepState(*r) for r in step_rows],
-    )
-
-
-def _step_columns(s: StepState) -> dict[str, Any]:
-    return {
-        "status": s.status,
-        "activated_at": s.activated_at,
-        "due_at": s.due_at,
-        "due_sort": s.due_at or NO_DUE,
-        "completed_at": s.completed_at,
-        "outcome": s.outcome,
-        "actor": s.actor,
-    }
-
-
-def state_of(row: CaseRow) -> CaseState:
-    """The case's plain state, as the machine takes it."""
-    ordered = sorted(row.steps, key=lambda s: s.position)
-    return _state(row, ([getattr(s, k) for k in _STEP_STATE] for s in ordered))
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    return value
-
-
-def _event_columns(record: EventRecord) -> dict[str, Any]:
-    return {
-        "case_id": record.case_id,
-        "seq": record.seq,
-        "at": record.at,
-        "actor": record.actor,
-        "type": record.type,
-        "step": record.step,
-        "outcome": record.outcome,
-        "comment": record.comment,
-        "data": record.data,
-        "decision": record.decision,
-        "prev_hash": record.prev_hash,
-        "hash": record.hash,
-        "signature": record.signature,
-    }
-
-
-def record_of(row: EventRow) -> EventRecord:
-    return EventRecord(
-        case_id=row.case_id,
-        seq=row.seq,
-        at=row.at,
-        actor=row.actor,
-        type=row.type,
-        step=row.step,
-        outcome=row.outcome,
-        comment=row.comment,
-        data=dict(row.data),
-        decision=bool(row.decision),
-        prev_hash=row.prev_hash,
-        hash=row.hash,
-        signature=row.signature,
-    )
-
-
-# -- what callers see -------------------------------------------------------------------
-@dataclass(frozen=True, slots=True)
-class StepView:
-    id: str
-    name: str
-    role: str
-    status: str
-    activated_at: dt.datetime | None
-    due_at: dt.datetime | None
-    completed_at: dt.datetime | None
-    outcome: str | None
-    overdue: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CaseView:
-    """A case as service.md section 3 shows it."""
-
-    id: int
-    code: str
-    procedure_version: int
-    unit: str
-    applicant: str
-    status: str
-    created_at: dt.datetime
-    due_at: dt.datetime | None
-    data: Mapping[str, Any]
-    version: int
-    steps: tuple[StepView, ...]
-    paused: bool
-    guided: GuidedReturn | None
-
-    @classmethod
-    def of(cls, row: CaseRow, machine: CompiledProcedure, *, now: dt.datetime) -> CaseView:
-        return cls.of_state(row.id, row.code, row.procedure_version, row.version, state_of(row), machine, now=now)
-
-    @classmethod
-    def of_state(
-        cls,
-        case_id: int,
-        code: str,
-        procedure_version: int,
-        version: int,
-        state: CaseState,
-        machine: CompiledProcedure,
-        *,
-        now: dt.datetime,
-    ) -> CaseView:
-        steps = machine.definition.steps
-        return cls(
-            id=case_id,
-            code=code,
-            procedure_version=procedure_version,
-            unit=state.unit,
-            applicant=state.applicant,
-            status=state.status,
-            created_at=state.created_at,
-            due_at=state.due_at,
-            data=dict(state.data),
-            version=version,
-            paused=state.paused_since is not None,
-            guided=state.guided,
-            steps=tuple(
-                StepView(
-                    id=step.id,
-                    name=step.name,
-                    role=step.role,
-                    status=s.status,
-                    activated_at=s.activated_at,
-                    due_at=s.due_at,
-                    completed_at=s.completed_at,
-                    outcome=s.outcome,
-                    overdue=s.status == "active" and s.due_at is not None and s.due_at < now,
-                )
-                for step, s in zip(steps, state.steps, strict=True)
-            ),
-        )
-
-    @property
-    def open(self) -> bool:
-        return self.status == OPEN
 
 
 def publish_definition(store: Store, body: str, *, now: dt.datetime | None = None, source: str = "<definition>") -> ProcedureRow:

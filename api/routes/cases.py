@@ -15,8 +15,9 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Header, Path, Query, status
 from fastapi.responses import JSONResponse
 
-from engine.cases import CaseView, Idempotency, StoredResponse
+from engine.cases import Idempotency
 from engine.errors import Forbidden
+from engine.views import CaseView, StoredResponse
 
 from ..deps import ActorDep, ServicesDep, SignedInRoute
 from ..problems import ApiProblem, documented

@@ -18,9 +18,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine import errors as E
 from engine.calendar import local_time
-from engine.cases import CaseView
 from engine.machine import Actor, CaseState, CompiledProcedure, StepState
 from engine.users import User
+from engine.views import CaseView
 from procedures.diagram import diagram
 from procedures.model import Definition, Effect
 

@@ -38,7 +38,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy import func, select
 
 from engine.audit import Signer
-from engine.cases import CaseService, CaseView, publish_definition, state_of
+from engine.cases import CaseService, publish_definition
 from engine.db import CaseRow, EventRow
 from engine.errors import (
     CaseClosed,
@@ -69,8 +69,10 @@ from engine.machine import (
     CaseState,
     CompiledProcedure,
 )
+from engine.rows import state_of
 from engine.schema import upgrade
 from engine.store import Store
+from engine.views import CaseView
 from procedures import build, load_text
 from procedures.model import Definition, Effect, FieldDef
 from procedures.serialize import to_data
