@@ -10,7 +10,7 @@ from typing import Any
 
 from .db import CaseRow
 from .errors import GuidedReturn
-from .machine import OPEN, CaseState, CompiledProcedure
+from .machine import OPEN, CaseState, CompiledProcedure, StepState
 from .rows import state_of
 
 
@@ -116,3 +116,18 @@ class CaseView:
     @property
     def open(self) -> bool:
         return self.status == OPEN
+
+    def state(self) -> CaseState:
+        """The case as the machine's plain state, e.g. to ask it what a user may do
+        (:meth:`CompiledProcedure.actionable`); who took each step is not in a view."""
+        return CaseState(
+            id=self.id,
+            status=self.status,
+            unit=self.unit,
+            applicant=self.applicant,
+            data=dict(self.data),
+            created_at=self.created_at,
+            due_at=self.due_at,
+            steps=[StepState(s.status, s.activated_at, s.due_at, s.completed_at, s.outcome) for s in self.steps],
+            guided=self.guided,
+        )

@@ -18,9 +18,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine import errors as E
 from engine.calendar import local_time
-from engine.machine import Actor, CaseState, CompiledProcedure, StepState
+from engine.machine import Actor, CompiledProcedure
 from engine.users import User
-from engine.views import CaseView
 from procedures.diagram import diagram
 from procedures.model import Definition, Effect
 
@@ -58,21 +57,6 @@ def _names(services: Services, ids: Iterable[str]) -> dict[str, str]:
             if row is not None:
                 out[user_id] = row.name
     return out
-
-
-def _state(view: CaseView) -> CaseState:
-    """The view as the machine's plain state, to ask it what the user may do."""
-    return CaseState(
-        id=view.id,
-        status=view.status,
-        unit=view.unit,
-        applicant=view.applicant,
-        data=dict(view.data),
-        created_at=view.created_at,
-        due_at=view.due_at,
-        steps=[StepState(s.status, s.activated_at, s.due_at, s.completed_at, s.outcome) for s in view.steps],
-        guided=view.guided,
-    )
 
 
 def _to_applicant(defn: Definition, effect: Effect) -> bool:
@@ -194,7 +178,7 @@ def _case_page(
     now = _now()
     statuses = {s.id: "overdue" if s.overdue else s.status for s in view.steps}
     acting = []
-    for step_id in machine.actionable(_state(view), actor):
+    for step_id in machine.actionable(view.state(), actor):
         step = defn.step(step_id)
         outcomes = [
             {
