@@ -64,6 +64,15 @@ def _to_applicant(defn: Definition, effect: Effect) -> bool:
     return effect.kind == "return" and effect.target is not None and defn.role_kind(defn.step(effect.target)) == "applicant"
 
 
+DATA_REFUSED = "Thông tin hồ sơ chưa hợp lệ: hãy sửa các trường được đánh dấu rồi gửi lại; chưa có gì được lưu."
+
+
+def _changes(current: Mapping[str, Any], parsed: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields the form changes: a box left unticked or an input left
+    empty on a field the case never had is no change."""
+    return {k: v for k, v in parsed.items() if v != current.get(k) and not (current.get(k) is None and v in (None, False))}
+
+
 def due_class(due_at: dt.datetime | None, overdue: bool, now: dt.datetime) -> str:
     """``qua-han`` (red) past due, ``den-han`` (amber) due later today, else empty."""
     if due_at is None:
@@ -169,6 +178,8 @@ def _case_page(
     error: str | None = None,
     status_code: int = 200,
     comment: str = "",
+    amended: Mapping[str, Any] | None = None,
+    field_problems: Mapping[str, str] | None = None,
 ) -> Response:
     view = services.cases.get(actor, case_id)
     machine = _machine(services, view.code, view.procedure_version)
@@ -190,7 +201,17 @@ def _case_page(
             }
             for name, effect in step.outcomes
         ]
-        acting.append({"step": step, "outcomes": outcomes, "returns_to_applicant": any(o["to_applicant"] for o in outcomes)})
+        applicant_step = machine.role_kind[defn.index[step_id]] == "applicant"
+        acting.append(
+            {
+                "step": step,
+                "outcomes": outcomes,
+                "returns_to_applicant": any(o["to_applicant"] for o in outcomes),
+                # the applicant may correct the case data while answering their step
+                "fields": form_fields(defn, {**view.data, **(amended or {})}, field_problems) if applicant_step else [],
+                "open_fields": bool(field_problems) or (view.guided is not None and view.guided.target == step_id),
+            }
+        )
     applicant_docs = [d for d in defn.documents if d.source == "applicant"]
     guided_missing = (
         [defn.document_by_id[d].name if d in defn.document_by_id else d for d in view.guided.missing] if view.guided else []
@@ -265,6 +286,22 @@ def act(request: Request, case_id: int, services: ServicesDep, user: PageUser, f
     effect = machine.definition.step(step).outcome(outcome) if step in machine.definition.index else None
     to_applicant = effect is not None and _to_applicant(machine.definition, effect)
     missing = [m for m in form.getlist("missing") if isinstance(m, str)] if to_applicant else []
+    data: dict[str, Any] | None = None
+    if form.get("amend") is not None and step in machine.definition.index:
+        parsed, unreadable = parse_form(machine.definition, form)
+        if unreadable:
+            return _case_page(
+                request,
+                services,
+                user.actor,
+                case_id,
+                error=DATA_REFUSED,
+                status_code=422,
+                comment=comment,
+                amended=parsed,
+                field_problems=unreadable,
+            )
+        data = _changes(view.data, parsed) or None
     try:
         services.cases.act(
             user.actor,
@@ -273,9 +310,23 @@ def act(request: Request, case_id: int, services: ServicesDep, user: PageUser, f
             outcome=outcome,
             comment=comment or None,
             missing=missing,
+            data=data,
             if_match=_version(form),
         )
-    except (E.Conflict, E.Forbidden, E.InvalidAction, E.InvalidData) as exc:
+    except E.InvalidData as exc:
+        problems = field_errors(machine.definition, exc.problems)
+        return _case_page(
+            request,
+            services,
+            user.actor,
+            case_id,
+            error=DATA_REFUSED,
+            status_code=422,
+            comment=comment,
+            amended=data,
+            field_problems=problems,
+        )
+    except (E.Conflict, E.Forbidden, E.InvalidAction) as exc:
         return _refused(request, services, user.actor, case_id, exc, comment)
     return RedirectResponse(f"/ho-so/{case_id}?da=xu-ly", status_code=303)
 

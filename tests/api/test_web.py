@@ -444,3 +444,27 @@ def test_a_stale_page_is_refused_and_the_applicant_withdraws(site: Site) -> None
     assert done.status_code == 303
     text = browser.get(done.headers["location"]).text
     assert "Đã rút hồ sơ." in text and "đã rút" in text and "“Nộp nhầm”" in text
+
+
+def test_the_applicant_corrects_the_case_data_while_answering_a_return(site: Site) -> None:
+    case = _start(site, "dan")
+    _act(site, "dan", case, "nop_ho_so", "done")
+    _act(site, "mot_cua", case, "tiep_nhan", "huong_dan_bo_sung", missing="giay_chung_sinh")
+    page = site.client("dan").get(f"/ho-so/{case}").text
+    assert "Sửa, bổ sung thông tin hồ sơ" in page and '<details class="amend" open>' in page  # open on the return
+    assert 'value="Nguyễn Thị Bé"' in page
+    # an unreadable number is shown next to its field, and nothing is stored
+    fields = {k: v for k, v in GOOD.items() if k != "unit"}
+    before = site.services.cases.get(_actor(site, "dan"), case)
+    refused = _act(site, "dan", case, "nop_ho_so", "done", amend="1", **{**fields, "f_so_ban_sao_trich_luc": "hai"})
+    assert refused.startswith("422") and "Thông tin hồ sơ chưa hợp lệ" in refused
+    assert site.services.cases.get(_actor(site, "dan"), case) == before
+    # a correction goes with the answer, and the audit records it
+    text = _act(site, "dan", case, "nop_ho_so", "done", amend="1", **{**fields, "f_ho_ten_tre": "Nguyễn Thị Bé Na"})
+    assert "Đã ghi nhận quyết định." in text
+    after = site.services.cases.get(_actor(site, "dan"), case)
+    assert after.data["ho_ten_tre"] == "Nguyễn Thị Bé Na" and after.data["so_ban_sao_trich_luc"] == 2
+    events = site.services.cases.events(_actor(site, "dan"), case)
+    assert [e.data["changes"] for e in events if e.type == "data"] == [{"ho_ten_tre": ["Nguyễn Thị Bé", "Nguyễn Thị Bé Na"]}]
+    # officials get no data form on their steps
+    assert "Sửa, bổ sung thông tin hồ sơ" not in site.client("mot_cua").get(f"/ho-so/{case}").text
