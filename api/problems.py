@@ -14,7 +14,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -123,6 +123,12 @@ def engine_problem(exc: E.EngineError) -> JSONResponse:
     return problem(status, exc.message, kind=exc.kind, **extra)
 
 
+def _wants_page(request: Request) -> bool:
+    """A browser asking for a page, outside the API and the static files."""
+    path = request.url.path
+    return not path.startswith(("/api/", "/static/")) and path != "/api" and "text/html" in request.headers.get("accept", "")
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -153,8 +159,14 @@ def install(app: FastAPI) -> None:
         return problem(422, "the request is not valid", kind="invalid-request", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers) if exc.headers else None
+        if _wants_page(request) and exc.status_code in (404, 405):
+            # a browser that followed a wrong link gets a page in Vietnamese;
+            # imported here, since the pages' modules import this one
+            from .web.render import error_page
+
+            return error_page(request, exc.status_code, "Không có trang này: địa chỉ không đúng hoặc đã thay đổi.")
         if exc.status_code == 400 and isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)):
             # FastAPI answers 400 to a JSON body that is not UTF-8 or nests too deep; it is malformed JSON like any other
             return problem(

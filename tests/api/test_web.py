@@ -468,3 +468,13 @@ def test_the_applicant_corrects_the_case_data_while_answering_a_return(site: Sit
     assert [e.data["changes"] for e in events if e.type == "data"] == [{"ho_ten_tre": ["Nguyễn Thị Bé", "Nguyễn Thị Bé Na"]}]
     # officials get no data form on their steps
     assert "Sửa, bổ sung thông tin hồ sơ" not in site.client("mot_cua").get(f"/ho-so/{case}").text
+
+
+def test_a_wrong_address_is_a_page_for_browsers_and_a_problem_for_the_api(site: Site) -> None:
+    browser = site.client("dan")
+    answer = browser.get("/khong-co-trang-nay", headers={"Accept": "text/html"})
+    assert answer.status_code == 404 and answer.headers["content-type"].startswith("text/html")
+    assert "Không có trang này" in answer.text
+    api = browser.get("/api/khong-co", headers={"Accept": "text/html"})
+    assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
+    assert browser.get("/khong-co-trang-nay").headers["content-type"] == "application/problem+json"  # no browser, no page
