@@ -32,7 +32,10 @@ from .db import CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow
 from .errors import CaseClosed, Conflict, IdempotencyInFlight, IdempotencyMismatch, NotFound, StaleCase
 from .machine import Actor, CaseState, CompiledProcedure, Entry
 from .rows import (
+    CLOSE_CHAIN,
+    INSERT_CASE,
     INSERT_EVENT,
+    INSERT_STEP,
     READ_CASE,
     READ_REACH,
     READ_STEPS,
@@ -165,46 +168,53 @@ class CaseService:
         """
         now = self.clock()
         with self.store.unit() as uow:
-            proc = uow.newest_published(code)
-            machine = self.compiled.get(proc)
+            conn = uow.connection
+            proc_id = uow.newest_published_id(code)
+            machine = self.compiled.by_id(proc_id, uow)
+            defn = machine.definition
             state, entries = machine.start(
                 data=data, unit=unit, applicant=applicant or actor.id, actor=actor, now=now, calendar=self.calendar
             )
-            row = CaseRow(
-                procedure_id=proc.id,
-                code=proc.code,
-                procedure_version=proc.version,
-                unit=unit,
-                applicant=state.applicant,
-                status=state.status,
-                data=state.data,
-                created_at=state.created_at,
-                due_at=state.due_at,
-                paused_since=None,
-                guided=None,
-                version=1,
-                event_count=0,
-                head_hash=GENESIS,
+            case_id = conn.execute(
+                INSERT_CASE,
+                {
+                    "procedure_id": proc_id,
+                    "code": defn.code,
+                    "procedure_version": defn.version,
+                    "unit": unit,
+                    "applicant": state.applicant,
+                    "status": state.status,
+                    "data": state.data,
+                    "created_at": state.created_at,
+                    "due_at": state.due_at,
+                    "paused_since": None,
+                    "guided": None,
+                    "version": 1,
+                    "event_count": 0,
+                    "head_hash": GENESIS,
+                },
+            ).scalar_one()
+            conn.execute(
+                INSERT_STEP,
+                [
+                    {
+                        "case_id": case_id,
+                        "position": i,
+                        "step_id": step.id,
+                        "role": step.role,
+                        "role_kind": machine.role_kind[i],
+                        "unit": unit,
+                        "applicant": state.applicant,
+                        **step_columns(s),
+                    }
+                    for i, (step, s) in enumerate(zip(defn.steps, state.steps, strict=True))
+                ],
             )
-            uow.session.add(row)
-            uow.session.flush()
-            defn = machine.definition
-            row.steps = [
-                CaseStepRow(
-                    case_id=row.id,
-                    position=i,
-                    step_id=step.id,
-                    role=step.role,
-                    role_kind=machine.role_kind[i],
-                    unit=unit,
-                    applicant=state.applicant,
-                    **step_columns(s),
-                )
-                for i, (step, s) in enumerate(zip(defn.steps, state.steps, strict=True))
-            ]
-            self._append(uow, row, entries)
-            uow.session.flush()
-            return CaseView.of(row, machine, now=now)
+            # the events hash the case's id, which the insert has just given
+            records = self._seal(case_id, GENESIS, 0, entries)
+            conn.execute(INSERT_EVENT, [event_columns(r) for r in records])
+            conn.execute(CLOSE_CHAIN, {"b_case": case_id, "event_count": len(records), "head_hash": records[-1].hash})
+            return CaseView.of_state(case_id, defn.code, defn.version, 1, state, machine, now=now)
 
     def act(
         self,
@@ -467,12 +477,6 @@ class CaseService:
             records.append(record)
             prev = record.hash
         return records
-
-    def _append(self, uow: UnitOfWork, row: CaseRow, entries: list[Entry]) -> None:
-        records = self._seal(row.id, row.head_hash, row.event_count, entries)
-        uow.session.add_all(EventRow(**event_columns(r)) for r in records)
-        if records:
-            row.head_hash, row.event_count = records[-1].hash, records[-1].seq
 
     # -- queries ----------------------------------------------------------------------
     def inbox(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> tuple[list[InboxItem], str | None]:

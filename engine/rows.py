@@ -57,6 +57,13 @@ UPDATE_STEP = (
     .values({k: bindparam(k) for k in ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")})
 )
 INSERT_EVENT = insert(cast(Table, EventRow.__table__))
+INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
+INSERT_STEP = insert(_STEPS)
+CLOSE_CHAIN = (
+    update(_CASES)
+    .where(_CASES.c.id == bindparam("b_case"))
+    .values(event_count=bindparam("event_count"), head_hash=bindparam("head_hash"))
+)
 
 
 @functools.lru_cache(maxsize=64)

@@ -23,6 +23,12 @@ from .db import DEFAULT_URL, CaseRow, EventRow, ProcedureRow, TokenRow, UserRow,
 from .errors import Conflict, NotFound, NotPublished
 
 DRAFT, PUBLISHED = "draft", "published"
+_NEWEST_PUBLISHED = (
+    select(ProcedureRow.id)
+    .where(ProcedureRow.code == bindparam("b_code"), ProcedureRow.status == PUBLISHED)
+    .order_by(ProcedureRow.version.desc())
+    .limit(1)
+)
 _USER_BY_TOKEN = (
     select(UserRow.id, UserRow.name, UserRow.unit, UserRow.roles, UserRow.permissions)
     .join(TokenRow, TokenRow.user_id == UserRow.id)
@@ -136,21 +142,25 @@ class UnitOfWork:
             row.status, row.published_at = PUBLISHED, now
         return row
 
+    def newest_published_id(self, code: str) -> int:
+        """The id of the version new cases of ``code`` start on (one
+        prebuilt statement: every new case asks it).
+
+        Raises:
+            NotPublished: ``code`` has no published version.
+        """
+        found = self.connection.execute(_NEWEST_PUBLISHED, {"b_code": code}).scalar()
+        if found is None:
+            raise NotPublished(f"procedure {code!r} has no published version")
+        return int(found)
+
     def newest_published(self, code: str) -> ProcedureRow:
         """The version new cases of ``code`` start on.
 
         Raises:
             NotPublished: ``code`` has no published version.
         """
-        row = self.session.scalar(
-            select(ProcedureRow)
-            .where(ProcedureRow.code == code, ProcedureRow.status == PUBLISHED)
-            .order_by(ProcedureRow.version.desc())
-            .limit(1)
-        )
-        if row is None:
-            raise NotPublished(f"procedure {code!r} has no published version")
-        return row
+        return self.procedure_by_id(self.newest_published_id(code))
 
     # -- users --------------------------------------------------------------------
     def user(self, user_id: str) -> UserRow:
