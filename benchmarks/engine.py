@@ -33,9 +33,8 @@ What it measures, each figure beside a baseline measured in the same run:
     process: (a) ``CompiledProcedure.start`` of 100,000 cases whose states are
     kept in a list, against 1,000; (b) cases created and committed one by one
     through ``CaseService.start`` on SQLite (nothing kept in Python), RSS
-    after 1,000 against after 20,000 (at 4 to 8 ms a case, 100,000 would
-    take 7 to 13 minutes, so the default stops at 20,000; ``--service-cases``
-    changes it). Per case bytes are the RSS growth between the two points
+    after 1,000 against after 100,000 (about 2 ms a case; ``--service-cases``
+    changes the count). Per case bytes are the RSS growth between the two points
     divided by the cases added; for (a) they are set against the
     ``tracemalloc`` size of the Python objects one case's state holds (the
     data kept), and the number of ``transitions.Machine`` objects alive
@@ -148,7 +147,7 @@ DEFAULT_CASES = 200
 """cases per procedure and per loop in ``advances``"""
 ROUNDS = 4
 MEMORY_CASES = 100_000
-SERVICE_CASES = 20_000
+SERVICE_CASES = 100_000
 MEMORY_FIRST = 1_000
 INBOX_CASES = 1_000_000
 INBOX_CALLS = 200
