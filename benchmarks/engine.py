@@ -115,9 +115,9 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from transitions import Machine
 
-from engine.audit import GENESIS, Signer, format_at, seal
+from engine.audit import GENESIS, Signer
 from engine.calendar import WorkingCalendar
-from engine.cases import CaseService, publish_definition
+from engine.cases import CaseService, publish_definition, seal_entries
 from engine.db import NO_DUE, CaseRow, CaseStepRow, EventRow
 from engine.machine import ACTIVE, COMPLETED, FINISHED, SKIPPED, WAITING, Actor, CompiledProcedure
 from engine.schema import upgrade
@@ -684,24 +684,12 @@ def logic_only(proc: Procedure, plan: Sequence[Advance], actors: Sequence[Actor]
     began = time.perf_counter()
     for advance, actor in zip(plan, actors, strict=True):
         for k, state in enumerate(states):
-            for entry in machine.act(
+            entries = machine.act(
                 state, step=advance.step, outcome=advance.outcome, actor=actor, now=dt.datetime.now(dt.UTC), calendar=calendar
-            ):
-                seqs[k] += 1
-                heads[k] = seal(
-                    case_id=k + 1,
-                    seq=seqs[k],
-                    at=format_at(entry.at),
-                    actor=entry.actor,
-                    type=entry.type,
-                    step=entry.step,
-                    outcome=entry.outcome,
-                    comment=entry.comment,
-                    data=dict(entry.details),
-                    decision=entry.decision,
-                    prev_hash=heads[k],
-                    signer=signer,
-                ).hash
+            )
+            records = seal_entries(k + 1, heads[k], seqs[k], entries, signer)
+            if records:
+                heads[k], seqs[k] = records[-1].hash, records[-1].seq
     return time.perf_counter() - began
 
 

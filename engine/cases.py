@@ -64,6 +64,30 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+def seal_entries(case_id: int, prev: str, seq: int, entries: list[Entry], signer: Signer) -> list[EventRecord]:
+    """The audit events of one change, chained on from ``prev`` (after event ``seq``)."""
+    records = []
+    for entry in entries:
+        seq += 1
+        record = seal(
+            case_id=case_id,
+            seq=seq,
+            at=format_at(entry.at),
+            actor=entry.actor,
+            type=entry.type,
+            step=entry.step,
+            outcome=entry.outcome,
+            comment=entry.comment,
+            data=jsonable(entry.details),
+            decision=entry.decision,
+            prev_hash=prev,
+            signer=signer,
+        )
+        records.append(record)
+        prev = record.hash
+    return records
+
+
 class Compiled:
     """Compiled procedure versions, by database id: each is built once per
     process, on first use, and shared by every case and thread."""
@@ -130,12 +154,9 @@ class CaseService:
     def machine_of(self, uow: UnitOfWork, row: CaseRow) -> CompiledProcedure:
         return self.compiled.by_id(row.procedure_id, uow)
 
-    def can_see(self, uow: UnitOfWork, row: CaseRow, actor: Actor) -> bool:
-        return sees(actor, row.applicant, row.unit, self.machine_of(uow, row))
-
     def _visible(self, uow: UnitOfWork, case_id: int, actor: Actor) -> CaseRow:
         row = uow.session.get(CaseRow, case_id)
-        if row is None or not self.can_see(uow, row, actor):
+        if row is None or not sees(actor, row.applicant, row.unit, self.machine_of(uow, row)):
             raise NotFound(f"no case {case_id}", case_id=case_id)
         return row
 
@@ -211,7 +232,7 @@ class CaseService:
                 ],
             )
             # the events hash the case's id, which the insert has just given
-            records = self._seal(case_id, GENESIS, 0, entries)
+            records = seal_entries(case_id, GENESIS, 0, entries, self.signer)
             conn.execute(INSERT_EVENT, [event_columns(r) for r in records])
             conn.execute(CLOSE_CHAIN, {"b_case": case_id, "event_count": len(records), "head_hash": records[-1].hash})
             return CaseView.of_state(case_id, defn.code, defn.version, 1, state, machine, now=now)
@@ -348,7 +369,7 @@ class CaseService:
             before = [tuple(r) for r in step_rows]
             now = self.clock()
             entries = change(machine, state, now)
-            records = self._seal(case_id, head.head_hash, head.event_count, entries)
+            records = seal_entries(case_id, head.head_hash, head.event_count, entries, self.signer)
             moved = conn.execute(
                 UPDATE_CASE if state.data != head.data else UPDATE_CASE_KEEP_DATA,
                 {
@@ -454,29 +475,6 @@ class CaseService:
             row = uow.session.get(IdempotencyRow, (actor.id, idempotency.key))
             if row is not None and row.response is None:
                 uow.session.delete(row)
-
-    def _seal(self, case_id: int, prev: str, seq: int, entries: list[Entry]) -> list[EventRecord]:
-        """The audit events of one change, chained on from ``prev`` (event ``seq``)."""
-        records = []
-        for entry in entries:
-            seq += 1
-            record = seal(
-                case_id=case_id,
-                seq=seq,
-                at=format_at(entry.at),
-                actor=entry.actor,
-                type=entry.type,
-                step=entry.step,
-                outcome=entry.outcome,
-                comment=entry.comment,
-                data=jsonable(entry.details),
-                decision=entry.decision,
-                prev_hash=prev,
-                signer=self.signer,
-            )
-            records.append(record)
-            prev = record.hash
-        return records
 
     # -- queries ----------------------------------------------------------------------
     def inbox(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> tuple[list[InboxItem], str | None]:

@@ -275,6 +275,29 @@ def _refused(request: Request, services: Services, actor: Actor, case_id: int, e
     return _case_page(request, services, actor, case_id, error=message, status_code=status_code, comment=comment)
 
 
+def _data_refused(
+    request: Request,
+    services: Services,
+    actor: Actor,
+    case_id: int,
+    comment: str,
+    amended: Mapping[str, Any],
+    problems: Mapping[str, str],
+) -> Response:
+    """The case page again, the data form open with what was typed and each problem by its field."""
+    return _case_page(
+        request,
+        services,
+        actor,
+        case_id,
+        error=DATA_REFUSED,
+        status_code=422,
+        comment=comment,
+        amended=amended,
+        field_problems=problems,
+    )
+
+
 @router.post("/ho-so/{case_id}/xu-ly", response_class=HTMLResponse)
 def act(request: Request, case_id: int, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
     step, outcome, comment = form.get("step"), form.get("outcome"), form.get("comment")
@@ -290,17 +313,7 @@ def act(request: Request, case_id: int, services: ServicesDep, user: PageUser, f
     if form.get("amend") is not None and step in machine.definition.index:
         parsed, unreadable = parse_form(machine.definition, form)
         if unreadable:
-            return _case_page(
-                request,
-                services,
-                user.actor,
-                case_id,
-                error=DATA_REFUSED,
-                status_code=422,
-                comment=comment,
-                amended=parsed,
-                field_problems=unreadable,
-            )
+            return _data_refused(request, services, user.actor, case_id, comment, parsed, unreadable)
         data = _changes(view.data, parsed) or None
     try:
         services.cases.act(
@@ -315,17 +328,7 @@ def act(request: Request, case_id: int, services: ServicesDep, user: PageUser, f
         )
     except E.InvalidData as exc:
         problems = field_errors(machine.definition, exc.problems)
-        return _case_page(
-            request,
-            services,
-            user.actor,
-            case_id,
-            error=DATA_REFUSED,
-            status_code=422,
-            comment=comment,
-            amended=data,
-            field_problems=problems,
-        )
+        return _data_refused(request, services, user.actor, case_id, comment, data or {}, problems)
     except (E.Conflict, E.Forbidden, E.InvalidAction) as exc:
         return _refused(request, services, user.actor, case_id, exc, comment)
     return RedirectResponse(f"/ho-so/{case_id}?da=xu-ly", status_code=303)
