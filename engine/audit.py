@@ -44,11 +44,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import dataclasses
 import hashlib
 import json
 import math
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -118,7 +118,12 @@ def canonical(value: Any) -> bytes:
     >>> canonical({"tên": "Nguyễn Văn A"}).decode()
     '{"tên":"Nguyễn Văn A"}'
     """
-    text = json.dumps(_plain(value, "$"), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _encode(_plain(value, "$"))
+
+
+def _encode(plain: Any) -> bytes:
+    """The canonical bytes of a value :func:`_plain` has already checked."""
+    text = json.dumps(plain, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as error:
@@ -287,8 +292,27 @@ def seal(
         raise ValueError(f"seal: case {case_id} event {seq}: prev_hash {prev_hash!r} is not 64 lowercase hex digits")
     if decision and signer is None:
         raise ValueError(f"seal: case {case_id} event {seq}: a decision event needs a signer")
-    stored: dict[str, Any] = json.loads(canonical(data or {}))
-    unsigned = EventRecord(
+    # The data is walked once: its plain form is both what is stored and
+    # what the hash covers (the hash of the payload, as compute_hash does).
+    stored: dict[str, Any] = _plain(data or {}, "$.data")
+    payload = {
+        "case_id": case_id,
+        "seq": seq,
+        "at": at,
+        "actor": actor,
+        "type": type,
+        "step": step,
+        "outcome": outcome,
+        "comment": comment,
+        "data": stored,
+        "decision": decision,
+    }
+    for name in ("case_id", "seq", "at", "actor", "type", "step", "outcome", "comment", "decision"):
+        _plain(payload[name], f"$.{name}")
+    digest = hashlib.sha256(prev_hash.encode("ascii"))
+    digest.update(_encode(payload))
+    hexdigest = digest.hexdigest()
+    return EventRecord(
         case_id=case_id,
         seq=seq,
         at=at,
@@ -300,16 +324,16 @@ def seal(
         data=stored,
         decision=decision,
         prev_hash=prev_hash,
-        hash="",
-        signature=None,
+        hash=hexdigest,
+        signature=signer.sign(hexdigest) if decision and signer is not None else None,
     )
-    digest = compute_hash(prev_hash, unsigned.payload())
-    signature = signer.sign(digest) if decision and signer is not None else None
-    return dataclasses.replace(unsigned, hash=digest, signature=signature)
+
+
+_HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def _is_hash(text: str) -> bool:
-    return len(text) == 64 and all(char in "0123456789abcdef" for char in text)
+    return isinstance(text, str) and _HASH.fullmatch(text) is not None
 
 
 # --- keys -------------------------------------------------------------------

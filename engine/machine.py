@@ -9,9 +9,10 @@ plain data (:class:`CaseState`), handed to the machine as its model for the
 length of one action; nothing is rebuilt per case or per action.
 
 Each step's own lifecycle (waiting, active, completed, skipped, cancelled)
-is a second machine, :data:`STEP_LIFECYCLE`, common to all procedures: an
-engine bug that tried, say, to complete a waiting step raises instead of
-corrupting a case.
+is a second machine, :data:`STEP_LIFECYCLE`, common to all procedures,
+whose moves are read off once into a table (:data:`STEP_MOVES`): an engine
+bug that tried, say, to complete a waiting step raises instead of corrupting
+a case.
 
 The rules are those of the format's section 6: steps activate when every
 ``after`` step is finished, a step whose ``when`` is false on activation is
@@ -27,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
-from transitions import EventData, Machine
+from transitions import EventData, Machine, MachineError
 
 from procedures.conditions import evaluate
 from procedures.model import Definition, Effect, Step, bits
@@ -70,7 +71,28 @@ def _step_lifecycle() -> Machine:
 
 
 STEP_LIFECYCLE = _step_lifecycle()
-"""One step's lifecycle; its models are :class:`StepState` objects."""
+"""One step's lifecycle, as a machine."""
+
+
+def _moves(machine: Machine) -> dict[tuple[str, str], str]:
+    """``(trigger, source) -> destination`` of every transition of ``machine``.
+
+    A step moves several times in every action, and going through the
+    machine's event dispatch each time (callbacks, logging, state objects)
+    cost as much as the rest of the action; the table is read off the machine
+    once, so the machine stays the one place that says which moves exist.
+    """
+    return {
+        (name, source): transition.dest
+        for name, event in machine.events.items()
+        for source, transitions in event.transitions.items()
+        for transition in transitions
+        if transition.dest is not None  # every move of the lifecycle changes the status
+    }
+
+
+STEP_MOVES = _moves(STEP_LIFECYCLE)
+"""The legal moves of :data:`STEP_LIFECYCLE`, looked up by :meth:`StepState._move`."""
 
 
 @dataclass(slots=True)
@@ -85,7 +107,16 @@ class StepState:
     actor: str | None = None
 
     def _move(self, trigger: str) -> None:
-        STEP_LIFECYCLE.events[trigger].trigger(self)
+        """Take ``trigger`` of the step lifecycle.
+
+        Raises:
+            MachineError: the lifecycle has no such move from this status
+                (an engine bug, stopped before it corrupts a case).
+        """
+        dest = STEP_MOVES.get((trigger, self.status))
+        if dest is None:
+            raise MachineError(f"a {self.status} step cannot {trigger}")
+        self.status = dest
 
 
 @dataclass(slots=True)

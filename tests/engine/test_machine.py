@@ -8,9 +8,10 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from transitions import MachineError
 
 from engine.errors import CaseClosed, Forbidden, GuideOnce, InvalidAction, InvalidData, StepNotActive
-from engine.machine import STEP_LIFECYCLE, Actor, CaseState, CompiledProcedure, Entry, StepState
+from engine.machine import STEP_LIFECYCLE, STEP_MOVES, Actor, CaseState, CompiledProcedure, Entry, StepState
 from procedures import load_path, load_text
 from tests.conftest import DEFINITIONS, definition_text, shared_path
 from tests.engine.conftest import CALENDAR, applicant, local, office
@@ -452,6 +453,24 @@ def test_one_machine_per_version_shared_by_every_case() -> None:
     runs[0].act("nop", "done", DAN)
     assert runs[1].status["nop"] == "active"  # the cases share no state
     assert not machine.machine.models and not STEP_LIFECYCLE.models  # no case was ever added to a machine
+
+
+def test_the_step_lifecycle_table_is_the_machine_and_refuses_an_illegal_move() -> None:
+    # the table must agree with the machine, move for move
+    for (trigger, source), dest in STEP_MOVES.items():
+        state = StepState(status=source)
+        assert STEP_LIFECYCLE.events[trigger].trigger(state) and state.status == dest
+    for trigger in STEP_LIFECYCLE.events:
+        for source in STEP_LIFECYCLE.states:
+            state = StepState(status=source)
+            if (trigger, source) in STEP_MOVES:
+                state._move(trigger)
+                assert state.status == STEP_MOVES[trigger, source]
+            else:
+                with pytest.raises(MachineError, match=f"a {source} step cannot {trigger}"):
+                    state._move(trigger)
+                assert state.status == source
+    assert STEP_MOVES[("finish", "active")] == "completed" and ("finish", "waiting") not in STEP_MOVES
 
 
 @pytest.mark.parametrize("path", [shared_path("procedures", "xuat-ngu.v1.yaml"), DEFINITIONS / "che-do-xuat-ngu.v2.yaml"])
