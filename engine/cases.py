@@ -18,30 +18,35 @@ import datetime as dt
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import and_, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, or_, select
 
 from procedures import load_text
 
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
-from .db import CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow
-from .errors import CaseClosed, Conflict, IdempotencyInFlight, IdempotencyMismatch, NotFound, StaleCase
+from .db import CaseRow, CaseStepRow, EventRow, ProcedureRow
+from .direct import Direct
+from .errors import CaseClosed, Conflict, IdempotencyInFlight, IdempotencyMismatch, NotFound, NotPublished, StaleCase
 from .machine import Actor, CaseState, CompiledProcedure, Entry
 from .rows import (
+    ANSWER_KEY,
+    CLAIM_KEY,
     CLOSE_CHAIN,
     INSERT_CASE,
     INSERT_EVENT,
     INSERT_STEP,
+    NEWEST_PUBLISHED,
     READ_CASE,
+    READ_KEY,
+    READ_PROCEDURE,
     READ_REACH,
     READ_STEPS,
+    RELEASE_KEY,
+    TAKE_OVER_KEY,
     UPDATE_CASE,
     UPDATE_CASE_KEEP_DATA,
-    UPDATE_STEP,
     event_columns,
     inbox_statement,
     jsonable,
@@ -50,8 +55,9 @@ from .rows import (
     record_of,
     sees,
     state_from,
+    step_changes,
     step_columns,
-    step_tuple,
+    update_step,
 )
 from .store import PUBLISHED, Store, UnitOfWork, content_hash
 from .views import CaseView, InboxItem, StoredResponse
@@ -102,7 +108,21 @@ class Compiled:
         found = self._by_id.get(procedure_id)
         return found if found is not None else self.get(uow.procedure_by_id(procedure_id))
 
-    def get(self, row: ProcedureRow) -> CompiledProcedure:
+    def on(self, procedure_id: int, db: Direct) -> CompiledProcedure:
+        """As :meth:`by_id`, inside a direct transaction.
+
+        Raises:
+            NotFound: no procedure has this id.
+        """
+        found = self._by_id.get(procedure_id)
+        if found is not None:
+            return found
+        row = db.one(READ_PROCEDURE, {"b_id": procedure_id})
+        if row is None:
+            raise NotFound(f"no procedure with id {procedure_id}")
+        return self.get(row)
+
+    def get(self, row: StoredProcedure) -> CompiledProcedure:
         found = self._by_id.get(row.id)
         if found is not None:
             return found
@@ -114,6 +134,21 @@ class Compiled:
                 found = CompiledProcedure(load_text(row.body, source=f"{row.code}.v{row.version}"))
                 self._by_id[row.id] = found
             return found
+
+
+class StoredProcedure(Protocol):
+    """What compiling a stored version needs of its row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def content_hash(self) -> str: ...
 
 
 class _Lost(Exception):
@@ -188,15 +223,16 @@ class CaseService:
             InvalidData: ``data`` breaks the procedure's fields.
         """
         now = self.clock()
-        with self.store.unit() as uow:
-            conn = uow.connection
-            proc_id = uow.newest_published_id(code)
-            machine = self.compiled.by_id(proc_id, uow)
+        with self.store.direct() as db:
+            proc_id = db.scalar(NEWEST_PUBLISHED, {"b_code": code})
+            if proc_id is None:
+                raise NotPublished(f"procedure {code!r} has no published version")
+            machine = self.compiled.on(proc_id, db)
             defn = machine.definition
             state, entries = machine.start(
                 data=data, unit=unit, applicant=applicant or actor.id, actor=actor, now=now, calendar=self.calendar
             )
-            case_id = conn.execute(
+            case_id = db.scalar(
                 INSERT_CASE,
                 {
                     "procedure_id": proc_id,
@@ -214,8 +250,8 @@ class CaseService:
                     "event_count": 0,
                     "head_hash": GENESIS,
                 },
-            ).scalar_one()
-            conn.execute(
+            )
+            db.many(
                 INSERT_STEP,
                 [
                     {
@@ -233,8 +269,8 @@ class CaseService:
             )
             # the events hash the case's id, which the insert has just given
             records = seal_entries(case_id, GENESIS, 0, entries, self.signer)
-            conn.execute(INSERT_EVENT, [event_columns(r) for r in records])
-            conn.execute(CLOSE_CHAIN, {"b_case": case_id, "event_count": len(records), "head_hash": records[-1].hash})
+            db.many(INSERT_EVENT, [event_columns(r) for r in records])
+            db.run(CLOSE_CHAIN, {"b_case": case_id, "event_count": len(records), "head_hash": records[-1].hash})
             return CaseView.of_state(case_id, defn.code, defn.version, 1, state, machine, now=now)
 
     def act(
@@ -327,10 +363,10 @@ class CaseService:
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None,
     ) -> CaseView:
-        # The hot path of the service: plain Core statements on the unit of
-        # work's connection (two reads; one guarded case update, one
-        # executemany of the changed steps, one of the events), since the
-        # ORM's bookkeeping cost more than the database work itself.
+        # The hot path of the service: prebuilt statements run on the DB-API
+        # connection (two reads; one guarded case update, one executemany of
+        # the changed steps, one of the events), since SQLAlchemy's
+        # per-execution work cost more than the database work itself.
         for attempt in range(RETRIES):
             try:
                 return self._apply_once(actor, case_id, if_match, change, idempotency)
@@ -351,10 +387,9 @@ class CaseService:
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None,
     ) -> CaseView:
-        with self.store.unit() as uow:
-            conn = uow.connection
-            head = conn.execute(READ_CASE, {"b_case": case_id}).one_or_none()
-            machine = self.compiled.by_id(head.procedure_id, uow) if head is not None else None
+        with self.store.direct() as db:
+            head = db.one(READ_CASE, {"b_case": case_id})
+            machine = self.compiled.on(head.procedure_id, db) if head is not None else None
             if head is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
                 raise NotFound(f"no case {case_id}", case_id=case_id)
             if if_match is not None and head.version != if_match:
@@ -364,13 +399,12 @@ class CaseService:
                     expected=if_match,
                     actual=head.version,
                 )
-            step_rows = conn.execute(READ_STEPS, {"b_case": case_id}).all()
+            step_rows = db.all(READ_STEPS, {"b_case": case_id})
             state = state_from(head, step_rows)
-            before = [tuple(r) for r in step_rows]
             now = self.clock()
             entries = change(machine, state, now)
             records = seal_entries(case_id, head.head_hash, head.event_count, entries, self.signer)
-            moved = conn.execute(
+            moved = db.run(
                 UPDATE_CASE if state.data != head.data else UPDATE_CASE_KEEP_DATA,
                 {
                     "b_case": case_id,
@@ -385,24 +419,17 @@ class CaseService:
                     "head_hash": records[-1].hash if records else head.head_hash,
                 },
             )
-            if moved.rowcount != 1:  # another transaction committed a change first
+            if moved != 1:  # another transaction committed a change first
                 raise _Lost
-            changed = [
-                {"b_case": case_id, "b_position": i, **step_columns(s)}
-                for i, (s, old) in enumerate(zip(state.steps, before, strict=True))
-                if step_tuple(s) != old
-            ]
-            if changed:
-                conn.execute(UPDATE_STEP, changed)
-            if records:
-                conn.execute(INSERT_EVENT, [event_columns(r) for r in records])
+            for columns, rows in step_changes(case_id, step_rows, state.steps).items():
+                db.many(update_step(columns), rows)
+            db.many(INSERT_EVENT, [event_columns(r) for r in records])
             view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
             if idempotency is not None:
                 status_code, response = idempotency.respond(view)
-                conn.execute(
-                    update(IdempotencyRow)
-                    .where(IdempotencyRow.user_id == actor.id, IdempotencyRow.key == idempotency.key)
-                    .values(status_code=status_code, response=response)
+                db.run(
+                    ANSWER_KEY,
+                    {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response},
                 )
             return view
 
@@ -424,22 +451,16 @@ class CaseService:
             IdempotencyInFlight: the first request with the key is still running.
         """
         now = self.clock()
-        key = (actor.id, idempotency.key)
+        key = {"b_user": actor.id, "b_key": idempotency.key}
         for _ in range(2):
-            with self.store.unit() as uow:
-                head = uow.connection.execute(READ_REACH, {"b_case": case_id}).one_or_none()
-                if head is None or not sees(actor, head.applicant, head.unit, self.compiled.by_id(head.procedure_id, uow)):
+            with self.store.direct() as db:
+                head = db.one(READ_REACH, {"b_case": case_id})
+                if head is None or not sees(actor, head.applicant, head.unit, self.compiled.on(head.procedure_id, db)):
                     raise NotFound(f"no case {case_id}", case_id=case_id)
-                insert_new = pg_insert if self.store.dialect == "postgresql" else sqlite_insert
-                claimed = uow.connection.execute(
-                    insert_new(IdempotencyRow)
-                    .values(user_id=actor.id, key=idempotency.key, request_hash=idempotency.request_hash, created_at=now)
-                    .on_conflict_do_nothing()
-                    .returning(IdempotencyRow.key)
-                )
-                if claimed.first() is not None:
+                claim = CLAIM_KEY[self.store.dialect]
+                if db.one(claim, {**key, "request_hash": idempotency.request_hash, "created_at": now}) is not None:
                     return None
-                row = uow.session.get(IdempotencyRow, key)
+                row = db.one(READ_KEY, key)
                 if row is None:
                     continue  # released meanwhile: try again
                 if row.request_hash != idempotency.request_hash:
@@ -453,28 +474,16 @@ class CaseService:
                 # Take it over only if it is still the abandoned claim just read:
                 # of two retries racing for it, the second finds created_at moved
                 # (or a response stored) once the first commits, and is in flight.
-                taken = uow.session.execute(
-                    update(IdempotencyRow)
-                    .where(
-                        IdempotencyRow.user_id == actor.id,
-                        IdempotencyRow.key == idempotency.key,
-                        IdempotencyRow.created_at <= now - dt.timedelta(seconds=self.idempotency_lease),
-                        IdempotencyRow.status_code.is_(None),
-                    )
-                    .values(created_at=now)
-                    .execution_options(synchronize_session=False)
-                )
-                if taken.rowcount != 1:  # type: ignore[attr-defined]
+                abandoned = now - dt.timedelta(seconds=self.idempotency_lease)
+                if db.run(TAKE_OVER_KEY, {**key, "b_abandoned": abandoned, "created_at": now}) != 1:
                     raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
                 return None
         raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
 
     def _release(self, actor: Actor, idempotency: Idempotency) -> None:
         """A refused or failed request leaves its key free for a retry."""
-        with self.store.unit() as uow:
-            row = uow.session.get(IdempotencyRow, (actor.id, idempotency.key))
-            if row is not None and row.response is None:
-                uow.session.delete(row)
+        with self.store.direct() as db:
+            db.run(RELEASE_KEY, {"b_user": actor.id, "b_key": idempotency.key})
 
     # -- queries ----------------------------------------------------------------------
     def inbox(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> tuple[list[InboxItem], str | None]:

@@ -352,7 +352,9 @@ class CompiledProcedure:
             action.activated.append(step.id)
             if self.role_kind[i] == "system":
                 self._system_completes(case, action, i, step)
-        if case.status == OPEN:
+        # (asked first so that an action which finishes nothing spares the
+        # machine a trigger; the transition keeps its own condition)
+        if case.status == OPEN and all(s.status in FINISHED for s in case.steps):
             self._fire("complete", case, action)
 
     def _system_completes(self, case: CaseState, action: _Action, i: int, step: Step) -> None:

@@ -1,10 +1,10 @@
 """How cases sit in the database: the statements of the action path and the
 inbox, built once, and the conversions between rows and plain states.
 
-The service (:mod:`engine.cases`) runs these on its unit of work's
-connection; they name tables rather than mapped classes, so executing them
-skips the ORM's bookkeeping, which cost more than the database work on the
-hot path.
+The service (:mod:`engine.cases`) runs the hot paths' statements straight on
+the DB-API connection (:mod:`engine.direct`) and the inbox on its unit of
+work's connection; they name tables rather than mapped classes, so none of
+them pays for the ORM's bookkeeping, which cost more than the database work.
 """
 
 from __future__ import annotations
@@ -13,13 +13,16 @@ import base64
 import datetime as dt
 import functools
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, tuple_, union_all, update
+from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, union_all, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .audit import EventRecord
-from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, UTCDateTime
+from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow, UTCDateTime
+from .direct import Statement
 from .errors import GuidedReturn
 from .machine import Actor, CaseState, CompiledProcedure, StepState
 
@@ -35,35 +38,144 @@ def sees(actor: Actor, applicant: str, unit: str, machine: CompiledProcedure) ->
 _STEP_STATE = ("status", "activated_at", "due_at", "completed_at", "outcome", "actor")
 """A step row's columns that make its :class:`StepState`, in its field order."""
 
-# The action path's statements, built once. They name the tables, not the
-# mapped classes, so that executing them skips the ORM's bulk machinery.
+# The hot paths' statements, built once and run on the DB-API connection
+# (engine.direct): they name the tables, not the mapped classes.
 _CASES = cast(Table, CaseRow.__table__)
 _STEPS = cast(Table, CaseStepRow.__table__)
-READ_CASE = select(_CASES).where(_CASES.c.id == bindparam("b_case"))
-READ_REACH = select(_CASES.c.applicant, _CASES.c.unit, _CASES.c.procedure_id).where(_CASES.c.id == bindparam("b_case"))
-READ_STEPS = (
+_EVENTS = cast(Table, EventRow.__table__)
+_IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
+_PROCEDURES = cast(Table, ProcedureRow.__table__)
+_CASE_COLUMNS = ("status", "due_at", "paused_since", "guided", "version", "event_count", "head_hash")
+_STEP_WRITES = ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")
+EVENT_KEYS = (
+    "case_id",
+    "seq",
+    "at",
+    "actor",
+    "type",
+    "step",
+    "outcome",
+    "comment",
+    "data",
+    "decision",
+    "prev_hash",
+    "hash",
+    "signature",
+)
+NEW_CASE_KEYS = (
+    "procedure_id",
+    "code",
+    "procedure_version",
+    "unit",
+    "applicant",
+    "status",
+    "data",
+    "created_at",
+    "due_at",
+    "paused_since",
+    "guided",
+    "version",
+    "event_count",
+    "head_hash",
+)
+NEW_STEP_KEYS = ("case_id", "position", "step_id", "role", "role_kind", "unit", "applicant", *_STEP_WRITES)
+
+READ_CASE = Statement(select(_CASES).where(_CASES.c.id == bindparam("b_case")))
+READ_REACH = Statement(select(_CASES.c.applicant, _CASES.c.unit, _CASES.c.procedure_id).where(_CASES.c.id == bindparam("b_case")))
+READ_STEPS = Statement(
     select(*(_STEPS.c[k] for k in _STEP_STATE)).where(_STEPS.c.case_id == bindparam("b_case")).order_by(_STEPS.c.position)
 )
-_CASE_COLUMNS = ("status", "due_at", "paused_since", "guided", "version", "event_count", "head_hash")
-UPDATE_CASE_KEEP_DATA = (
+_UPDATE_CASE = (
     update(_CASES)
     .where(_CASES.c.id == bindparam("b_case"), _CASES.c.version == bindparam("b_version"))
     .values({k: bindparam(k) for k in _CASE_COLUMNS})
 )
-UPDATE_CASE = UPDATE_CASE_KEEP_DATA.values(data=bindparam("data"))
-UPDATE_STEP = (
-    update(_STEPS)
-    .where(_STEPS.c.case_id == bindparam("b_case"), _STEPS.c.position == bindparam("b_position"))
-    .values({k: bindparam(k) for k in ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")})
-)
-INSERT_EVENT = insert(cast(Table, EventRow.__table__))
-INSERT_CASE = insert(_CASES).returning(_CASES.c.id)
-INSERT_STEP = insert(_STEPS)
-CLOSE_CHAIN = (
+UPDATE_CASE_KEEP_DATA = Statement(_UPDATE_CASE)
+UPDATE_CASE = Statement(_UPDATE_CASE.values(data=bindparam("data")))
+
+
+@functools.lru_cache(maxsize=128)
+def update_step(columns: tuple[str, ...]) -> Statement:
+    """The update of one step row's ``columns`` (parameters: those, and
+    ``b_case``, ``b_position``), built once per set of columns.
+
+    Only what changed is written: SQLite rewrites the entries of every index
+    that holds a column named in the ``SET`` list, changed or not, and the
+    inbox indexes hold ``due_sort``.
+    """
+    return Statement(
+        update(_STEPS)
+        .where(_STEPS.c.case_id == bindparam("b_case"), _STEPS.c.position == bindparam("b_position"))
+        .values({k: bindparam(k) for k in columns})
+    )
+
+
+def step_changes(
+    case_id: int, before: Iterable[Sequence[Any]], after: Iterable[StepState]
+) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    """The step rows an action changed, grouped by the columns that changed
+    (each group is one :func:`update_step` statement); ``before`` are the
+    rows of :data:`READ_STEPS`."""
+    out: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for position, (old, state) in enumerate(zip(before, after, strict=True)):
+        new = step_tuple(state)
+        if new == old:
+            continue
+        values: dict[str, Any] = {"b_case": case_id, "b_position": position}
+        for name, was, now in zip(_STEP_STATE, old, new, strict=True):
+            if was != now:
+                values[name] = now
+        if "due_at" in values:
+            values["due_sort"] = state.due_at or NO_DUE
+        out.setdefault(tuple(k for k in _STEP_WRITES if k in values), []).append(values)
+    return out
+
+
+INSERT_EVENT = Statement(insert(_EVENTS), keys=EVENT_KEYS)
+INSERT_CASE = Statement(insert(_CASES).returning(_CASES.c.id), keys=NEW_CASE_KEYS)
+INSERT_STEP = Statement(insert(_STEPS), keys=NEW_STEP_KEYS)
+CLOSE_CHAIN = Statement(
     update(_CASES)
     .where(_CASES.c.id == bindparam("b_case"))
     .values(event_count=bindparam("event_count"), head_hash=bindparam("head_hash"))
 )
+READ_PROCEDURE = Statement(
+    select(_PROCEDURES.c.id, _PROCEDURES.c.code, _PROCEDURES.c.version, _PROCEDURES.c.body, _PROCEDURES.c.content_hash).where(
+        _PROCEDURES.c.id == bindparam("b_id")
+    )
+)
+NEWEST_PUBLISHED = Statement(
+    select(_PROCEDURES.c.id)
+    .where(_PROCEDURES.c.code == bindparam("b_code"), _PROCEDURES.c.status == "published")
+    .order_by(_PROCEDURES.c.version.desc())
+    .limit(1)
+)
+
+# -- idempotency keys: claimed (insert unless present), read, taken over, answered, released
+_I = _IDEMPOTENCY.c
+_KEY = (_I.user_id == bindparam("b_user"), _I.key == bindparam("b_key"))
+_NEW_KEY: dict[str, Any] = {"user_id": bindparam("b_user"), "key": bindparam("b_key"), "request_hash": bindparam("request_hash")}
+CLAIM_KEY = {
+    "sqlite": Statement(
+        sqlite_insert(_IDEMPOTENCY)
+        .values(**_NEW_KEY, created_at=bindparam("created_at"))
+        .on_conflict_do_nothing()
+        .returning(_I.key)
+    ),
+    "postgresql": Statement(
+        pg_insert(_IDEMPOTENCY).values(**_NEW_KEY, created_at=bindparam("created_at")).on_conflict_do_nothing().returning(_I.key)
+    ),
+}
+READ_KEY = Statement(select(_I.request_hash, _I.status_code, _I.response, _I.created_at).where(*_KEY))
+TAKE_OVER_KEY = Statement(
+    update(_IDEMPOTENCY)
+    .where(*_KEY, _I.created_at <= bindparam("b_abandoned"), _I.status_code.is_(None))
+    .values(created_at=bindparam("created_at"))
+)
+ANSWER_KEY = Statement(
+    update(_IDEMPOTENCY).where(*_KEY).values(status_code=bindparam("status_code"), response=bindparam("response"))
+)
+RELEASE_KEY = Statement(delete(_IDEMPOTENCY).where(*_KEY, _I.response.is_(None)))
 
 
 @functools.lru_cache(maxsize=64)

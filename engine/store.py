@@ -10,25 +10,22 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, bindparam, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import Executable
 
 from procedures.model import Definition
 
 from .db import DEFAULT_URL, CaseRow, EventRow, ProcedureRow, TokenRow, UserRow, connect
+from .direct import Direct
 from .errors import Conflict, NotFound, NotPublished
+from .rows import NEWEST_PUBLISHED
 
 DRAFT, PUBLISHED = "draft", "published"
-_NEWEST_PUBLISHED = (
-    select(ProcedureRow.id)
-    .where(ProcedureRow.code == bindparam("b_code"), ProcedureRow.status == PUBLISHED)
-    .order_by(ProcedureRow.version.desc())
-    .limit(1)
-)
 _USER_BY_TOKEN = (
     select(UserRow.id, UserRow.name, UserRow.unit, UserRow.roles, UserRow.permissions)
     .join(TokenRow, TokenRow.user_id == UserRow.id)
@@ -47,6 +44,9 @@ class Store:
         self.url = url
         self.engine: Engine = connect(url, **engine_options)
         self._writer = self.engine.execution_options(tinhgon_write=True)
+        self._sqlite = self.engine.dialect.name == "sqlite"
+        self.trace: Callable[[str], None] | None = None
+        """Called with the SQL of every statement :meth:`direct` runs (benchmarks count them)."""
 
     @property
     def dialect(self) -> str:
@@ -67,6 +67,33 @@ class Store:
                 uow.flush()
             finally:
                 uow.close()
+
+    @contextmanager
+    def direct(self, *, write: bool = True) -> Iterator[Direct]:
+        """A transaction run on the pooled DB-API connection itself, for the
+        hot paths' prebuilt statements (:mod:`engine.direct`); it commits at
+        the end of the block and rolls back when the block raises, as
+        :meth:`unit` does (SQLite's writers here too start with ``BEGIN
+        IMMEDIATE``)."""
+        pooled = self.engine.raw_connection()
+        dbapi: Any = pooled.driver_connection
+        try:
+            if self._sqlite:
+                dbapi.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            direct = Direct(dbapi, self.engine.dialect, self.trace)
+            try:
+                yield direct
+            finally:
+                direct.close()
+            dbapi.commit()
+        except BaseException:
+            try:
+                dbapi.rollback()
+            except Exception:
+                pooled.invalidate()  # broken: the pool opens a fresh connection next time
+            raise
+        finally:
+            pooled.close()
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -143,13 +170,12 @@ class UnitOfWork:
         return row
 
     def newest_published_id(self, code: str) -> int:
-        """The id of the version new cases of ``code`` start on (one
-        prebuilt statement: every new case asks it).
+        """The id of the version new cases of ``code`` start on.
 
         Raises:
             NotPublished: ``code`` has no published version.
         """
-        found = self.connection.execute(_NEWEST_PUBLISHED, {"b_code": code}).scalar()
+        found = self.connection.execute(cast(Executable, NEWEST_PUBLISHED.statement), {"b_code": code}).scalar()
         if found is None:
             raise NotPublished(f"procedure {code!r} has no published version")
         return int(found)

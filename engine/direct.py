@@ -1,0 +1,191 @@
+"""The hot paths' statements, run straight on the DB-API connection.
+
+Every case action, case start, idempotency claim and signed-in request runs
+a handful of small statements. Through a SQLAlchemy ``Connection`` each one
+pays for an execution context, events, parameter processing and a result
+object: on SQLite that cost several times the database work itself. Here
+SQLAlchemy still compiles each statement, once per dialect (its SQL text,
+the order of its parameters, and the bind and result conversions of its
+column types, such as :class:`~engine.db.UTCDateTime` and JSON), and an
+execution is then one call on the DB-API cursor with those conversions
+applied by hand. Transactions are opened and closed on the pooled DB-API
+connection by :meth:`engine.store.Store.direct`.
+
+Only statements with plain bound parameters are accepted (no expanding
+``IN`` lists, no literal rendering): what compiles once must run as is.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import namedtuple
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import ClauseElement
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Processor = Callable[[Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Compiled:
+    """One statement as one dialect runs it."""
+
+    sql: str
+    names: tuple[str, ...]
+    """the bound parameters, in the order a positional paramstyle takes them"""
+    positional: bool
+    binds: tuple[tuple[str, Processor | None], ...]
+    result_types: tuple[Any, ...]
+    """the selected (or returned) columns' types, empty for a plain write"""
+    row: type[tuple[Any, ...]] | None
+    """the row class of what it selects: a named tuple of the column keys"""
+    fixed: dict[str, Any]
+    """parameters whose value is in the statement itself (a literal, a limit)"""
+
+    def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        """``values`` (by parameter name) converted and laid out for the cursor.
+
+        Raises:
+            KeyError: a parameter of the statement is not in ``values``.
+        """
+        if self.fixed:
+            values = {**self.fixed, **values}
+        if self.positional:
+            return [values[n] if p is None else p(values[n]) for n, p in self.binds]
+        return {n: values[n] if p is None else p(values[n]) for n, p in self.binds}
+
+
+class Statement:
+    """A SQLAlchemy Core statement, compiled on first use for each dialect.
+
+    ``keys`` names the columns an ``INSERT`` without ``.values()`` sets (its
+    parameters are then those keys).
+    """
+
+    def __init__(self, statement: ClauseElement, *, keys: Sequence[str] | None = None) -> None:
+        self.statement = statement
+        self.keys = tuple(keys) if keys is not None else None
+        self._by_dialect: dict[str, Compiled] = {}
+        self._converters: dict[str, Callable[[Sequence[Any]], Any]] = {}
+        self._lock = threading.Lock()
+
+    def on(self, dialect: Dialect) -> Compiled:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            with self._lock:
+                found = self._by_dialect.get(dialect.name) or self._compile(dialect)
+                self._by_dialect[dialect.name] = found
+        return found
+
+    def _compile(self, dialect: Dialect) -> Compiled:
+        compiled = self.statement.compile(dialect=dialect, column_keys=list(self.keys) if self.keys is not None else None)
+        assert isinstance(compiled, SQLCompiler)
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.bind_names.values())
+        binds, fixed = [], {}
+        for name in names:
+            bind = compiled.binds[name]
+            if bind.expanding or bind.literal_execute:
+                raise ValueError(f"{name}: expanding and literal parameters cannot be run directly")
+            binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+            if not bind.required:
+                fixed[name] = bind.effective_value
+        columns = [(c.key, c.type) for c in getattr(self.statement, "exported_columns", ())]
+        row = namedtuple("Row", [key for key, _ in columns], rename=True) if columns else None
+        return Compiled(
+            sql=compiled.string,
+            names=names,
+            positional=bool(compiled.positional),
+            binds=tuple(binds),
+            result_types=tuple(type_ for _, type_ in columns),
+            row=row,
+            fixed=fixed,
+        )
+
+    def converter(self, dialect: Dialect, compiled: Compiled, description: Any) -> Callable[[Sequence[Any]], Any]:
+        """What turns a DB-API row of this statement into its named row, with
+        each column converted as SQLAlchemy would for the DB-API's type codes
+        in ``description``. Built at the first execution on a dialect (the
+        type codes of one statement's columns do not change)."""
+        found = self._converters.get(dialect.name)
+        if found is None:
+            assert compiled.row is not None, "the statement selects nothing"
+            codes = [d[1] for d in description]
+            processors = [
+                (i, type_.dialect_impl(dialect).result_processor(dialect, code))
+                for i, (type_, code) in enumerate(zip(compiled.result_types, codes, strict=True))
+            ]
+            found = _converter(compiled.row, [(i, p) for i, p in processors if p is not None])
+            self._converters[dialect.name] = found
+        return found
+
+
+def _converter(row: type[tuple[Any, ...]], processors: list[tuple[int, Processor]]) -> Callable[[Sequence[Any]], Any]:
+    make = tuple.__new__
+    if not processors:
+        return lambda raw: make(row, raw)
+
+    def convert(raw: Sequence[Any]) -> Any:
+        values = list(raw)
+        for i, process in processors:
+            value = values[i]
+            if value is not None:  # SQL NULL is None whatever the type
+                values[i] = process(value)
+        return make(row, values)
+
+    return convert
+
+
+class Direct:
+    """The statements of one transaction on one DB-API connection (see
+    :meth:`engine.store.Store.direct`); rows come back as named tuples with
+    SQLAlchemy's conversions applied."""
+
+    def __init__(self, dbapi_connection: Any, dialect: Dialect, trace: Callable[[str], None] | None = None) -> None:
+        self.dialect = dialect
+        self._cursor = dbapi_connection.cursor()
+        self._trace = trace
+
+    def _execute(self, statement: Statement, values: Mapping[str, Any]) -> Compiled:
+        compiled = statement.on(self.dialect)
+        if self._trace is not None:
+            self._trace(compiled.sql)
+        self._cursor.execute(compiled.sql, compiled.parameters(values))
+        return compiled
+
+    def one(self, statement: Statement, values: Mapping[str, Any]) -> Any:
+        """The first row, or None."""
+        compiled = self._execute(statement, values)
+        raw = self._cursor.fetchone()
+        return None if raw is None else statement.converter(self.dialect, compiled, self._cursor.description)(raw)
+
+    def all(self, statement: Statement, values: Mapping[str, Any]) -> list[Any]:
+        compiled = self._execute(statement, values)
+        raw = self._cursor.fetchall()
+        convert = statement.converter(self.dialect, compiled, self._cursor.description)
+        return [convert(r) for r in raw]
+
+    def scalar(self, statement: Statement, values: Mapping[str, Any]) -> Any:
+        """The first column of the first row, or None."""
+        row = self.one(statement, values)
+        return None if row is None else row[0]
+
+    def run(self, statement: Statement, values: Mapping[str, Any]) -> int:
+        """A write; the number of rows it changed."""
+        self._execute(statement, values)
+        return int(self._cursor.rowcount)
+
+    def many(self, statement: Statement, rows: Sequence[Mapping[str, Any]]) -> None:
+        """One write for each of ``rows``."""
+        if not rows:
+            return
+        compiled = statement.on(self.dialect)
+        if self._trace is not None:
+            self._trace(compiled.sql)
+        self._cursor.executemany(compiled.sql, [compiled.parameters(r) for r in rows])
+
+    def close(self) -> None:
+        self._cursor.close()
