@@ -130,7 +130,20 @@ def _encode(plain: Any) -> bytes:
         raise ValueError(f"canonical JSON: text cannot be encoded as UTF-8 ({error.reason})") from None
 
 
-def _plain(value: Any, path: str) -> Any:
+Where = str | tuple[Any, str | int]
+"""Where a value sits in what is being encoded: the root's name, or (where
+its parent sits, its key or index). Spelled out (:func:`_spelled`) only for
+an error message, since every value of every event passes here."""
+
+
+def _spelled(where: Where) -> str:
+    if isinstance(where, str):
+        return where
+    parent, key = where
+    return f"{_spelled(parent)}[{key}]" if isinstance(key, int) else f"{_spelled(parent)}.{key}"
+
+
+def _plain(value: Any, where: Where) -> Any:
     # Walk the value ourselves rather than trusting json.dumps: it would
     # silently turn int keys into strings (so {1: x} and {"1": x} would hash
     # alike) and its error messages do not say where the bad value is.
@@ -140,21 +153,23 @@ def _plain(value: Any, path: str) -> Any:
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"canonical JSON: {path} is {value!r}, which JSON cannot hold")
+            raise ValueError(f"canonical JSON: {_spelled(where)} is {value!r}, which JSON cannot hold")
         if value.is_integer():
             return int(value)
         return value
     if isinstance(value, list | tuple):
-        return [_plain(item, f"{path}[{index}]") for index, item in enumerate(value)]
+        return [_plain(item, (where, index)) for index, item in enumerate(value)]
     if isinstance(value, dict):
         plain: dict[str, Any] = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(f"canonical JSON: {path} has a key {key!r} of type {type(key).__name__}; keys must be strings")
-            plain[key] = _plain(item, f"{path}.{key}")
+                raise TypeError(
+                    f"canonical JSON: {_spelled(where)} has a key {key!r} of type {type(key).__name__}; keys must be strings"
+                )
+            plain[key] = _plain(item, (where, key))
         return plain
     hint = " (convert it to an ISO 8601 string first)" if isinstance(value, datetime) else ""
-    raise TypeError(f"canonical JSON: {path} is a {type(value).__name__}, which is not a JSON type{hint}")
+    raise TypeError(f"canonical JSON: {_spelled(where)} is a {type(value).__name__}, which is not a JSON type{hint}")
 
 
 def format_at(moment: datetime) -> str:
@@ -294,7 +309,7 @@ def seal(
         raise ValueError(f"seal: case {case_id} event {seq}: a decision event needs a signer")
     # The data is walked once: its plain form is both what is stored and
     # what the hash covers (the hash of the payload, as compute_hash does).
-    stored: dict[str, Any] = _plain(data or {}, "$.data")
+    stored: dict[str, Any] = _plain(data or {}, ("$", "data"))
     payload = {
         "case_id": case_id,
         "seq": seq,
@@ -308,7 +323,7 @@ def seal(
         "decision": decision,
     }
     for name in ("case_id", "seq", "at", "actor", "type", "step", "outcome", "comment", "decision"):
-        _plain(payload[name], f"$.{name}")
+        _plain(payload[name], ("$", name))
     digest = hashlib.sha256(prev_hash.encode("ascii"))
     digest.update(_encode(payload))
     hexdigest = digest.hexdigest()
@@ -387,7 +402,10 @@ class Signer:
             return cls.load(source)
         except KeyFileError:
             if os.path.lexists(source):
-                raise
+                # Either another process has just linked its (complete) key
+                # into place, or the file is bad: a second read tells which,
+                # and reports a bad file itself.
+                return cls.load(source)
         target = Path(source)
         signer = cls.generate()
         try:
