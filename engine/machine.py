@@ -163,6 +163,7 @@ class Entry:
     outcome: str | None = None
     comment: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    """JSON values only (instants as ISO text): the event is sealed from them as they are"""
     decision: bool = False
 
 

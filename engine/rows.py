@@ -253,16 +253,6 @@ def state_of(row: CaseRow) -> CaseState:
     return state_from(row, ([getattr(s, k) for k in _STEP_STATE] for s in ordered))
 
 
-def jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    return value
-
-
 def event_columns(record: EventRecord) -> dict[str, Any]:
     return {
         "case_id": record.case_id,

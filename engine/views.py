@@ -101,16 +101,17 @@ class CaseView:
             paused=state.paused_since is not None,
             guided=state.guided,
             steps=tuple(
+                # positional: the fields of StepView in order
                 StepView(
-                    id=step.id,
-                    name=step.name,
-                    role=step.role,
-                    status=s.status,
-                    activated_at=s.activated_at,
-                    due_at=s.due_at,
-                    completed_at=s.completed_at,
-                    outcome=s.outcome,
-                    overdue=s.status == "active" and s.due_at is not None and s.due_at < now,
+                    step.id,
+                    step.name,
+                    step.role,
+                    s.status,
+                    s.activated_at,
+                    s.due_at,
+                    s.completed_at,
+                    s.outcome,
+                    s.status == "active" and s.due_at is not None and s.due_at < now,
                 )
                 for step, s in zip(steps, state.steps, strict=True)
             ),
