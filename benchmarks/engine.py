@@ -273,23 +273,30 @@ def canonical_json(value: Any) -> bytes:
 
 
 class Counting:
-    """Counts the SQL statements an engine sends while active; keeps the last ones."""
+    """Counts the SQL statements a store sends while active, through
+    SQLAlchemy's connections and straight on the DB-API connection
+    (``Store.direct``); keeps the last ones (direct ones without parameters)."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
+    def __init__(self, store: Store) -> None:
+        self.store = store
         self.statements: list[tuple[str, Any]] = []
 
     def _seen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
         self.statements.append((statement, parameters))
 
+    def _direct(self, statement: str) -> None:
+        self.statements.append((statement, None))
+
     @contextmanager
     def recording(self) -> Iterator[list[tuple[str, Any]]]:
         self.statements = []
-        event.listen(self.engine, "before_cursor_execute", self._seen)
+        event.listen(self.store.engine, "before_cursor_execute", self._seen)
+        self.store.trace = self._direct
         try:
             yield self.statements
         finally:
-            event.remove(self.engine, "before_cursor_execute", self._seen)
+            self.store.trace = None
+            event.remove(self.store.engine, "before_cursor_execute", self._seen)
 
 
 class PostgresDatabase:
@@ -608,7 +615,7 @@ def measure_advances(database: str, url: str, raw: Callable[[], RawDb], cases: i
     store = Store(url)
     upgrade(store.engine)
     service = CaseService(store, signer=Signer.generate(), calendar=WorkingCalendar())
-    counting = Counting(store.engine)
+    counting = Counting(store)
     db = raw()
     results = []
     try:
@@ -745,7 +752,7 @@ def report_advances(results: Sequence[AdvanceResult]) -> str:
             "1. Persisted step advances per second (CaseService.act against the hand-written raw loop).",
             "   ms/adv and CPU ms/adv: wall and client-process CPU time per advance, tinhgon vs raw; no-DB ms/adv: the same",
             "   advances with CompiledProcedure.act + seal on in-memory states (the engine's own work, no database);",
-            "   SQL per adv.: statements sent per advance, tinhgon (COMMIT not counted) vs raw (BEGIN and COMMIT counted)",
+            "   SQL per adv.: statements sent per advance, tinhgon (BEGIN and COMMIT not counted) vs raw (BEGIN and COMMIT counted)",
             table(headers, rows),
         ]
     )
@@ -1140,7 +1147,7 @@ def measure_inbox(
             if row is None:
                 raise AssertionError(f"no step row {key}")
         lookup_cpu = used / calls * 1000
-        counting = Counting(store.engine)
+        counting = Counting(store)
         with counting.recording() as sent:
             service.inbox(random_official(rng, roles, calls), limit=PAGE)
         plans: list[tuple[int, str, list[str]]] = []

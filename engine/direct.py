@@ -20,7 +20,8 @@ from __future__ import annotations
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.engine import Dialect
@@ -38,13 +39,26 @@ class Compiled:
     names: tuple[str, ...]
     """the bound parameters, in the order a positional paramstyle takes them"""
     positional: bool
-    binds: tuple[tuple[str, Processor | None], ...]
+    processors: tuple[tuple[int, Processor], ...]
+    """(index in ``names``, conversion) of the parameters whose type converts"""
     result_types: tuple[Any, ...]
     """the selected (or returned) columns' types, empty for a plain write"""
     row: type[tuple[Any, ...]] | None
     """the row class of what it selects: a named tuple of the column keys"""
     fixed: dict[str, Any]
     """parameters whose value is in the statement itself (a literal, a limit)"""
+    pick: Callable[[Mapping[str, Any]], Sequence[Any]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        names = self.names
+        pick: Callable[[Mapping[str, Any]], Sequence[Any]]
+        if not names:
+            pick = lambda values: ()  # noqa: E731
+        elif len(names) == 1:
+            pick = lambda values: (values[names[0]],)  # noqa: E731
+        else:
+            pick = itemgetter(*names)
+        object.__setattr__(self, "pick", pick)
 
     def parameters(self, values: Mapping[str, Any]) -> Sequence[Any] | dict[str, Any]:
         """``values`` (by parameter name) converted and laid out for the cursor.
@@ -54,9 +68,10 @@ class Compiled:
         """
         if self.fixed:
             values = {**self.fixed, **values}
-        if self.positional:
-            return [values[n] if p is None else p(values[n]) for n, p in self.binds]
-        return {n: values[n] if p is None else p(values[n]) for n, p in self.binds}
+        out = list(self.pick(values))
+        for i, process in self.processors:
+            out[i] = process(out[i])
+        return out if self.positional else dict(zip(self.names, out, strict=True))
 
 
 class Statement:
@@ -85,12 +100,14 @@ class Statement:
         compiled = self.statement.compile(dialect=dialect, column_keys=list(self.keys) if self.keys is not None else None)
         assert isinstance(compiled, SQLCompiler)
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.bind_names.values())
-        binds, fixed = [], {}
-        for name in names:
+        processors, fixed = [], {}
+        for i, name in enumerate(names):
             bind = compiled.binds[name]
             if bind.expanding or bind.literal_execute:
                 raise ValueError(f"{name}: expanding and literal parameters cannot be run directly")
-            binds.append((name, bind.type.dialect_impl(dialect).bind_processor(dialect)))
+            process = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            if process is not None:
+                processors.append((i, process))
             if not bind.required:
                 fixed[name] = bind.effective_value
         columns = [(c.key, c.type) for c in getattr(self.statement, "exported_columns", ())]
@@ -99,7 +116,7 @@ class Statement:
             sql=compiled.string,
             names=names,
             positional=bool(compiled.positional),
-            binds=tuple(binds),
+            processors=tuple(processors),
             result_types=tuple(type_ for _, type_ in columns),
             row=row,
             fixed=fixed,

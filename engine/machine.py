@@ -198,6 +198,8 @@ class CompiledProcedure:
         steps = definition.steps
         self.order = definition.order
         self.predecessors = definition.predecessors
+        self.predecessor_bits = tuple(sum(1 << p for p in preds) for preds in definition.predecessors)
+        self.all_steps = (1 << len(steps)) - 1
         self.descendants = definition.descendants
         self.role_kind = tuple(definition.role_kind(s) for s in steps)
         self.office_roles = frozenset(r.id for r in definition.roles if r.kind == "office")
@@ -280,8 +282,7 @@ class CompiledProcedure:
                 case.paused_since = None
             elif case.paused_since is not None and case.guided is not None and case.guided.target == step.id:
                 details.update(self._resume_clock(case, action))
-        entry_at = len(action.entries)
-        action.entries.append(Entry("action", action.actor.id, action.now, step.id, name, action.comment))
+        entry_at = len(action.entries)  # this action's event comes before those of the system steps it sets off
         if effect.kind != "reject":
             self._settle(case, action)
         # A return reaches the applicant only if their step is active again (a
@@ -296,7 +297,9 @@ class CompiledProcedure:
                 details["missing"] = list(action.missing)
         details["activated"], details["skipped"] = action.activated, action.skipped
         decision = step.kind in DECISION_KINDS or effect.kind in ("reject", "return")
-        action.entries[entry_at] = Entry("action", action.actor.id, action.now, step.id, name, action.comment, details, decision)
+        action.entries.insert(
+            entry_at, Entry("action", action.actor.id, action.now, step.id, name, action.comment, details, decision)
+        )
 
     def _resume_clock(self, case: CaseState, action: _Action) -> dict[str, Any]:
         """The applicant answered the return: the case's clock runs again and
@@ -338,14 +341,19 @@ class CompiledProcedure:
         readies steps after it in that order.
         """
         steps = self.definition.steps
+        finished = 0  # bitset of the finished steps, kept up to date through the pass
+        for j, state in enumerate(case.steps):
+            if state.status in FINISHED:
+                finished |= 1 << j
         for i in self.order:
             state = case.steps[i]
-            if state.status != WAITING or any(case.steps[p].status not in FINISHED for p in self.predecessors[i]):
+            if state.status != WAITING or self.predecessor_bits[i] & ~finished:
                 continue
             step = steps[i]
             if step.when is not None and not evaluate(step.when, case.data):
                 state._move("skip")
                 action.skipped.append(step.id)
+                finished |= 1 << i
                 continue
             state._move("activate")
             state.activated_at = action.now
@@ -353,9 +361,10 @@ class CompiledProcedure:
             action.activated.append(step.id)
             if self.role_kind[i] == "system":
                 self._system_completes(case, action, i, step)
+                finished |= 1 << i
         # (asked first so that an action which finishes nothing spares the
         # machine a trigger; the transition keeps its own condition)
-        if case.status == OPEN and all(s.status in FINISHED for s in case.steps):
+        if case.status == OPEN and finished == self.all_steps:
             self._fire("complete", case, action)
 
     def _system_completes(self, case: CaseState, action: _Action, i: int, step: Step) -> None:

@@ -122,12 +122,15 @@ def step_changes(
         if new == old:
             continue
         values: dict[str, Any] = {"b_case": case_id, "b_position": position}
+        columns = []
         for name, was, now in zip(_STEP_STATE, old, new, strict=True):
             if was != now:
                 values[name] = now
-        if "due_at" in values:
-            values["due_sort"] = state.due_at or NO_DUE
-        out.setdefault(tuple(k for k in _STEP_WRITES if k in values), []).append(values)
+                columns.append(name)
+                if name == "due_at":
+                    values["due_sort"] = now or NO_DUE
+                    columns.append("due_sort")
+        out.setdefault(tuple(columns), []).append(values)
     return out
 
 
