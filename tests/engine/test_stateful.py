@@ -185,8 +185,10 @@ def valid_changes(defn: Definition) -> st.SearchStrategy[dict[str, Any]]:
 
 
 @st.composite
-def invalid_data(draw: st.DrawFn, defn: Definition, base: dict[str, Any]) -> Any:
-    """``base`` (valid) broken in one way the fields forbid."""
+def invalid_data(draw: st.DrawFn, defn: Definition, base: dict[str, Any], *, amendment: bool = False) -> Any:
+    """``base`` (valid) broken in one way the fields forbid. For an
+    ``amendment`` a required field goes missing only by being cleared (None):
+    a field an amendment leaves out keeps its value."""
     ways = ["unknown", "not a mapping"]
     if defn.fields:
         ways.append("wrong type")
@@ -201,7 +203,7 @@ def invalid_data(draw: st.DrawFn, defn: Definition, base: dict[str, Any]) -> Any
         f = draw(st.sampled_from(defn.fields))
         return {**base, f.id: draw(st.sampled_from(WRONG[f.type]))}
     f = draw(st.sampled_from([f for f in defn.fields if f.required]))
-    return {**base, f.id: None} if draw(st.booleans()) else {k: v for k, v in base.items() if k != f.id}
+    return {**base, f.id: None} if amendment or draw(st.booleans()) else {k: v for k, v in base.items() if k != f.id}
 
 
 # -- two ways to run the same cases --------------------------------------------------
@@ -589,7 +591,9 @@ class CaseRules(RuleBasedStateMachine):
         if how == "valid":
             changes = data.draw(valid_changes(self.defn), label="changes")
         elif how == "invalid":
-            changes = data.draw(invalid_data(self.defn, dict(self.run.state(case.handle).data)), label="bad changes")
+            changes = data.draw(
+                invalid_data(self.defn, dict(self.run.state(case.handle).data), amendment=True), label="bad changes"
+            )
         self.act(case, actor, step, outcome, missing, changes, data_ok=how != "invalid")
 
     @rule(data=st.data())
