@@ -32,7 +32,7 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.engine import Dialect
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 DEFAULT_URL = "sqlite:///tinhgon.db"
@@ -297,10 +297,20 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    # Every request of a worker may hold a connection at once (FastAPI runs
+    # them in a pool of up to 40 threads): connections beyond the pool's
+    # size are opened and closed per use, which under load cost more than
+    # the statements did. A SQLite connection is a file handle; PostgreSQL's
+    # server defaults to 100 connections, shared by every worker.
     if url.startswith("sqlite"):
+        if make_url(url).database not in (None, "", ":memory:"):  # a file; memory has a pool of its own kind
+            kwargs.setdefault("pool_size", 40)
+            kwargs.setdefault("max_overflow", 10)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    kwargs.setdefault("pool_size", 10)
+    kwargs.setdefault("max_overflow", 20)
     return create_engine(url, **kwargs)

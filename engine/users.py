@@ -119,8 +119,7 @@ def authenticate(store: Store, token: str) -> User | None:
     """The user a bearer token belongs to, or None (unknown or revoked)."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    with store.unit(write=False) as uow:
-        row = uow.user_by_token_hash(token_hash(token))
+    row = store.user_by_token_hash(token_hash(token))
     return User(row.id, row.name, row.unit, tuple(row.roles), tuple(row.permissions)) if row is not None else None
 
 

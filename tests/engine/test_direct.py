@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pytest
-from sqlalchemy import DateTime, bindparam, insert, select, update
+from sqlalchemy import DateTime, bindparam, event, insert, select, update
 from sqlalchemy.dialects import sqlite
 
 from engine.db import NO_DUE, UserRow, UTCDateTime
@@ -95,3 +95,47 @@ def test_instants_on_sqlite_are_the_text_sqlalchemy_writes() -> None:
         assert back(stored) == moment and back(stored).tzinfo == dt.UTC
     with pytest.raises(ValueError, match="naive"):
         ours(dt.datetime(2027, 1, 1))
+
+
+def test_sqlite_writers_queue_at_the_gate_across_stores(tmp_path: Any) -> None:
+    # Two stores on one file stand for two worker processes: each has its own
+    # lock-file descriptor, so flock keeps them apart as it would processes.
+    import threading
+    import time
+
+    from engine.schema import upgrade
+
+    url = f"sqlite:///{tmp_path / 'gate.db'}"
+    first, second = Store(url), Store(url)
+    upgrade(first.engine)
+
+    # Without the gate the second writer would meet SQLite's own lock, and with
+    # no busy timeout fail at once ("database is locked"); queued at the gate,
+    # it never meets it.
+    @event.listens_for(second.engine, "connect")
+    def impatient(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    order: list[str] = []
+    inside = threading.Event()
+
+    def hold() -> None:
+        with first.direct() as db:
+            db.run(ADD_USER, user(1, dt.datetime.now(dt.UTC)))
+            inside.set()
+            time.sleep(0.3)
+            order.append("first done")
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    inside.wait(5)
+    with second.unit() as uow:
+        order.append("second in")
+        assert uow.user("u1").name == "Người 1"  # it saw the first one's commit: it waited for it
+    holder.join()
+    assert order == ["first done", "second in"]
+    assert (tmp_path / "gate.db-writer.lock").exists()
+    with second.direct(write=False) as db:  # readers do not queue
+        assert db.one(READ_USER, {"b_id": "u1"}) is not None
+    first.dispose()
+    second.dispose()
