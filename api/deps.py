@@ -18,7 +18,11 @@ from .services import Services
 SESSION_COOKIE = "tinhgon_session"
 
 
-def get_services(request: Request) -> Services:
+# The dependencies are coroutines: FastAPI runs a plain function dependency
+# in its thread pool, and each such hop cost more than the work it carried
+# (five per request before). Only a token still to be checked goes to a
+# thread, since that reads the database.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
@@ -36,11 +40,20 @@ def _bearer(request: Request) -> str | None:
     return token.strip()
 
 
-def current_user(request: Request, services: ServicesDep) -> User:
+async def current_user(request: Request, services: ServicesDep) -> User:
     """The caller, from ``Authorization: Bearer``; 401 without a valid token."""
     signed_in: User | None = getattr(request.state, "user", None)
     if signed_in is not None:
         return signed_in
+    return await run_in_threadpool(signed_in_user, request, services)
+
+
+def signed_in_user(request: Request, services: Services) -> User:
+    """The caller's user, checked against the database.
+
+    Raises:
+        ApiProblem: 401, no token, or an unknown or revoked one.
+    """
     token = _bearer(request)
     if token is None:
         raise ApiProblem(
@@ -72,26 +85,26 @@ class SignedInRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def signed_in_first(request: Request) -> Response:
-            request.state.user = await run_in_threadpool(current_user, request, get_services(request))
+            request.state.user = await run_in_threadpool(signed_in_user, request, request.app.state.services)
             return await handler(request)
 
         return signed_in_first
 
 
-def actor(user: UserDep) -> Actor:
+async def actor(user: UserDep) -> Actor:
     return user.actor
 
 
 ActorDep = Annotated[Actor, Depends(actor)]
 
 
-def reform_user(user: UserDep) -> User:
+async def reform_user(user: UserDep) -> User:
     if "reform" not in user.permissions:
         raise ApiProblem(403, "changing procedures needs the reform permission", kind="forbidden")
     return user
 
 
-def admin_user(user: UserDep) -> User:
+async def admin_user(user: UserDep) -> User:
     if "admin" not in user.permissions:
         raise ApiProblem(403, "this needs the admin permission", kind="forbidden")
     return user
