@@ -13,7 +13,7 @@ import json
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from engine.cases import Idempotency
 from engine.errors import Forbidden
@@ -89,30 +89,31 @@ def _if_match(value: str | None) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
-def _case_response(view: CaseView, status_code: int = 200, body: dict[str, Any] | None = None) -> JSONResponse:
-    if body is None:
-        body = CasePublic.of(view).model_dump(mode="json")
-    return JSONResponse(body, status_code=status_code, headers={"ETag": _etag(view.version)})
+def _case_response(view: CaseView, status_code: int = 200, model: CasePublic | None = None) -> Response:
+    # pydantic writes the JSON itself, in one step (a dict handed to
+    # JSONResponse would be walked again by json.dumps)
+    rendered = (model or CasePublic.of(view)).model_dump_json()
+    return Response(rendered, status_code=status_code, media_type="application/json", headers={"ETag": _etag(view.version)})
 
 
 class _Rendered:
-    """The JSON of the case an action answered with: rendered once, for the
-    idempotency record and the response alike."""
+    """The case an action answered with: rendered once, for the idempotency
+    record and the response alike."""
 
     def __init__(self) -> None:
-        self.body: dict[str, Any] | None = None
+        self.model: CasePublic | None = None
 
     def __call__(self, view: CaseView) -> tuple[int, dict[str, Any]]:
-        self.body = CasePublic.of(view).model_dump(mode="json")
-        return 200, self.body
+        self.model = CasePublic.of(view)
+        return 200, self.model.model_dump(mode="json")
 
 
-def _stored(result: CaseView | StoredResponse, rendered: _Rendered) -> JSONResponse:
+def _stored(result: CaseView | StoredResponse, rendered: _Rendered) -> Response:
     if isinstance(result, StoredResponse):
         version = result.body.get("version")
         headers = {"ETag": _etag(version)} if isinstance(version, int) else {}
         return JSONResponse(result.body, status_code=result.status_code, headers={**headers, "Idempotent-Replayed": "true"})
-    return _case_response(result, body=rendered.body)
+    return _case_response(result, model=rendered.model)
 
 
 def _idempotency(key: str | None, route: str, body: Any, rendered: _Rendered) -> Idempotency | None:
@@ -137,7 +138,7 @@ def _idempotency(key: str | None, route: str, body: Any, rendered: _Rendered) ->
         ),
     },
 )
-def start_case(body: CaseCreate, services: ServicesDep, actor: ActorDep) -> JSONResponse:
+def start_case(body: CaseCreate, services: ServicesDep, actor: ActorDep) -> Response:
     applicant = body.applicant or actor.id
     if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit):
         raise Forbidden("only an official of the procedure in that unit may open a case for someone else")
@@ -162,7 +163,7 @@ def list_cases(
 
 
 @router.get("/cases/{case_id}", summary="One case, with its steps", responses=CASE_RESPONSES, response_model=CasePublic)
-def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> JSONResponse:
+def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> Response:
     return _case_response(services.cases.get(actor, case_id))
 
 
@@ -176,7 +177,7 @@ def act(
     actor: ActorDep,
     if_match: IfMatch = None,
     idempotency_key: IdemKey = None,
-) -> JSONResponse:
+) -> Response:
     rendered = _Rendered()
     result = services.cases.act(
         actor,
@@ -202,7 +203,7 @@ def withdraw(
     body: WithdrawCreate | None = None,
     if_match: IfMatch = None,
     idempotency_key: IdemKey = None,
-) -> JSONResponse:
+) -> Response:
     comment = body.comment if body else None
     rendered = _Rendered()
     result = services.cases.withdraw(
