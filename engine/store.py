@@ -54,22 +54,31 @@ class WriterGate:
     """
 
     def __init__(self, path: str | None) -> None:
-        self._thread = threading.Lock()
+        # Reentrant, so that a (mistaken) write nested in another on one
+        # thread fails on SQLite's busy timeout with an error, not by hanging.
+        self._thread = threading.RLock()
+        self._depth = 0
         self._file: int | None = None
         self.path = f"{path}-writer.lock" if path else None
 
     @contextmanager
     def held(self) -> Iterator[None]:
         with self._thread:
-            if self.path is None:
-                yield
+            if self.path is None or self._depth:
+                self._depth += 1
+                try:
+                    yield
+                finally:
+                    self._depth -= 1
                 return
             if self._file is None:
                 self._file = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
             fcntl.flock(self._file, fcntl.LOCK_EX)
+            self._depth = 1
             try:
                 yield
             finally:
+                self._depth = 0
                 fcntl.flock(self._file, fcntl.LOCK_UN)
 
     def close(self) -> None:

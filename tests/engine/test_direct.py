@@ -139,3 +139,24 @@ def test_sqlite_writers_queue_at_the_gate_across_stores(tmp_path: Any) -> None:
         assert db.one(READ_USER, {"b_id": "u1"}) is not None
     first.dispose()
     second.dispose()
+
+
+def test_a_write_nested_in_another_on_one_thread_fails_instead_of_hanging(tmp_path: Any) -> None:
+    import sqlite3
+
+    from engine.schema import upgrade
+
+    store = Store(f"sqlite:///{tmp_path / 'nested.db'}")
+    upgrade(store.engine)
+
+    @event.listens_for(store.engine, "connect")
+    def impatient(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=0")
+
+    with store.unit() as uow:
+        uow.user_count()
+        with pytest.raises(sqlite3.OperationalError, match="locked"), store.direct() as db:
+            db.run(ADD_USER, user(1, dt.datetime.now(dt.UTC)))
+    with store.direct() as db:  # the gate is free again
+        db.run(ADD_USER, user(2, dt.datetime.now(dt.UTC)))
+    store.dispose()
