@@ -45,8 +45,7 @@ from .rows import (
     READ_STEPS,
     RELEASE_KEY,
     TAKE_OVER_KEY,
-    UPDATE_CASE,
-    UPDATE_CASE_KEEP_DATA,
+    case_changes,
     event_columns,
     inbox_statement,
     make_cursor,
@@ -56,6 +55,7 @@ from .rows import (
     state_from,
     step_changes,
     step_columns,
+    update_case,
     update_step,
 )
 from .store import PUBLISHED, Store, UnitOfWork, content_hash
@@ -403,16 +403,13 @@ class CaseService:
             now = self.clock()
             entries = change(machine, state, now)
             records = seal_entries(case_id, head.head_hash, head.event_count, entries, self.signer)
+            changed = case_changes(head, state)
             moved = db.run(
-                UPDATE_CASE if state.data != head.data else UPDATE_CASE_KEEP_DATA,
+                update_case(tuple(changed)),
                 {
+                    **changed,
                     "b_case": case_id,
                     "b_version": head.version,
-                    "status": state.status,
-                    "data": state.data,
-                    "due_at": state.due_at,
-                    "paused_since": state.paused_since,
-                    "guided": state.guided.as_dict() if state.guided else None,
                     "version": head.version + 1,
                     "event_count": head.event_count + len(records),
                     "head_hash": records[-1].hash if records else head.head_hash,

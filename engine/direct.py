@@ -199,6 +199,9 @@ class Direct:
         """One write for each of ``rows``."""
         if not rows:
             return
+        if len(rows) == 1:  # one row: execute costs less than executemany
+            self._execute(statement, rows[0])
+            return
         compiled = statement.on(self.dialect)
         if self._trace is not None:
             self._trace(compiled.sql)

@@ -45,7 +45,6 @@ _STEPS = cast(Table, CaseStepRow.__table__)
 _EVENTS = cast(Table, EventRow.__table__)
 _IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
 _PROCEDURES = cast(Table, ProcedureRow.__table__)
-_CASE_COLUMNS = ("status", "due_at", "paused_since", "guided", "version", "event_count", "head_hash")
 _STEP_WRITES = ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")
 EVENT_KEYS = (
     "case_id",
@@ -85,13 +84,32 @@ READ_REACH = Statement(select(_CASES.c.applicant, _CASES.c.unit, _CASES.c.proced
 READ_STEPS = Statement(
     select(*(_STEPS.c[k] for k in _STEP_STATE)).where(_STEPS.c.case_id == bindparam("b_case")).order_by(_STEPS.c.position)
 )
-_UPDATE_CASE = (
-    update(_CASES)
-    .where(_CASES.c.id == bindparam("b_case"), _CASES.c.version == bindparam("b_version"))
-    .values({k: bindparam(k) for k in _CASE_COLUMNS})
-)
-UPDATE_CASE_KEEP_DATA = Statement(_UPDATE_CASE)
-UPDATE_CASE = Statement(_UPDATE_CASE.values(data=bindparam("data")))
+
+
+@functools.lru_cache(maxsize=64)
+def update_case(columns: tuple[str, ...]) -> Statement:
+    """The version-guarded update of a case row: ``version``,
+    ``event_count`` and ``head_hash`` always, and ``columns`` of the case's
+    state (parameters: those, ``b_case`` and ``b_version``)."""
+    return Statement(
+        update(_CASES)
+        .where(_CASES.c.id == bindparam("b_case"), _CASES.c.version == bindparam("b_version"))
+        .values({k: bindparam(k) for k in (*columns, "version", "event_count", "head_hash")})
+    )
+
+
+def case_changes(head: Any, state: CaseState) -> dict[str, Any]:
+    """The columns of the case's state that differ from its row ``head``
+    (of :data:`READ_CASE`), with their new values; only those are written."""
+    guided = state.guided.as_dict() if state.guided else None
+    new = {
+        "status": state.status,
+        "data": state.data,
+        "due_at": state.due_at,
+        "paused_since": state.paused_since,
+        "guided": guided,
+    }
+    return {k: v for k, v in new.items() if getattr(head, k) != v}
 
 
 @functools.lru_cache(maxsize=128)
