@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, status
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 
 from engine.cases import Idempotency
 from engine.errors import Forbidden
@@ -96,6 +97,14 @@ def _case_response(view: CaseView, status_code: int = 200, model: CasePublic | N
     return Response(rendered, status_code=status_code, media_type="application/json", headers={"ETag": _etag(view.version)})
 
 
+def _json(model: BaseModel) -> Response:
+    """A model as the response body, written by pydantic. Returning the model
+    itself would have FastAPI validate it again, in a thread-pool hop of its
+    own for these plain-function endpoints; the route's ``response_model``
+    still documents it."""
+    return Response(model.model_dump_json(), media_type="application/json")
+
+
 class _Rendered:
     """The case an action answered with: rendered once, for the idempotency
     record and the response alike."""
@@ -146,7 +155,7 @@ def start_case(body: CaseCreate, services: ServicesDep, actor: ActorDep) -> Resp
     return _case_response(view, status.HTTP_201_CREATED)
 
 
-@router.get("/cases", summary="The cases the caller sees, newest first")
+@router.get("/cases", summary="The cases the caller sees, newest first", response_model=Page[CasePublic])
 def list_cases(
     services: ServicesDep,
     actor: ActorDep,
@@ -155,11 +164,11 @@ def list_cases(
     overdue: bool | None = None,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,10}$", description="next_cursor of the previous page")] = None,
-) -> Page[CasePublic]:
+) -> Response:
     views, next_cursor = services.cases.list_cases(
         actor, status=status_, code=procedure, overdue=overdue, limit=limit, cursor=min(int(cursor), MAX_ID) if cursor else None
     )
-    return Page[CasePublic](items=[CasePublic.of(v) for v in views], next_cursor=str(next_cursor) if next_cursor else None)
+    return _json(Page[CasePublic](items=[CasePublic.of(v) for v in views], next_cursor=str(next_cursor) if next_cursor else None))
 
 
 @router.get("/cases/{case_id}", summary="One case, with its steps", responses=CASE_RESPONSES, response_model=CasePublic)
@@ -225,15 +234,15 @@ def events(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> list[Even
     return [EventPublic.of(e) for e in services.cases.events(actor, case_id)]
 
 
-@router.get("/inbox", summary="The caller's actionable steps, earliest due first")
+@router.get("/inbox", summary="The caller's actionable steps, earliest due first", response_model=Page[InboxItemPublic])
 def inbox(
     services: ServicesDep,
     actor: ActorDep,
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
-) -> Page[InboxItemPublic]:
+) -> Response:
     try:
         items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor)
     except ValueError as exc:
         raise ApiProblem(422, str(exc), kind="invalid-cursor") from None
-    return Page[InboxItemPublic](items=[InboxItemPublic.of(i) for i in items], next_cursor=next_cursor)
+    return _json(Page[InboxItemPublic](items=[InboxItemPublic.of(i) for i in items], next_cursor=next_cursor))
