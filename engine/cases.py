@@ -27,7 +27,7 @@ from procedures import load_text
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
 from .db import CaseRow, CaseStepRow, EventRow, ProcedureRow
-from .direct import Direct
+from .direct import Direct, Statement
 from .errors import CaseClosed, Conflict, IdempotencyInFlight, IdempotencyMismatch, NotFound, NotPublished, StaleCase
 from .machine import Actor, CaseState, CompiledProcedure, Entry
 from .rows import (
@@ -39,6 +39,7 @@ from .rows import (
     INSERT_STEP,
     NEWEST_PUBLISHED,
     READ_CASE,
+    READ_EVENTS,
     READ_KEY,
     READ_PROCEDURE,
     READ_REACH,
@@ -93,6 +94,21 @@ def seal_entries(case_id: int, prev: str, seq: int, entries: list[Entry], signer
     return records
 
 
+class StoredProcedure(Protocol):
+    """What compiling a stored version needs of its row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def code(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def content_hash(self) -> str: ...
+
+
 class Compiled:
     """Compiled procedure versions, by database id: each is built once per
     process, on first use, and shared by every case and thread."""
@@ -135,21 +151,6 @@ class Compiled:
             return found
 
 
-class StoredProcedure(Protocol):
-    """What compiling a stored version needs of its row."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def code(self) -> str: ...
-    @property
-    def version(self) -> int: ...
-    @property
-    def body(self) -> str: ...
-    @property
-    def content_hash(self) -> str: ...
-
-
 class _Lost(Exception):
     """The case moved on between reading it and updating it: try again."""
 
@@ -188,19 +189,14 @@ class CaseService:
     def machine_of(self, uow: UnitOfWork, row: CaseRow) -> CompiledProcedure:
         return self.compiled.by_id(row.procedure_id, uow)
 
-    def _visible(self, uow: UnitOfWork, case_id: int, actor: Actor) -> CaseRow:
-        row = uow.session.get(CaseRow, case_id)
-        if row is None or not sees(actor, row.applicant, row.unit, self.machine_of(uow, row)):
-            raise NotFound(f"no case {case_id}", case_id=case_id)
-        return row
-
-    def _head(self, db: Direct, case_id: int, actor: Actor) -> tuple[Any, CompiledProcedure]:
-        """The case's row and its version's machine.
+    def _head(self, db: Direct, case_id: int, actor: Actor, read: Statement = READ_CASE) -> tuple[Any, CompiledProcedure]:
+        """The case's row (as ``read`` selects it: :data:`READ_CASE`, or
+        :data:`READ_REACH` for visibility alone) and its version's machine.
 
         Raises:
             NotFound: no such case, or ``actor`` may not see it.
         """
-        head = db.one(READ_CASE, {"b_case": case_id})
+        head = db.one(read, {"b_case": case_id})
         machine = self.compiled.on(head.procedure_id, db) if head is not None else None
         if head is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
             raise NotFound(f"no case {case_id}", case_id=case_id)
@@ -216,9 +212,10 @@ class CaseService:
         return CaseView.of_state(case_id, head.code, head.procedure_version, head.version, state, machine, now=self.clock())
 
     def events(self, actor: Actor, case_id: int) -> list[EventRecord]:
-        with self.store.unit(write=False) as uow:
-            self._visible(uow, case_id, actor)
-            return [record_of(e) for e in uow.events(case_id)]
+        """Raises NotFound when the case does not exist or ``actor`` may not see it."""
+        with self.store.direct(write=False) as db:
+            self._head(db, case_id, actor, READ_REACH)
+            return [record_of(e) for e in db.all(READ_EVENTS, {"b_case": case_id})]
 
     # -- changing -------------------------------------------------------------------
     def start(
@@ -378,9 +375,9 @@ class CaseService:
         idempotency: Idempotency | None,
     ) -> CaseView:
         # The hot path of the service: prebuilt statements run on the DB-API
-        # connection (two reads; one guarded case update, one executemany of
-        # the changed steps, one of the events), since SQLAlchemy's
-        # per-execution work cost more than the database work itself.
+        # connection (two reads; one guarded case update, one update per set
+        # of changed step columns, one insert of the events), since
+        # SQLAlchemy's per-execution work cost more than the database work.
         for attempt in range(RETRIES):
             try:
                 return self._apply_once(actor, case_id, if_match, change, idempotency)
@@ -462,9 +459,7 @@ class CaseService:
         key = {"b_user": actor.id, "b_key": idempotency.key}
         for _ in range(2):
             with self.store.direct() as db:
-                head = db.one(READ_REACH, {"b_case": case_id})
-                if head is None or not sees(actor, head.applicant, head.unit, self.compiled.on(head.procedure_id, db)):
-                    raise NotFound(f"no case {case_id}", case_id=case_id)
+                self._head(db, case_id, actor, READ_REACH)
                 claim = CLAIM_KEY[self.store.dialect]
                 if db.one(claim, {**key, "request_hash": idempotency.request_hash, "created_at": now}) is not None:
                     return None

@@ -297,8 +297,8 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    # Every request of a worker may hold a connection at once (FastAPI runs
-    # them in a pool of up to 40 threads): connections beyond the pool's
+    # Every request of a worker may hold a connection at once (the service
+    # runs them in up to 40 threads): connections beyond the pool's
     # size are opened and closed per use, which under load cost more than
     # the statements did. A SQLite connection is a file handle; PostgreSQL's
     # server defaults to 100 connections, shared by every worker.

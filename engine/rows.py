@@ -81,6 +81,7 @@ NEW_STEP_KEYS = ("case_id", "position", "step_id", "role", "role_kind", "unit", 
 
 READ_CASE = Statement(select(_CASES).where(_CASES.c.id == bindparam("b_case")))
 READ_REACH = Statement(select(_CASES.c.applicant, _CASES.c.unit, _CASES.c.procedure_id).where(_CASES.c.id == bindparam("b_case")))
+READ_EVENTS = Statement(select(_EVENTS).where(_EVENTS.c.case_id == bindparam("b_case")).order_by(_EVENTS.c.seq))
 READ_STEPS = Statement(
     select(*(_STEPS.c[k] for k in _STEP_STATE)).where(_STEPS.c.case_id == bindparam("b_case")).order_by(_STEPS.c.position)
 )
@@ -292,7 +293,8 @@ def event_columns(record: EventRecord) -> dict[str, Any]:
     }
 
 
-def record_of(row: EventRow) -> EventRecord:
+def record_of(row: Any) -> EventRecord:
+    """An event as the audit takes it, from an ``events`` row (mapped or of :data:`READ_EVENTS`)."""
     return EventRecord(
         case_id=row.case_id,
         seq=row.seq,

@@ -23,7 +23,7 @@ from sqlalchemy.sql.expression import Executable
 
 from procedures.model import Definition
 
-from .db import DEFAULT_URL, CaseRow, EventRow, ProcedureRow, TokenRow, UserRow, connect
+from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect
 from .direct import Direct, Statement
 from .errors import Conflict, NotFound, NotPublished
 from .rows import NEWEST_PUBLISHED
@@ -274,6 +274,3 @@ class UnitOfWork:
         if row is None:
             raise NotFound(f"no case {case_id}", case_id=case_id)
         return row
-
-    def events(self, case_id: int) -> list[EventRow]:
-        return list(self.session.scalars(select(EventRow).where(EventRow.case_id == case_id).order_by(EventRow.seq)))

@@ -90,19 +90,17 @@ def _if_match(value: str | None) -> int | None:
     return int(text) if text.isascii() and text.isdigit() and len(text) < 12 else 0
 
 
+def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | None = None) -> Response:
+    """A model as the response body, written by pydantic in one step.
+    Returning the model itself would have FastAPI validate it again, in a
+    thread-pool hop of its own for these plain-function endpoints, and a dict
+    in a JSONResponse would be walked again by json.dumps; the route's
+    ``response_model`` still documents it."""
+    return Response(model.model_dump_json(), status_code=status_code, media_type="application/json", headers=headers)
+
+
 def _case_response(view: CaseView, status_code: int = 200, model: CasePublic | None = None) -> Response:
-    # pydantic writes the JSON itself, in one step (a dict handed to
-    # JSONResponse would be walked again by json.dumps)
-    rendered = (model or CasePublic.of(view)).model_dump_json()
-    return Response(rendered, status_code=status_code, media_type="application/json", headers={"ETag": _etag(view.version)})
-
-
-def _json(model: BaseModel) -> Response:
-    """A model as the response body, written by pydantic. Returning the model
-    itself would have FastAPI validate it again, in a thread-pool hop of its
-    own for these plain-function endpoints; the route's ``response_model``
-    still documents it."""
-    return Response(model.model_dump_json(), media_type="application/json")
+    return _json(model or CasePublic.of(view), status_code, {"ETag": _etag(view.version)})
 
 
 class _Rendered:

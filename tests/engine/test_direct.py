@@ -4,6 +4,9 @@ write exactly what SQLAlchemy's own execution would, on both databases."""
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -12,6 +15,7 @@ from sqlalchemy.dialects import sqlite
 
 from engine.db import NO_DUE, UserRow, UTCDateTime
 from engine.direct import Statement
+from engine.schema import upgrade
 from engine.store import Store
 
 USERS = UserRow.__table__
@@ -100,11 +104,6 @@ def test_instants_on_sqlite_are_the_text_sqlalchemy_writes() -> None:
 def test_sqlite_writers_queue_at_the_gate_across_stores(tmp_path: Any) -> None:
     # Two stores on one file stand for two worker processes: each has its own
     # lock-file descriptor, so flock keeps them apart as it would processes.
-    import threading
-    import time
-
-    from engine.schema import upgrade
-
     url = f"sqlite:///{tmp_path / 'gate.db'}"
     first, second = Store(url), Store(url)
     upgrade(first.engine)
@@ -142,10 +141,6 @@ def test_sqlite_writers_queue_at_the_gate_across_stores(tmp_path: Any) -> None:
 
 
 def test_a_write_nested_in_another_on_one_thread_fails_instead_of_hanging(tmp_path: Any) -> None:
-    import sqlite3
-
-    from engine.schema import upgrade
-
     store = Store(f"sqlite:///{tmp_path / 'nested.db'}")
     upgrade(store.engine)
 
