@@ -155,6 +155,10 @@ class _Lost(Exception):
     """The case moved on between reading it and updating it: try again."""
 
 
+class _Released(Exception):
+    """An idempotency key's claim was released between two reads: try again."""
+
+
 @dataclass(frozen=True, slots=True)
 class Idempotency:
     """A request's ``Idempotency-Key``, a digest of the request, and how to
@@ -162,7 +166,8 @@ class Idempotency:
 
     key: str
     request_hash: str
-    respond: Callable[[CaseView], tuple[int, dict[str, Any]]]
+    respond: Callable[[CaseView], tuple[int, str]]
+    """The status and the body (a JSON document) of the response to a request that changed the case into this view"""
 
 
 class CaseService:
@@ -305,7 +310,7 @@ class CaseService:
 
         Raises:
             NotFound: no such case, or ``actor`` may not see it.
-            IdempotencyMismatch, IdempotencyInFlight: see :meth:`_claim`.
+            IdempotencyMismatch, IdempotencyInFlight: see :meth:`_take_key`.
             StaleCase: ``if_match`` is not the case's current version.
             InvalidAction, Forbidden, CaseClosed, StepNotActive, GuideOnce,
             InvalidData: as :meth:`CompiledProcedure.act`.
@@ -355,16 +360,16 @@ class CaseService:
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None = None,
     ) -> CaseView | StoredResponse:
-        if idempotency is not None:
-            stored = self._claim(actor, case_id, idempotency)
-            if stored is not None:
-                return stored
-            try:
-                return self._apply(actor, case_id, if_match, change, idempotency)
-            except BaseException:
-                self._release(actor, idempotency)
-                raise
-        return self._apply(actor, case_id, if_match, change, None)
+        if idempotency is None or self.store.one_writer:
+            return self._apply(actor, case_id, if_match, change, idempotency)
+        stored = self._claim(actor, case_id, idempotency)
+        if stored is not None:
+            return stored
+        try:
+            return self._apply(actor, case_id, if_match, change, idempotency, claimed=True)
+        except BaseException:
+            self._release(actor, idempotency)
+            raise
 
     def _apply(
         self,
@@ -373,14 +378,16 @@ class CaseService:
         if_match: int | None,
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None,
-    ) -> CaseView:
+        *,
+        claimed: bool = False,
+    ) -> CaseView | StoredResponse:
         # The hot path of the service: prebuilt statements run on the DB-API
         # connection (two reads; one guarded case update, one update per set
         # of changed step columns, one insert of the events), since
         # SQLAlchemy's per-execution work cost more than the database work.
         for attempt in range(RETRIES):
             try:
-                return self._apply_once(actor, case_id, if_match, change, idempotency)
+                return self._apply_once(actor, case_id, if_match, change, idempotency, claimed)
             except _Lost:
                 if if_match is not None:
                     raise StaleCase(
@@ -397,9 +404,17 @@ class CaseService:
         if_match: int | None,
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None,
-    ) -> CaseView:
+        claimed: bool,
+    ) -> CaseView | StoredResponse:
         with self.store.direct() as db:
             head, machine = self._head(db, case_id, actor)
+            if idempotency is not None and not claimed:
+                # One writer at a time (SQLite): the key is taken in the
+                # action's own transaction, and a repeat waits for this one
+                # to commit or roll back, so it never finds the key in flight.
+                stored = self._take_key(db, actor, idempotency, self.clock())
+                if stored is not None:
+                    return stored
             if if_match is not None and head.version != if_match:
                 raise StaleCase(
                     f"case {case_id} is at version {head.version}, not {if_match}",
@@ -433,55 +448,70 @@ class CaseService:
             if idempotency is not None:
                 status_code, response = idempotency.respond(view)
                 db.run(
-                    ANSWER_KEY,
+                    ANSWER_KEY[self.store.dialect],
                     {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response},
                 )
             return view
 
     def _claim(self, actor: Actor, case_id: int, idempotency: Idempotency) -> StoredResponse | None:
-        """Take the key for this request, or answer from what it holds.
+        """Take the key for this request in a transaction of its own, or
+        answer from what it holds (see :meth:`_take_key`).
 
-        The claim commits at once, so that a concurrent request with the same
-        key sees it in flight; the response is stored later, in the action's
-        own transaction. A claim older than :attr:`idempotency_lease`
-        seconds without a response belongs to a worker that died before its
-        action committed (that action is not in the database), so it is
-        taken over.
+        Where transactions run side by side (PostgreSQL), the claim commits
+        at once, so that a concurrent request with the same key sees it in
+        flight; the response is stored later, in the action's own
+        transaction.
 
         Raises:
             NotFound: the case does not exist or ``actor`` may not see it
                 (checked first: an answer stored under a key reveals nothing
                 of a case the caller no longer sees).
-            IdempotencyMismatch: the key was used for another request.
-            IdempotencyInFlight: the first request with the key is still running.
+            IdempotencyMismatch, IdempotencyInFlight: see :meth:`_take_key`.
         """
-        now = self.clock()
-        key = {"b_user": actor.id, "b_key": idempotency.key}
         for _ in range(2):
             with self.store.direct() as db:
                 self._head(db, case_id, actor, READ_REACH)
-                claim = CLAIM_KEY[self.store.dialect]
-                if db.one(claim, {**key, "request_hash": idempotency.request_hash, "created_at": now}) is not None:
-                    return None
-                row = db.one(READ_KEY, key)
-                if row is None:
-                    continue  # released meanwhile: try again
-                if row.request_hash != idempotency.request_hash:
-                    raise IdempotencyMismatch(
-                        f"Idempotency-Key {idempotency.key!r} was used for another request; use a new key for a new request"
-                    )
-                if row.response is not None and row.status_code is not None:
-                    return StoredResponse(row.status_code, row.response)
-                if (now - row.created_at).total_seconds() < self.idempotency_lease:
-                    raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
-                # Take it over only if it is still the abandoned claim just read:
-                # of two retries racing for it, the second finds created_at moved
-                # (or a response stored) once the first commits, and is in flight.
-                abandoned = now - dt.timedelta(seconds=self.idempotency_lease)
-                if db.run(TAKE_OVER_KEY, {**key, "b_abandoned": abandoned, "created_at": now}) != 1:
-                    raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
-                return None
+                try:
+                    return self._take_key(db, actor, idempotency, self.clock())
+                except _Released:
+                    continue
         raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+
+    def _take_key(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
+        """Claim the key for this request in ``db``'s transaction (None), or
+        the stored response of the first request with it.
+
+        A claim older than :attr:`idempotency_lease` seconds without a
+        response belongs to a worker that died before its action committed
+        (that action is not in the database), so it is taken over.
+
+        Raises:
+            IdempotencyMismatch: the key was used for another request.
+            IdempotencyInFlight: the first request with the key is still running.
+            _Released: the key was released between the claim and the read.
+        """
+        key = {"b_user": actor.id, "b_key": idempotency.key}
+        claim = CLAIM_KEY[self.store.dialect]
+        if db.one(claim, {**key, "request_hash": idempotency.request_hash, "created_at": now}) is not None:
+            return None
+        row = db.one(READ_KEY, key)
+        if row is None:
+            raise _Released
+        if row.request_hash != idempotency.request_hash:
+            raise IdempotencyMismatch(
+                f"Idempotency-Key {idempotency.key!r} was used for another request; use a new key for a new request"
+            )
+        if row.response is not None and row.status_code is not None:
+            return StoredResponse(row.status_code, row.response)
+        if (now - row.created_at).total_seconds() < self.idempotency_lease:
+            raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+        # Take it over only if it is still the abandoned claim just read:
+        # of two retries racing for it, the second finds created_at moved
+        # (or a response stored) once the first commits, and is in flight.
+        abandoned = now - dt.timedelta(seconds=self.idempotency_lease)
+        if db.run(TAKE_OVER_KEY, {**key, "b_abandoned": abandoned, "created_at": now}) != 1:
+            raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+        return None
 
     def _release(self, actor: Actor, idempotency: Idempotency) -> None:
         """A refused or failed request leaves its key free for a retry."""

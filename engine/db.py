@@ -306,6 +306,11 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
         if make_url(url).database not in (None, "", ":memory:"):  # a file; memory has a pool of its own kind
             kwargs.setdefault("pool_size", 40)
             kwargs.setdefault("max_overflow", 10)
+            # The connection used last comes back first: each connection
+            # keeps a page cache that another's commit makes stale, and the
+            # writes (one after another, mostly from one thread) then keep
+            # finding their pages cached instead of reading them again.
+            kwargs.setdefault("pool_use_lifo", True)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)

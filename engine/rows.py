@@ -16,7 +16,8 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, insert, select, tuple_, union_all, update
+from sqlalchemy import JSON, Table, Text, bindparam, delete, insert, select, tuple_, union_all, update
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -194,9 +195,15 @@ TAKE_OVER_KEY = Statement(
     .where(*_KEY, _I.created_at <= bindparam("b_abandoned"), _I.status_code.is_(None))
     .values(created_at=bindparam("created_at"))
 )
-ANSWER_KEY = Statement(
-    update(_IDEMPOTENCY).where(*_KEY).values(status_code=bindparam("status_code"), response=bindparam("response"))
-)
+_RESPONSE_TEXT = bindparam("response", type_=Text)
+ANSWER_KEY = {
+    # The response comes as JSON text, the very bytes the HTTP answer
+    # carries: SQLite keeps JSON as text, PostgreSQL parses it in the cast.
+    "sqlite": Statement(update(_IDEMPOTENCY).where(*_KEY).values(status_code=bindparam("status_code"), response=_RESPONSE_TEXT)),
+    "postgresql": Statement(
+        update(_IDEMPOTENCY).where(*_KEY).values(status_code=bindparam("status_code"), response=sql_cast(_RESPONSE_TEXT, JSON))
+    ),
+}
 RELEASE_KEY = Statement(delete(_IDEMPOTENCY).where(*_KEY, _I.response.is_(None)))
 
 

@@ -105,6 +105,12 @@ class Store:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @property
+    def one_writer(self) -> bool:
+        """Whether the database lets one writing transaction run at a time
+        (SQLite), so that no other transaction sees what one is doing."""
+        return self._sqlite
+
     @contextmanager
     def unit(self, *, write: bool = True) -> Iterator[UnitOfWork]:
         """A transaction; commits at the end of the block, rolls back on error.

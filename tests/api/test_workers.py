@@ -608,7 +608,7 @@ def test_two_retries_racing_for_an_abandoned_claim_apply_it_once(pg_url: str) ->
         for _ in range(15):
             case = service.start(applicant, code=CODE, unit=UNIT, data={})
             key = uuid.uuid4().hex
-            idempotency = Idempotency(key, "digest", lambda view: (200, {"version": view.version}))
+            idempotency = Idempotency(key, "digest", lambda view: (200, json.dumps({"version": view.version})))
             abandoned = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=LEASE + 60)
             with store.unit() as uow:  # the claim of a request whose worker died
                 uow.session.add(IdempotencyRow(user_id="dan", key=key, request_hash="digest", created_at=abandoned))
