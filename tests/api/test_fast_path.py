@@ -1,0 +1,130 @@
+"""The case actions' fast path (api.deps.fast_path): plain requests are
+answered by the route itself, everything else by FastAPI's endpoint, and
+either way the answer is the same."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import fastapi.routing
+import pytest
+
+from api.services import Services
+
+from .conftest import XUAT_NGU, Api, assert_problem, xuat_ngu_data
+
+STEP = {"step": "lap_danh_sach", "outcome": "done"}
+
+
+@pytest.fixture
+def framework_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The paths of the requests FastAPI's own handler solved dependencies for."""
+    calls: list[str] = []
+    solve = fastapi.routing.solve_dependencies  # type: ignore[attr-defined]
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["request"].url.path)
+        return await solve(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    yield calls
+
+
+def _case_at_second_step(api: Api) -> tuple[int, dict[str, str]]:
+    an = api.user("an", unit="u1")
+    case = api.start(an, XUAT_NGU, xuat_ngu_data())
+    api.act(an, case["id"], "nop_ban_khai", "done")
+    return case["id"], an
+
+
+def test_a_plain_action_and_withdrawal_skip_the_framework(api: Api, framework_calls: list[str]) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    case_id, an = _case_at_second_step(api)
+    officer = api.official("dai_doi")
+    framework_calls.clear()
+    response = api.client.post(
+        f"/api/cases/{case_id}/actions", json=STEP, headers={**officer, "If-Match": '"2"', "Idempotency-Key": "k1"}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["ETag"] == '"3"'
+    assert response.json()["version"] == 3
+    replay = api.client.post(
+        f"/api/cases/{case_id}/actions", json=STEP, headers={**officer, "If-Match": '"2"', "Idempotency-Key": "k1"}
+    )
+    assert replay.status_code == 200 and replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json() == response.json()
+    withdrawn = api.client.post(f"/api/cases/{case_id}/withdraw", headers=an)
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["status"] == "withdrawn"
+    assert framework_calls == []
+
+
+@pytest.mark.parametrize(
+    ("path_id", "headers", "body"),
+    [
+        ("0{id}", {}, None),  # FastAPI reads 02 as 2
+        ("{id}", {"Content-Type": "application/merge+json"}, None),  # a JSON subtype FastAPI accepts
+        ("{id}", {"Content-Type": "Application/JSON; charset=utf-8"}, None),  # plain, whatever the case of its letters
+    ],
+)
+def test_unusual_but_valid_actions_are_answered_alike(
+    api: Api, framework_calls: list[str], path_id: str, headers: dict[str, str], body: bytes | None
+) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    officer = api.official("dai_doi")
+    plain_id, _ = _case_at_second_step(api)
+    unusual_id, _ = _case_at_second_step(api)
+    plain = api.client.post(f"/api/cases/{plain_id}/actions", json=STEP, headers=officer).json()
+    framework_calls.clear()
+    response = api.client.post(
+        f"/api/cases/{path_id.format(id=unusual_id)}/actions",
+        content=b'{"step": "lap_danh_sach", "outcome": "done"}',
+        headers={"Content-Type": "application/json", **officer, **headers},
+    )
+    assert response.status_code == 200, response.text
+    unusual = response.json()
+    assert unusual["id"] == unusual_id
+    assert {k: v for k, v in unusual.items() if k != "id"} == {k: v for k, v in plain.items() if k != "id"}
+    expect_framework = headers.get("Content-Type", "").startswith("application/merge") or path_id.startswith("0")
+    assert framework_calls == ([f"/api/cases/{path_id.format(id=unusual_id)}/actions"] if expect_framework else [])
+
+
+def test_what_the_fast_path_leaves_gets_the_frameworks_answers(api: Api) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    case_id, _ = _case_at_second_step(api)
+    officer = api.official("dai_doi")
+    before = api.snapshot()
+    url = f"/api/cases/{case_id}/actions"
+    # the token is checked before the body, on the framework's path too
+    assert_problem(api.client.post(url, content=b"{", headers={"Content-Type": "application/json"}), 401)
+    problem = assert_problem(api.client.post(url, content=b"{", headers={"Content-Type": "application/json", **officer}), 422)
+    assert problem["errors"][0]["location"].startswith("body")
+    problem = assert_problem(api.client.post(url, json={**STEP, "extra": 1}, headers=officer), 422)
+    assert [e["location"] for e in problem["errors"]] == ["body.extra"]
+    assert_problem(api.client.post(url, content=b'{"step": "lap_danh_sach", "outcome": "done"}', headers=officer), 422)
+    assert_problem(api.client.post(url, json=STEP, headers={**officer, "Idempotency-Key": "x" * 201}), 422)
+    assert_problem(api.client.post(f"/api/cases/{2**31}/actions", json=STEP, headers=officer), 422)
+    assert_problem(api.client.post(f"/api/cases/{case_id}/withdraw", json={"comment": 5}, headers=officer), 422)
+    assert api.snapshot() == before
+
+
+def test_sqlite_writes_run_in_one_thread_postgresql_in_the_pool(services: Services) -> None:
+    async def threads() -> tuple[set[str], str]:
+        names = await asyncio.gather(*(services.writing(lambda: threading.current_thread().name) for _ in range(20)))
+        return set(names), threading.current_thread().name
+
+    names, loop_thread = asyncio.run(threads())
+    assert loop_thread not in names
+    if services.store.dialect == "sqlite":
+        assert len(names) == 1 and next(iter(names)).startswith("tinhgon-writes")
+    else:
+        assert not any(n.startswith("tinhgon-writes") for n in names)
+
+    def fails() -> None:
+        raise LookupError("from the writer")
+
+    with pytest.raises(LookupError, match="from the writer"):
+        asyncio.run(services.writing(fails))
