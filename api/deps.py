@@ -12,6 +12,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ValidationError
 from starlette.concurrency import run_in_threadpool
 
+from engine.direct import Direct
 from engine.machine import Actor
 from engine.users import User, authenticate
 
@@ -52,18 +53,29 @@ async def current_user(request: Request, services: ServicesDep) -> User:
     return await run_in_threadpool(signed_in_user, request, services)
 
 
-def signed_in_user(request: Request, services: Services) -> User:
-    """The caller's user, checked against the database.
+def bearer_token(request: Request) -> str:
+    """The token of ``Authorization: Bearer``.
 
     Raises:
-        ApiProblem: 401, no token, or an unknown or revoked one.
+        ApiProblem: 401, no token.
     """
     token = _bearer(request)
     if token is None:
         raise ApiProblem(
             401, "sign in: send Authorization: Bearer TOKEN", kind="unauthorized", headers={"WWW-Authenticate": "Bearer"}
         )
-    user = authenticate(services.store, token)
+    return token
+
+
+def signed_in_user(request: Request, services: Services, db: Direct | None = None) -> User:
+    """The caller's user, checked against the database (in ``db``, the
+    request's own transaction, when given).
+
+    Raises:
+        ApiProblem: 401, no token, or an unknown or revoked one.
+    """
+    token = bearer_token(request)
+    user = authenticate(services.store, token, db)
     if user is None:
         raise ApiProblem(
             401,

@@ -44,11 +44,12 @@ from .rows import (
     READ_PROCEDURE,
     READ_REACH,
     READ_STEPS,
-    RELEASE_KEY,
     TAKE_OVER_KEY,
+    TRY_KEY_LOCK,
     case_changes,
     event_columns,
     inbox_statement,
+    key_lock,
     make_cursor,
     read_cursor,
     record_of,
@@ -153,10 +154,6 @@ class Compiled:
 
 class _Lost(Exception):
     """The case moved on between reading it and updating it: try again."""
-
-
-class _Released(Exception):
-    """An idempotency key's claim was released between two reads: try again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -301,8 +298,11 @@ class CaseService:
         data: Mapping[str, Any] | None = None,
         if_match: int | None = None,
         idempotency: Idempotency | None = None,
+        db: Direct | None = None,
     ) -> CaseView | StoredResponse:
-        """Take ``outcome`` on ``step`` of the case.
+        """Take ``outcome`` on ``step`` of the case, in one transaction: in
+        ``db`` (a writing :meth:`Store.direct`, which its caller commits)
+        when given, else in one of its own.
 
         With ``idempotency``, the first request under its key is applied and
         its response stored in the same transaction; a repeat with the same
@@ -330,7 +330,7 @@ class CaseService:
                 data=data,
             )
 
-        return self._change(actor, case_id, if_match, change, idempotency)
+        return self._change(actor, case_id, if_match, change, idempotency, db)
 
     def withdraw(
         self,
@@ -340,8 +340,9 @@ class CaseService:
         comment: str | None = None,
         if_match: int | None = None,
         idempotency: Idempotency | None = None,
+        db: Direct | None = None,
     ) -> CaseView | StoredResponse:
-        """The applicant withdraws an open case.
+        """The applicant withdraws an open case (in ``db`` as :meth:`act`).
 
         Raises:
             NotFound, StaleCase, Forbidden, CaseClosed.
@@ -350,7 +351,7 @@ class CaseService:
         def change(machine: CompiledProcedure, state: CaseState, now: dt.datetime) -> list[Entry]:
             return machine.withdraw(state, actor=actor, now=now, calendar=self.calendar, comment=comment)
 
-        return self._change(actor, case_id, if_match, change, idempotency)
+        return self._change(actor, case_id, if_match, change, idempotency, db)
 
     def _change(
         self,
@@ -358,145 +359,121 @@ class CaseService:
         case_id: int,
         if_match: int | None,
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
-        idempotency: Idempotency | None = None,
-    ) -> CaseView | StoredResponse:
-        if idempotency is None or self.store.one_writer:
-            return self._apply(actor, case_id, if_match, change, idempotency)
-        stored = self._claim(actor, case_id, idempotency)
-        if stored is not None:
-            return stored
-        try:
-            return self._apply(actor, case_id, if_match, change, idempotency, claimed=True)
-        except BaseException:
-            self._release(actor, idempotency)
-            raise
-
-    def _apply(
-        self,
-        actor: Actor,
-        case_id: int,
-        if_match: int | None,
-        change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None,
-        *,
-        claimed: bool = False,
+        db: Direct | None,
     ) -> CaseView | StoredResponse:
+        """One transaction: the case's visibility, the idempotency key, then
+        the change. A refusal rolls all of it back, the key's claim with it,
+        so a retry with the key is applied afresh."""
+        if db is None:
+            with self.store.direct() as own:
+                return self._change(actor, case_id, if_match, change, idempotency, own)
+        head, machine = self._head(db, case_id, actor)
+        if idempotency is not None:
+            stored = self._take_key(db, actor, idempotency, self.clock())
+            if stored is not None:
+                return stored
         # The hot path of the service: prebuilt statements run on the DB-API
         # connection (two reads; one guarded case update, one update per set
         # of changed step columns, one insert of the events), since
         # SQLAlchemy's per-execution work cost more than the database work.
         for attempt in range(RETRIES):
             try:
-                return self._apply_once(actor, case_id, if_match, change, idempotency, claimed)
+                return self._apply(db, actor, head, machine, if_match, change, idempotency)
             except _Lost:
+                # Another transaction changed the case first (PostgreSQL; on
+                # SQLite writers go one at a time). Each statement of this
+                # one sees what has been committed: read the case again.
                 if if_match is not None:
                     raise StaleCase(
                         f"case {case_id} changed while this action was applied", case_id=case_id, expected=if_match
                     ) from None
                 if attempt == RETRIES - 1:
                     raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id) from None
+                head, machine = self._head(db, case_id, actor)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _apply_once(
+    def _apply(
         self,
+        db: Direct,
         actor: Actor,
-        case_id: int,
+        head: Any,
+        machine: CompiledProcedure,
         if_match: int | None,
         change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
         idempotency: Idempotency | None,
-        claimed: bool,
-    ) -> CaseView | StoredResponse:
-        with self.store.direct() as db:
-            head, machine = self._head(db, case_id, actor)
-            if idempotency is not None and not claimed:
-                # One writer at a time (SQLite): the key is taken in the
-                # action's own transaction, and a repeat waits for this one
-                # to commit or roll back, so it never finds the key in flight.
-                stored = self._take_key(db, actor, idempotency, self.clock())
-                if stored is not None:
-                    return stored
-            if if_match is not None and head.version != if_match:
-                raise StaleCase(
-                    f"case {case_id} is at version {head.version}, not {if_match}",
-                    case_id=case_id,
-                    expected=if_match,
-                    actual=head.version,
-                )
-            step_rows = db.all(READ_STEPS, {"b_case": case_id})
-            state = state_from(head, step_rows)
-            now = self.clock()
-            entries = change(machine, state, now)
-            records = seal_entries(case_id, head.head_hash, head.event_count, entries, self.signer)
-            changed = case_changes(head, state)
-            moved = db.run(
-                update_case(tuple(changed)),
-                {
-                    **changed,
-                    "b_case": case_id,
-                    "b_version": head.version,
-                    "version": head.version + 1,
-                    "event_count": head.event_count + len(records),
-                    "head_hash": records[-1].hash if records else head.head_hash,
-                },
+    ) -> CaseView:
+        case_id = head.id
+        if if_match is not None and head.version != if_match:
+            raise StaleCase(
+                f"case {case_id} is at version {head.version}, not {if_match}",
+                case_id=case_id,
+                expected=if_match,
+                actual=head.version,
             )
-            if moved != 1:  # another transaction committed a change first
-                raise _Lost
-            for columns, rows in step_changes(case_id, step_rows, state.steps).items():
-                db.many(update_step(columns), rows)
-            db.many(INSERT_EVENT, [event_columns(r) for r in records])
-            view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
-            if idempotency is not None:
-                status_code, response = idempotency.respond(view)
-                db.run(
-                    ANSWER_KEY[self.store.dialect],
-                    {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response},
-                )
-            return view
-
-    def _claim(self, actor: Actor, case_id: int, idempotency: Idempotency) -> StoredResponse | None:
-        """Take the key for this request in a transaction of its own, or
-        answer from what it holds (see :meth:`_take_key`).
-
-        Where transactions run side by side (PostgreSQL), the claim commits
-        at once, so that a concurrent request with the same key sees it in
-        flight; the response is stored later, in the action's own
-        transaction.
-
-        Raises:
-            NotFound: the case does not exist or ``actor`` may not see it
-                (checked first: an answer stored under a key reveals nothing
-                of a case the caller no longer sees).
-            IdempotencyMismatch, IdempotencyInFlight: see :meth:`_take_key`.
-        """
-        for _ in range(2):
-            with self.store.direct() as db:
-                self._head(db, case_id, actor, READ_REACH)
-                try:
-                    return self._take_key(db, actor, idempotency, self.clock())
-                except _Released:
-                    continue
-        raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+        step_rows = db.all(READ_STEPS, {"b_case": case_id})
+        state = state_from(head, step_rows)
+        now = self.clock()
+        entries = change(machine, state, now)
+        records = seal_entries(case_id, head.head_hash, head.event_count, entries, self.signer)
+        changed = case_changes(head, state)
+        moved = db.run(
+            update_case(tuple(changed)),
+            {
+                **changed,
+                "b_case": case_id,
+                "b_version": head.version,
+                "version": head.version + 1,
+                "event_count": head.event_count + len(records),
+                "head_hash": records[-1].hash if records else head.head_hash,
+            },
+        )
+        if moved != 1:  # another transaction committed a change first
+            raise _Lost
+        for columns, rows in step_changes(case_id, step_rows, state.steps).items():
+            db.many(update_step(columns), rows)
+        db.many(INSERT_EVENT, [event_columns(r) for r in records])
+        view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
+        if idempotency is not None:
+            status_code, response = idempotency.respond(view)
+            db.run(
+                ANSWER_KEY[self.store.dialect],
+                {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response},
+            )
+        return view
 
     def _take_key(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
         """Claim the key for this request in ``db``'s transaction (None), or
         the stored response of the first request with it.
 
-        A claim older than :attr:`idempotency_lease` seconds without a
-        response belongs to a worker that died before its action committed
-        (that action is not in the database), so it is taken over.
+        The claim is the key's row, inserted without a response, which the
+        change fills in before the transaction commits; a refusal rolls the
+        row back. A request with the key in flight meanwhile is told so:
+        on PostgreSQL the claimer holds a transaction-scoped advisory lock
+        on the key, which a repeat fails to take (it would otherwise wait on
+        the uncommitted row); on SQLite a repeat waits at the writer gate
+        until the first has committed or rolled back, and then replays it
+        or is applied afresh.
+
+        A committed claim without a response (left by an earlier tinhgon,
+        which committed the claim before the action) older than
+        :attr:`idempotency_lease` seconds belonged to a worker that died
+        before its action committed, so it is taken over.
 
         Raises:
             IdempotencyMismatch: the key was used for another request.
             IdempotencyInFlight: the first request with the key is still running.
-            _Released: the key was released between the claim and the read.
         """
         key = {"b_user": actor.id, "b_key": idempotency.key}
-        claim = CLAIM_KEY[self.store.dialect]
-        if db.one(claim, {**key, "request_hash": idempotency.request_hash, "created_at": now}) is not None:
+        dialect = self.store.dialect
+        in_flight = IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+        if dialect == "postgresql" and not db.scalar(TRY_KEY_LOCK, {"lock": key_lock(actor.id, idempotency.key)}):
+            raise in_flight
+        if db.one(CLAIM_KEY[dialect], {**key, "request_hash": idempotency.request_hash, "created_at": now}) is not None:
             return None
         row = db.one(READ_KEY, key)
-        if row is None:
-            raise _Released
+        if row is None:  # the claim's conflict was a row since removed: not this request's to apply
+            raise in_flight
         if row.request_hash != idempotency.request_hash:
             raise IdempotencyMismatch(
                 f"Idempotency-Key {idempotency.key!r} was used for another request; use a new key for a new request"
@@ -504,19 +481,11 @@ class CaseService:
         if row.response is not None and row.status_code is not None:
             return StoredResponse(row.status_code, row.response)
         if (now - row.created_at).total_seconds() < self.idempotency_lease:
-            raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
-        # Take it over only if it is still the abandoned claim just read:
-        # of two retries racing for it, the second finds created_at moved
-        # (or a response stored) once the first commits, and is in flight.
+            raise in_flight
         abandoned = now - dt.timedelta(seconds=self.idempotency_lease)
         if db.run(TAKE_OVER_KEY, {**key, "b_abandoned": abandoned, "created_at": now}) != 1:
-            raise IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+            raise in_flight
         return None
-
-    def _release(self, actor: Actor, idempotency: Idempotency) -> None:
-        """A refused or failed request leaves its key free for a retry."""
-        with self.store.direct() as db:
-            db.run(RELEASE_KEY, {"b_user": actor.id, "b_key": idempotency.key})
 
     # -- queries ----------------------------------------------------------------------
     def inbox(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> tuple[list[InboxItem], str | None]:

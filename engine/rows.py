@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import functools
+import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, Table, Text, bindparam, delete, insert, select, tuple_, union_all, update
+from sqlalchemy import JSON, BigInteger, Table, Text, bindparam, func, insert, select, tuple_, union_all, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -204,7 +205,14 @@ ANSWER_KEY = {
         update(_IDEMPOTENCY).where(*_KEY).values(status_code=bindparam("status_code"), response=sql_cast(_RESPONSE_TEXT, JSON))
     ),
 }
-RELEASE_KEY = Statement(delete(_IDEMPOTENCY).where(*_KEY, _I.response.is_(None)))
+TRY_KEY_LOCK = Statement(select(func.pg_try_advisory_xact_lock(bindparam("lock", type_=BigInteger))))
+"""PostgreSQL: take the key's advisory lock for the transaction, if nobody holds it"""
+
+
+def key_lock(user_id: str, key: str) -> int:
+    """The advisory lock number of one user's idempotency key: 64 bits of its digest."""
+    digest = hashlib.sha256(f"{user_id}\x00{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
 
 
 @functools.lru_cache(maxsize=64)

@@ -159,12 +159,15 @@ class Store:
             finally:
                 pooled.close()
 
-    def user_by_token_hash(self, token_hash: str) -> Any:
+    def user_by_token_hash(self, token_hash: str, db: Direct | None = None) -> Any:
         """``(id, name, unit, roles, permissions)`` of a live token's user, or None.
 
-        Every request asks this, so it is one prebuilt statement, run directly."""
-        with self.direct(write=False) as db:
+        Every request asks this, so it is one prebuilt statement, run
+        directly: in ``db`` when given (the request's own transaction)."""
+        if db is not None:
             return db.one(_USER_BY_TOKEN, {"h": token_hash})
+        with self.direct(write=False) as own:
+            return own.one(_USER_BY_TOKEN, {"h": token_hash})
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 
 from .db import TokenRow, UserRow
+from .direct import Direct
 from .errors import Conflict, EngineError
 from .machine import Actor
 from .store import Store, UnitOfWork
@@ -115,11 +116,12 @@ def revoke_tokens(uow: UnitOfWork, user_id: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def authenticate(store: Store, token: str) -> User | None:
-    """The user a bearer token belongs to, or None (unknown or revoked)."""
+def authenticate(store: Store, token: str, db: Direct | None = None) -> User | None:
+    """The user a bearer token belongs to, or None (unknown or revoked);
+    read in ``db``, a transaction of the caller's, when given."""
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
-    row = store.user_by_token_hash(token_hash(token))
+    row = store.user_by_token_hash(token_hash(token), db)
     return User(row.id, row.name, row.unit, tuple(row.roles), tuple(row.permissions)) if row is not None else None
 
 

@@ -19,11 +19,22 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
 from engine.cases import Idempotency
+from engine.direct import Direct
 from engine.errors import Forbidden
 from engine.machine import Actor
 from engine.views import CaseView, StoredResponse
 
-from ..deps import NOT_PLAIN, ActorDep, FastPath, ServicesDep, SignedInRoute, fast_path, plain_json, signed_in_user
+from ..deps import (
+    NOT_PLAIN,
+    ActorDep,
+    FastPath,
+    ServicesDep,
+    SignedInRoute,
+    bearer_token,
+    fast_path,
+    plain_json,
+    signed_in_user,
+)
 from ..problems import ApiProblem, documented
 from ..schemas import ActionCreate, CaseCreate, CasePublic, EventPublic, InboxItemPublic, Page, WithdrawCreate
 from ..services import Services
@@ -187,6 +198,7 @@ def _act(
     body: ActionCreate,
     if_match: str | None,
     idempotency_key: str | None,
+    db: Direct | None = None,
 ) -> Response:
     rendered = _Rendered()
     result = services.cases.act(
@@ -199,6 +211,7 @@ def _act(
         data=body.data,
         if_match=_if_match(if_match),
         idempotency=_idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json"), rendered),
+        db=db,
     )
     return _stored(result, rendered)
 
@@ -210,6 +223,7 @@ def _withdraw(
     body: WithdrawCreate | None,
     if_match: str | None,
     idempotency_key: str | None,
+    db: Direct | None = None,
 ) -> Response:
     comment = body.comment if body else None
     rendered = _Rendered()
@@ -219,6 +233,7 @@ def _withdraw(
         comment=comment,
         if_match=_if_match(if_match),
         idempotency=_idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered),
+        db=db,
     )
     return _stored(result, rendered)
 
@@ -230,9 +245,9 @@ _PLAIN_KEY = re.compile(TEXT[1:-1])
 def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Response]) -> FastPath:
     """The fast path of a case change (see :func:`~api.deps.fast_path`):
     a plain case id, ``Idempotency-Key`` and JSON body are read here, and
-    the token check and the change run in one thread-pool call, in the
-    order of service.md (token, then the case's own checks). Anything else
-    goes through the endpoint."""
+    the token check and the change run in one thread-pool call and one
+    transaction, in the order of service.md (token, then the case's own
+    checks). Anything else goes through the endpoint."""
 
     async def handle(request: Request) -> Response | None:
         raw_id = request.path_params.get("case_id", "")
@@ -248,10 +263,12 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
             return None
         services: Services = request.app.state.services
         if_match = request.headers.get("if-match")
+        bearer_token(request)  # a request without one has no business with the database
 
         def signed_in_change() -> Response:
-            user = signed_in_user(request, services)
-            return change(services, user.actor, int(raw_id), body, if_match, key)
+            with services.store.direct() as db:
+                user = signed_in_user(request, services, db)
+                return change(services, user.actor, int(raw_id), body, if_match, key, db)
 
         return await services.writing(signed_in_change)
 

@@ -11,9 +11,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+from sqlalchemy import func, select
+
 from api.routes.cases import _idempotency, _Rendered
 from api.schemas import ActionCreate
 from engine.db import IdempotencyRow
+from engine.rows import key_lock
 from tests.api.conftest import (
     UPLOAD_LIMIT,
     XUAT_NGU,
@@ -367,6 +370,29 @@ def test_a_key_whose_first_request_is_in_flight_is_409_until_its_lease_ends(api:
     assert taken.status_code == 200, taken.text
     replay = post_action(api, case_id, url_body, officer, **{"Idempotency-Key": "busy"})
     assert replay.status_code == 200 and replay.json() == taken.json()
+
+
+def test_a_key_held_by_a_running_transaction_is_409_and_a_refusal_frees_it(api: Api, world: dict[str, Any]) -> None:
+    """The claim of a key lives in its action's transaction: while that runs,
+    a repeat is in flight (PostgreSQL: the advisory lock the claimer holds;
+    SQLite lets one writer in at a time, so a repeat only ever waits); when
+    the action is refused, its claim is rolled back with it."""
+    case_id, officer = world["case"]["id"], world["officer"]
+    url_body = {"step": "lap_danh_sach", "outcome": "done"}
+    store = api.services.store
+    if store.dialect == "postgresql":
+        before = api.snapshot()
+        with store.engine.connect() as running:  # what the first request's transaction holds
+            running.execute(select(func.pg_advisory_xact_lock(key_lock("cb_dai_doi_u1", "held"))))
+            answer = post_action(api, case_id, url_body, officer, **{"Idempotency-Key": "held"})
+            assert_problem(answer, 409, "idempotency-in-flight")
+            assert api.snapshot() == before
+            running.rollback()
+    refused = post_action(api, case_id, {**url_body, "outcome": "no-such"}, officer, **{"Idempotency-Key": "once"})
+    assert_problem(refused, 422)
+    with store.unit(write=False) as uow:
+        assert uow.session.scalars(select(IdempotencyRow.key)).all() == []
+    assert post_action(api, case_id, url_body, officer, **{"Idempotency-Key": "held"}).status_code == 200
 
 
 def _request_hash(api: Api, case_id: int, body: dict[str, Any]) -> str:
