@@ -4,19 +4,21 @@ lifespan) and shared by every request of a worker."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 
 from engine.audit import Signer
 from engine.calendar import WorkingCalendar, load_calendar
 from engine.cases import CaseService, Compiled
+from engine.direct import Direct
 from engine.schema import upgrade
 from engine.store import Store
+from engine.writer import GroupWriter
 
 from .settings import Settings
 
@@ -31,11 +33,11 @@ class Services:
     calendar: WorkingCalendar
     cases: CaseService
     compiled: Compiled
-    _writes: ThreadPoolExecutor | None = field(init=False, default=None)
+    _writes: GroupWriter | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        if self.store.dialect == "sqlite":
-            self._writes = ThreadPoolExecutor(1, thread_name_prefix="tinhgon-writes")
+        if self.store.one_writer:
+            self._writes = GroupWriter(self.store)
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -50,24 +52,47 @@ class Services:
         )
         return cls(settings, store, signer, calendar, cases, compiled)
 
-    async def writing(self, work: Callable[[], T]) -> T:
-        """Run a request's work that writes (a case action) off the event loop.
+    async def writing(self, work: Callable[[Direct], T]) -> T:
+        """Run a request's work that writes (a case action) in a write
+        transaction, off the event loop; ``work`` gets the transaction.
 
         SQLite takes one writer at a time, so on SQLite one thread of the
-        worker does all such work, one request after another. Sixteen
-        request threads queueing at the writer gate had spent more on
-        handing the GIL and the gate to one another (40 futex calls an
-        action) than on the actions, and each wrote through a connection of
-        its own whose page cache the others' commits had made stale. On
-        PostgreSQL, where transactions run side by side, the request goes to
-        the thread pool as any other.
+        worker does all such work (:class:`~engine.writer.GroupWriter`), and
+        the requests that queued meanwhile share a transaction, each in a
+        savepoint. Sixteen request threads queueing at the writer gate had
+        spent more on handing the GIL and the gate to one another (40 futex
+        calls an action) than on the actions, and each wrote through a
+        connection of its own whose page cache the others' commits had made
+        stale. On PostgreSQL, where transactions run side by side, the
+        request goes to the thread pool with a transaction of its own.
         """
         if self._writes is None:
-            return await run_in_threadpool(work)
+            return await run_in_threadpool(self._in_transaction, work)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
         context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._writes, context.run, work)
+
+        def done(ok: bool, value: Any) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(_settle, future, ok, value)
+
+        self._writes.submit(lambda db: context.run(work, db), done)
+        return await future
+
+    def _in_transaction(self, work: Callable[[Direct], T]) -> T:
+        with self.store.direct() as db:
+            return work(db)
 
     def close(self) -> None:
         if self._writes is not None:
-            self._writes.shutdown()
+            self._writes.close()
         self.store.dispose()
+
+
+def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    if future.cancelled():  # the client went away; the work is done all the same
+        return
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)

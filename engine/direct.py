@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
@@ -207,5 +208,32 @@ class Direct:
             self._trace(compiled.sql)
         self._cursor.executemany(compiled.sql, [compiled.parameters(r) for r in rows])
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A part of the transaction, undone alone when the block raises.
+
+        Raises:
+            TransactionBroken: the savepoint could not be rolled back or
+                released; the transaction must not commit.
+        """
+        self._cursor.execute("SAVEPOINT part")
+        try:
+            yield
+        except BaseException:
+            try:
+                self._cursor.execute("ROLLBACK TO SAVEPOINT part")
+                self._cursor.execute("RELEASE SAVEPOINT part")
+            except Exception as exc:
+                raise TransactionBroken("a savepoint could not be rolled back") from exc
+            raise
+        try:
+            self._cursor.execute("RELEASE SAVEPOINT part")
+        except Exception as exc:
+            raise TransactionBroken("a savepoint could not be released") from exc
+
     def close(self) -> None:
         self._cursor.close()
+
+
+class TransactionBroken(Exception):
+    """A transaction that must be rolled back whole."""

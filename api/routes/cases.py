@@ -265,10 +265,9 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
         if_match = request.headers.get("if-match")
         bearer_token(request)  # a request without one has no business with the database
 
-        def signed_in_change() -> Response:
-            with services.store.direct() as db:
-                user = signed_in_user(request, services, db)
-                return change(services, user.actor, int(raw_id), body, if_match, key, db)
+        def signed_in_change(db: Direct) -> Response:
+            user = signed_in_user(request, services, db)
+            return change(services, user.actor, int(raw_id), body, if_match, key, db)
 
         return await services.writing(signed_in_change)
 

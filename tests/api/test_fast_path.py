@@ -5,11 +5,13 @@ either way the answer is the same."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import fastapi.routing
+import httpx2
 import pytest
 
 from api.services import Services
@@ -113,7 +115,7 @@ def test_what_the_fast_path_leaves_gets_the_frameworks_answers(api: Api) -> None
 
 def test_sqlite_writes_run_in_one_thread_postgresql_in_the_pool(services: Services) -> None:
     async def threads() -> tuple[set[str], str]:
-        names = await asyncio.gather(*(services.writing(lambda: threading.current_thread().name) for _ in range(20)))
+        names = await asyncio.gather(*(services.writing(lambda _db: threading.current_thread().name) for _ in range(20)))
         return set(names), threading.current_thread().name
 
     names, loop_thread = asyncio.run(threads())
@@ -123,8 +125,54 @@ def test_sqlite_writes_run_in_one_thread_postgresql_in_the_pool(services: Servic
     else:
         assert not any(n.startswith("tinhgon-writes") for n in names)
 
-    def fails() -> None:
+    def fails(_db: object) -> None:
         raise LookupError("from the writer")
 
     with pytest.raises(LookupError, match="from the writer"):
         asyncio.run(services.writing(fails))
+
+
+def test_concurrent_actions_and_repeats_are_each_applied_once(api: Api) -> None:
+    """Many actions at once on one worker (on SQLite they queue for the one
+    writer and share transactions): every case moves once, each repeat of a
+    key replays the first answer (or, on PostgreSQL, may find it in flight),
+    a refused action changes nothing, and the audit holds."""
+    api.publish("che-do-xuat-ngu.v1")
+    an = api.user("an", unit="u1")
+    cases = [api.start(an, XUAT_NGU, xuat_ngu_data())["id"] for _ in range(12)]
+    transport = httpx2.ASGITransport(app=api.client.app)
+
+    async def send_all() -> list[tuple[int, httpx2.Response]]:
+        async with httpx2.AsyncClient(transport=transport, base_url="http://test") as client:
+
+            async def action(case_id: int, outcome: str, key: str) -> tuple[int, httpx2.Response]:
+                body = {"step": "nop_ban_khai", "outcome": outcome}
+                headers = {**an, "Idempotency-Key": key}
+                return case_id, await client.post(f"/api/cases/{case_id}/actions", json=body, headers=headers)
+
+            sends = [action(c, "done", f"k{c}") for c in cases for _ in range(2)]
+            sends += [action(c, "no-such-outcome", f"bad{c}") for c in cases[::3]]
+            return await asyncio.gather(*sends)
+
+    answers = asyncio.run(send_all())
+    by_key: dict[str, list[httpx2.Response]] = {}
+    for case_id, response in answers:
+        body = json.loads(response.request.content)
+        by_key.setdefault(f"{body['outcome']}-{case_id}", []).append(response)
+    for case_id in cases:
+        applied = [r for r in by_key[f"done-{case_id}"] if r.status_code == 200 and "Idempotent-Replayed" not in r.headers]
+        assert len(applied) == 1, [r.text for r in by_key[f"done-{case_id}"]]
+        first = applied[0]
+        (second,) = (r for r in by_key[f"done-{case_id}"] if r is not first)
+        if second.status_code == 409:
+            assert api.services.store.dialect == "postgresql", second.text
+        else:
+            assert second.status_code == 200 and second.headers["Idempotent-Replayed"] == "true"
+            assert second.json() == first.json()
+        assert first.json()["version"] == 2
+        assert api.case(an, case_id)["version"] == 2
+    for case_id in cases[::3]:
+        (refused,) = by_key[f"no-such-outcome-{case_id}"]
+        assert_problem(refused, 422)
+    report = api.services.cases.verify_audit()
+    assert report.ok, report
