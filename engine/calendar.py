@@ -376,7 +376,9 @@ def local_time(moment: datetime) -> datetime:
     >>> local_time(datetime(2027, 2, 3, 8, 0, tzinfo=UTC)).isoformat()
     '2027-02-03T15:00:00+07:00'
     """
-    return _local(moment).replace(tzinfo=TIME_ZONE)
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=TIME_ZONE)
+    return moment.astimezone(TIME_ZONE)  # one conversion: every time a case is shown, each of its instants
 
 
 def _local(moment: datetime) -> datetime:

@@ -191,58 +191,51 @@ def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> Respons
     return _case_response(services.cases.get(actor, case_id))
 
 
-def _act(
-    services: Services,
-    actor: Actor,
-    case_id: int,
-    body: ActionCreate,
-    if_match: str | None,
-    idempotency_key: str | None,
-    db: Direct | None = None,
-) -> Response:
+Change = Callable[[Services, Actor, "Direct | None"], Response]
+"""A case change read from its request, to be run by a signed-in actor (in ``db`` when given)"""
+
+
+def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key: str | None) -> Change:
     rendered = _Rendered()
-    result = services.cases.act(
-        actor,
-        case_id,
-        step=body.step,
-        outcome=body.outcome,
-        comment=body.comment,
-        missing=body.missing,
-        data=body.data,
-        if_match=_if_match(if_match),
-        idempotency=_idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json"), rendered),
-        db=db,
-    )
-    return _stored(result, rendered)
+    idempotency = _idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json"), rendered)
+    version = _if_match(if_match)
+
+    def run(services: Services, actor: Actor, db: Direct | None = None) -> Response:
+        result = services.cases.act(
+            actor,
+            case_id,
+            step=body.step,
+            outcome=body.outcome,
+            comment=body.comment,
+            missing=body.missing,
+            data=body.data,
+            if_match=version,
+            idempotency=idempotency,
+            db=db,
+        )
+        return _stored(result, rendered)
+
+    return run
 
 
-def _withdraw(
-    services: Services,
-    actor: Actor,
-    case_id: int,
-    body: WithdrawCreate | None,
-    if_match: str | None,
-    idempotency_key: str | None,
-    db: Direct | None = None,
-) -> Response:
+def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, idempotency_key: str | None) -> Change:
     comment = body.comment if body else None
     rendered = _Rendered()
-    result = services.cases.withdraw(
-        actor,
-        case_id,
-        comment=comment,
-        if_match=_if_match(if_match),
-        idempotency=_idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered),
-        db=db,
-    )
-    return _stored(result, rendered)
+    idempotency = _idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered)
+    version = _if_match(if_match)
+
+    def run(services: Services, actor: Actor, db: Direct | None = None) -> Response:
+        result = services.cases.withdraw(actor, case_id, comment=comment, if_match=version, idempotency=idempotency, db=db)
+        return _stored(result, rendered)
+
+    return run
 
 
 _PLAIN_ID = re.compile(r"[1-9][0-9]{0,9}")
 _PLAIN_KEY = re.compile(TEXT[1:-1])
 
 
-def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Response]) -> FastPath:
+def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Change]) -> FastPath:
     """The fast path of a case change (see :func:`~api.deps.fast_path`):
     a plain case id, ``Idempotency-Key`` and JSON body are read here, and
     the token check and the change run in one thread-pool call and one
@@ -262,12 +255,14 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
         if body is NOT_PLAIN:
             return None
         services: Services = request.app.state.services
-        if_match = request.headers.get("if-match")
         bearer_token(request)  # a request without one has no business with the database
 
+        # The request's digest is taken here, not in the writer, which all
+        # of a worker's actions wait for.
+        run = change(int(raw_id), body, request.headers.get("if-match"), key)
+
         def signed_in_change(db: Direct) -> Response:
-            user = signed_in_user(request, services, db)
-            return change(services, user.actor, int(raw_id), body, if_match, key, db)
+            return run(services, signed_in_user(request, services, db).actor, db)
 
         return await services.writing(signed_in_change)
 
@@ -286,7 +281,7 @@ def act(
     if_match: IfMatch = None,
     idempotency_key: IdemKey = None,
 ) -> Response:
-    return _act(services, actor, case_id, body, if_match, idempotency_key)
+    return _act(case_id, body, if_match, idempotency_key)(services, actor, None)
 
 
 @router.post(
@@ -301,7 +296,7 @@ def withdraw(
     if_match: IfMatch = None,
     idempotency_key: IdemKey = None,
 ) -> Response:
-    return _withdraw(services, actor, case_id, body, if_match, idempotency_key)
+    return _withdraw(case_id, body, if_match, idempotency_key)(services, actor, None)
 
 
 @router.get(
