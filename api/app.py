@@ -21,6 +21,7 @@ from .services import Services
 from .settings import Settings
 
 LEASE_ENV = "TINHGON_IDEMPOTENCY_LEASE"
+WRITE_THREADS_ENV = "TINHGON_WRITE_THREADS"
 
 DESCRIPTION = """\
 Run administrative procedures published as `tinhgon/1` definitions: upload,
@@ -67,11 +68,15 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
 
 def app_from_environment() -> FastAPI:
     """The app as ``tinhgon serve``'s workers build it: settings from the
-    environment the parent process set (database, key, calendar), and
-    ``$TINHGON_IDEMPOTENCY_LEASE`` (seconds) when set, which tests shorten."""
+    environment the parent process set (database, key, calendar),
+    ``$TINHGON_IDEMPOTENCY_LEASE`` (seconds) when set, which tests shorten,
+    and ``$TINHGON_WRITE_THREADS`` (PostgreSQL: actions run at once per worker)."""
     calendar = os.environ.get("TINHGON_CALENDAR")
-    settings = Settings(calendar_file=Path(calendar) if calendar else None)
+    values: dict[str, object] = {"calendar_file": Path(calendar) if calendar else None}
     lease = os.environ.get(LEASE_ENV)
     if lease:
-        settings = settings.model_copy(update={"idempotency_lease_seconds": float(lease)})
-    return create_app(settings)
+        values["idempotency_lease_seconds"] = lease
+    threads = os.environ.get(WRITE_THREADS_ENV)
+    if threads:
+        values["write_threads"] = threads
+    return create_app(Settings.model_validate(values))

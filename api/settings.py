@@ -24,5 +24,7 @@ class Settings(BaseModel):
     page_limit: int = 200
     """the largest ``limit`` a list accepts"""
     idempotency_lease_seconds: float = 60.0
+    write_threads: int = Field(default=4, ge=1)
+    """PostgreSQL: the threads of a worker that run case actions at once (SQLite has one writer)"""
     secure_cookies: bool = False
     """mark the web session cookie ``Secure`` (behind HTTPS)"""

@@ -13,8 +13,11 @@ from typing import Any
 import fastapi.routing
 import httpx2
 import pytest
+from pydantic import ValidationError
 
+from api import app as app_module
 from api.services import Services
+from api.settings import Settings
 
 from .conftest import XUAT_NGU, Api, assert_problem, xuat_ngu_data
 
@@ -113,9 +116,16 @@ def test_what_the_fast_path_leaves_gets_the_frameworks_answers(api: Api) -> None
     assert api.snapshot() == before
 
 
-def test_sqlite_writes_run_in_one_thread_postgresql_in_the_pool(services: Services) -> None:
+def test_sqlite_writes_run_in_one_thread_postgresql_in_a_few(services: Services) -> None:
+    barrier = threading.Barrier(services.settings.write_threads, timeout=10)
+
+    def name(_db: object) -> str:
+        if services.store.dialect == "postgresql":
+            barrier.wait()  # as many at once as there are threads for them
+        return threading.current_thread().name
+
     async def threads() -> tuple[set[str], str]:
-        names = await asyncio.gather(*(services.writing(lambda _db: threading.current_thread().name) for _ in range(20)))
+        names = await asyncio.gather(*(services.writing(name) for _ in range(20)))
         return set(names), threading.current_thread().name
 
     names, loop_thread = asyncio.run(threads())
@@ -123,7 +133,8 @@ def test_sqlite_writes_run_in_one_thread_postgresql_in_the_pool(services: Servic
     if services.store.dialect == "sqlite":
         assert len(names) == 1 and next(iter(names)).startswith("tinhgon-writes")
     else:
-        assert not any(n.startswith("tinhgon-writes") for n in names)
+        assert len(names) == services.settings.write_threads == 4
+        assert all(n.startswith("tinhgon-actions") for n in names)
 
     def fails(_db: object) -> None:
         raise LookupError("from the writer")
@@ -176,3 +187,15 @@ def test_concurrent_actions_and_repeats_are_each_applied_once(api: Api) -> None:
         assert_problem(refused, 422)
     report = api.services.cases.verify_audit()
     assert report.ok, report
+
+
+def test_the_workers_read_their_write_threads_and_lease_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    built: list[Settings] = []
+    monkeypatch.setattr(app_module, "create_app", lambda settings: built.append(settings))
+    monkeypatch.setenv("TINHGON_WRITE_THREADS", "6")
+    monkeypatch.setenv("TINHGON_IDEMPOTENCY_LEASE", "2.5")
+    app_module.app_from_environment()
+    assert (built[0].write_threads, built[0].idempotency_lease_seconds) == (6, 2.5)
+    monkeypatch.setenv("TINHGON_WRITE_THREADS", "0")
+    with pytest.raises(ValidationError, match="write_threads"):
+        app_module.app_from_environment()
