@@ -123,15 +123,16 @@ class Statement:
             fixed=fixed,
         )
 
-    def converter(self, dialect: Dialect, compiled: Compiled, description: Any) -> Callable[[Sequence[Any]], Any]:
+    def converter(self, dialect: Dialect, compiled: Compiled, cursor: Any) -> Callable[[Sequence[Any]], Any]:
         """What turns a DB-API row of this statement into its named row, with
         each column converted as SQLAlchemy would for the DB-API's type codes
-        in ``description``. Built at the first execution on a dialect (the
-        type codes of one statement's columns do not change)."""
+        in the ``cursor``'s description. Built at the first execution on a
+        dialect (the type codes of one statement's columns do not change;
+        psycopg builds the description anew each time it is asked)."""
         found = self._converters.get(dialect.name)
         if found is None:
             assert compiled.row is not None, "the statement selects nothing"
-            codes = [d[1] for d in description]
+            codes = [d[1] for d in cursor.description]
             processors = [
                 (i, type_.dialect_impl(dialect).result_processor(dialect, code))
                 for i, (type_, code) in enumerate(zip(compiled.result_types, codes, strict=True))
@@ -178,12 +179,12 @@ class Direct:
         """The first row, or None."""
         compiled = self._execute(statement, values)
         raw = self._cursor.fetchone()
-        return None if raw is None else statement.converter(self.dialect, compiled, self._cursor.description)(raw)
+        return None if raw is None else statement.converter(self.dialect, compiled, self._cursor)(raw)
 
     def all(self, statement: Statement, values: Mapping[str, Any]) -> list[Any]:
         compiled = self._execute(statement, values)
         raw = self._cursor.fetchall()
-        convert = statement.converter(self.dialect, compiled, self._cursor.description)
+        convert = statement.converter(self.dialect, compiled, self._cursor)
         return [convert(r) for r in raw]
 
     def scalar(self, statement: Statement, values: Mapping[str, Any]) -> Any:
