@@ -43,6 +43,7 @@ class GroupWriter:
         self.store = store
         self.most = most
         self._queue: queue.SimpleQueue[tuple[Work, Done] | None] = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -50,11 +51,18 @@ class GroupWriter:
         """Queue ``work``; ``done`` is called from the writer thread with its outcome.
 
         ``work`` must not open a write transaction of its own: the writer's
-        already holds the database's one write lock."""
+        already holds the database's one write lock.
+
+        Raises:
+            RuntimeError: the writer is closed.
+        """
+        if self._closed:
+            raise RuntimeError("the writer is closed")
         self._queue.put((work, done))
 
     def close(self) -> None:
         """Run what is queued, then stop the thread."""
+        self._closed = True
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -87,7 +95,7 @@ class GroupWriter:
                     outcomes.append((True, group[0][0](db)))
                 else:
                     outcomes.extend(_part(db, work) for work, _ in group)
-        except Exception as exc:
+        except BaseException as exc:
             # Nothing of the transaction holds (it failed to commit, or a
             # savepoint could not be rolled back): each work not refused on
             # its own gets this error.

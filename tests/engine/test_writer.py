@@ -150,3 +150,27 @@ def test_close_runs_what_is_queued_first(store: Store) -> None:
         writer.close()
     assert [ok for ok, _ in outcomes.wait()] == [True] * 5
     assert stored(store) == [f"u{n}" for n in range(5)]
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit(add("late"), outcomes.done(5))
+
+
+class Abort(BaseException):
+    """Not an Exception: what a careless work might raise."""
+
+
+def test_a_work_raising_past_exception_fails_its_group_and_the_writer_goes_on(store: Store) -> None:
+    def aborts(db: Direct) -> None:
+        add("b")(db)
+        raise Abort
+
+    outcomes = Outcomes(3)
+    with held_writer(store) as (writer, go):
+        for n, work in enumerate([add("a"), aborts, add("c")]):
+            writer.submit(work, outcomes.done(n))
+        go.set()
+        told = outcomes.wait()
+        assert [type(v).__name__ for _, v in told] == ["Abort"] * 3
+        after = Outcomes(1)
+        writer.submit(add("d"), after.done(0))
+        assert after.wait()[0][0] is True
+    assert stored(store) == ["d"]
