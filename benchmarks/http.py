@@ -57,7 +57,7 @@ Run it from the project root::
     .venv/bin/python benchmarks/http.py --workers 2 --databases postgresql --duration 10
 
 The default run (four configurations, two rounds of five seconds per
-workload, 1,200 cases started for each configuration) takes about five
+workload, 1,200 cases started for each configuration) takes about three
 minutes on a two-core machine.
 """
 
