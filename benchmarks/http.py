@@ -22,7 +22,7 @@ measured in the same run:
     an error.
 ``inbox``
     ``GET /api/inbox?limit=20`` by the same official while the open cases
-    (about a thousand, each with one active step) wait in it.
+    (a few thousand, each with one active step) wait in it.
 ``start``
     ``POST /api/cases`` by the applicant, the setup that makes the cases
     (measured without a warm-up, for information).
@@ -57,7 +57,7 @@ Run it from the project root::
     .venv/bin/python benchmarks/http.py --workers 2 --databases postgresql --duration 10
 
 The default run (four configurations, two rounds of five seconds per
-workload, 1,200 cases started for each configuration) takes about three
+workload, 4,000 cases started for each configuration) takes about three
 minutes on a two-core machine.
 """
 
@@ -568,7 +568,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=5.0, help="seconds measured per workload and round (default 5)")
     parser.add_argument("--warmup", type=float, default=1.0, help="seconds not counted before each measurement (default 1)")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of the workloads, interleaved (default 2)")
-    parser.add_argument("--cases", type=int, default=1200, help="cases started for the actions to act on (default 1200)")
+    parser.add_argument("--cases", type=int, default=4000, help="cases started for the actions to act on (default 4000)")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_bare:
