@@ -191,7 +191,7 @@ def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> Respons
     return _case_response(services.cases.get(actor, case_id))
 
 
-Change = Callable[[Services, Actor, "Direct | None"], Response]
+Change = Callable[[Services, Actor, Direct | None], Response]
 """A case change read from its request, to be run by a signed-in actor (in ``db`` when given)"""
 
 
