@@ -45,7 +45,6 @@ from .rows import (
     READ_REACH,
     READ_STEPS,
     TAKE_OVER_KEY,
-    TRY_KEY_LOCK,
     case_changes,
     event_columns,
     inbox_statement,
@@ -466,13 +465,14 @@ class CaseService:
         """
         key = {"b_user": actor.id, "b_key": idempotency.key}
         dialect = self.store.dialect
+        claim = {**key, "request_hash": idempotency.request_hash, "created_at": now}
+        if dialect == "postgresql":  # the claim takes the key's advisory lock first
+            claim["lock"] = key_lock(actor.id, idempotency.key)
         in_flight = IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
-        if dialect == "postgresql" and not db.scalar(TRY_KEY_LOCK, {"lock": key_lock(actor.id, idempotency.key)}):
-            raise in_flight
-        if db.one(CLAIM_KEY[dialect], {**key, "request_hash": idempotency.request_hash, "created_at": now}) is not None:
+        if db.one(CLAIM_KEY[dialect], claim) is not None:
             return None
         row = db.one(READ_KEY, key)
-        if row is None:  # the claim's conflict was a row since removed: not this request's to apply
+        if row is None:  # another transaction holds the key (PostgreSQL's lock), or has just let it go
             raise in_flight
         if row.request_hash != idempotency.request_hash:
             raise IdempotencyMismatch(

@@ -17,7 +17,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, Table, Text, bindparam, func, insert, select, tuple_, union_all, update
+from sqlalchemy import JSON, BigInteger, String, Table, Text, bindparam, func, insert, select, tuple_, union_all, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -186,8 +186,22 @@ CLAIM_KEY = {
         .on_conflict_do_nothing()
         .returning(_I.key)
     ),
+    # PostgreSQL: only under the key's advisory lock, taken in the same
+    # statement (one round trip): no row back, and no row to read, means
+    # another transaction holds the key.
     "postgresql": Statement(
-        pg_insert(_IDEMPOTENCY).values(**_NEW_KEY, created_at=bindparam("created_at")).on_conflict_do_nothing().returning(_I.key)
+        pg_insert(_IDEMPOTENCY)
+        .from_select(
+            ["user_id", "key", "request_hash", "created_at"],
+            select(
+                bindparam("b_user", type_=String),
+                bindparam("b_key", type_=String),
+                bindparam("request_hash", type_=String),
+                bindparam("created_at", type_=UTCDateTime()),
+            ).where(func.pg_try_advisory_xact_lock(bindparam("lock", type_=BigInteger))),
+        )
+        .on_conflict_do_nothing()
+        .returning(_I.key)
     ),
 }
 READ_KEY = Statement(select(_I.request_hash, _I.status_code, _I.response, _I.created_at).where(*_KEY))
@@ -205,8 +219,6 @@ ANSWER_KEY = {
         update(_IDEMPOTENCY).where(*_KEY).values(status_code=bindparam("status_code"), response=sql_cast(_RESPONSE_TEXT, JSON))
     ),
 }
-TRY_KEY_LOCK = Statement(select(func.pg_try_advisory_xact_lock(bindparam("lock", type_=BigInteger))))
-"""PostgreSQL: take the key's advisory lock for the transaction, if nobody holds it"""
 
 
 def key_lock(user_id: str, key: str) -> int:
