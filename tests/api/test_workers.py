@@ -23,6 +23,10 @@ connection and kills it. A retry while the dead worker's transaction still
 waits gets 409 (in flight: that transaction holds the key); once the lock is
 let go, that transaction finds its client gone and rolls back, claim and
 all, and the next retry applies the action, once.
+
+The same clients also run against two workers on one SQLite file (no kill):
+there each worker's writer commits the actions queued meanwhile together,
+and the workers take turns at the writer gate.
 """
 
 from __future__ import annotations
@@ -570,6 +574,28 @@ def test_two_workers_keep_every_accepted_action_once_through_a_worker_kill(serve
         f"{tally.no_answer} sent to a dead worker and retried, {tally.in_flight} answered 409 in flight; "
         f"first retry of the held action {retried_after:.1f} s after it was sent"
     )
+
+
+def test_two_workers_on_sqlite_commit_every_accepted_action_once(tmp_path: Path) -> None:
+    """The same clients against two workers on one SQLite file, whose
+    actions each worker's writer commits in groups (engine.writer), while
+    the other worker waits at the writer gate."""
+    server = Server(tmp_path, f"sqlite:///{tmp_path / 'tinhgon.db'}", workers=2)
+    try:
+        server.wait_ready(time.monotonic() + 60)
+        deadline = time.monotonic() + BUDGET - 20
+        tally = Tally()
+        cases = start_cases(server, 10)
+        clients = Clients(server, cases, tally, deadline)
+        clients.start()
+        clients.join()
+        assert not tally.errors, tally.errors
+        assert tally.refused > 0, "the clients never collided: the test would not show much"
+        check_audit(server, cases, tally.accepted)
+        check_replays(server, tally.accepted)
+        audit_verify(server)
+    finally:
+        server.stop()
 
 
 def race_retries(service: CaseService, actor: Actor, case_id: int, idempotency: Idempotency) -> list[str]:
