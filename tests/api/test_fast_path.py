@@ -199,3 +199,23 @@ def test_the_workers_read_their_write_threads_and_lease_from_the_environment(mon
     monkeypatch.setenv("TINHGON_WRITE_THREADS", "0")
     with pytest.raises(ValidationError, match="write_threads"):
         app_module.app_from_environment()
+
+
+def test_the_inbox_plain_or_not_answers_alike(api: Api, framework_calls: list[str]) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    for _ in range(3):
+        _case_at_second_step(api)
+    officer = api.official("dai_doi")
+    framework_calls.clear()
+    plain = api.client.get("/api/inbox?limit=2", headers=officer)
+    assert plain.status_code == 200, plain.text
+    assert len(plain.json()["items"]) == 2 and plain.json()["next_cursor"]
+    following = api.client.get("/api/inbox", params={"cursor": plain.json()["next_cursor"]}, headers=officer)
+    assert following.status_code == 200 and len(following.json()["items"]) == 1
+    assert framework_calls == []
+    assert api.client.get("/api/inbox?limit=002", headers=officer).json() == plain.json()  # FastAPI reads 002 as 2
+    assert api.client.get("/api/inbox?limit=9&limit=2", headers=officer).json() == plain.json()  # the last one counts
+    assert len(framework_calls) == 2
+    assert_problem(api.client.get("/api/inbox?cursor=nonsense", headers=officer), 422, "invalid-cursor")
+    assert_problem(api.client.get("/api/inbox?limit=201", headers=officer), 422)
+    assert_problem(api.client.get("/api/inbox?limit=2"), 401)
