@@ -275,7 +275,7 @@ def canonical_json(value: Any) -> bytes:
 class Counting:
     """Counts the SQL statements a store sends while active, through
     SQLAlchemy's connections and straight on the DB-API connection
-    (``Store.direct``); keeps the last ones (direct ones without parameters)."""
+    (``Store.direct``); keeps the last ones, with their parameters."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -284,8 +284,8 @@ class Counting:
     def _seen(self, _conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
         self.statements.append((statement, parameters))
 
-    def _direct(self, statement: str) -> None:
-        self.statements.append((statement, None))
+    def _direct(self, statement: str, parameters: Any) -> None:
+        self.statements.append((statement, parameters))
 
     @contextmanager
     def recording(self) -> Iterator[list[tuple[str, Any]]]:
@@ -1085,6 +1085,8 @@ def check_page(items: Sequence[Any], cursor: str | None, actor: Actor, defn: Def
 
 
 def explain(store: Store, statement: str, parameters: Any) -> list[str]:
+    if isinstance(parameters, list):  # positional, as the direct path passes them
+        parameters = tuple(parameters)
     with store.engine.connect() as conn:
         if store.dialect == "sqlite":
             rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters).all()

@@ -507,14 +507,14 @@ class CaseService:
             params.update(after_due=after[0], after_case=after[1], after_position=after[2])
         statement = inbox_statement(len(roles), after is not None)
         now = self.clock()
-        with self.store.unit(write=False) as uow:
-            # One statement: the page, with each case's procedure; names come
-            # from the compiled definitions, read once per process.
-            picked = uow.connection.execute(statement, params).all()
+        with self.store.direct(write=False) as db:
+            # One prebuilt statement: the page, with each case's procedure;
+            # names come from the compiled definitions, read once per process.
+            picked = db.all(statement, params)
             more = len(picked) > limit
             items = []
             for row in picked[:limit]:
-                defn = self.compiled.by_id(row.procedure_id, uow).definition
+                defn = self.compiled.on(row.procedure_id, db).definition
                 step = defn.steps[row.position]
                 items.append(
                     InboxItem(

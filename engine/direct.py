@@ -30,6 +30,8 @@ from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
 Processor = Callable[[Any], Any]
+Trace = Callable[[str, Any], None]
+"""Told the SQL and the DB-API parameters of each statement run (a list of them for ``many``)"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,16 +165,17 @@ class Direct:
     :meth:`engine.store.Store.direct`); rows come back as named tuples with
     SQLAlchemy's conversions applied."""
 
-    def __init__(self, dbapi_connection: Any, dialect: Dialect, trace: Callable[[str], None] | None = None) -> None:
+    def __init__(self, dbapi_connection: Any, dialect: Dialect, trace: Trace | None = None) -> None:
         self.dialect = dialect
         self._cursor = dbapi_connection.cursor()
         self._trace = trace
 
     def _execute(self, statement: Statement, values: Mapping[str, Any]) -> Compiled:
         compiled = statement.on(self.dialect)
+        parameters = compiled.parameters(values)
         if self._trace is not None:
-            self._trace(compiled.sql)
-        self._cursor.execute(compiled.sql, compiled.parameters(values))
+            self._trace(compiled.sql, parameters)
+        self._cursor.execute(compiled.sql, parameters)
         return compiled
 
     def one(self, statement: Statement, values: Mapping[str, Any]) -> Any:
@@ -205,9 +208,10 @@ class Direct:
             self._execute(statement, rows[0])
             return
         compiled = statement.on(self.dialect)
+        parameters = [compiled.parameters(r) for r in rows]
         if self._trace is not None:
-            self._trace(compiled.sql)
-        self._cursor.executemany(compiled.sql, [compiled.parameters(r) for r in rows])
+            self._trace(compiled.sql, parameters)
+        self._cursor.executemany(compiled.sql, parameters)
 
     @contextmanager
     def savepoint(self) -> Iterator[None]:

@@ -228,7 +228,7 @@ def key_lock(user_id: str, key: str) -> int:
 
 
 @functools.lru_cache(maxsize=64)
-def inbox_statement(roles: int, paged: bool) -> Any:
+def inbox_statement(roles: int, paged: bool) -> Statement:
     """The inbox query for an actor with ``roles`` office roles, built once
     per shape: one slice of the inbox index per role, and the applicant's,
     each already in due order, merged and joined to their cases.
@@ -252,7 +252,7 @@ def inbox_statement(roles: int, paged: bool) -> Any:
     arms = [arm(s.unit == bindparam("unit"), s.role == bindparam(f"role_{i}"), s.role_kind == "office") for i in range(roles)]
     arms.append(arm(s.applicant == bindparam("me"), s.role_kind == "applicant"))
     merged = union_all(*arms).subquery()
-    return (
+    return Statement(
         select(merged, _CASES.c.code, _CASES.c.procedure_version, _CASES.c.procedure_id)
         .join(_CASES, _CASES.c.id == merged.c.case_id)
         .order_by(merged.c.due_sort, merged.c.case_id, merged.c.position)

@@ -13,7 +13,7 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any, cast
 
@@ -24,7 +24,7 @@ from sqlalchemy.sql.expression import Executable
 from procedures.model import Definition
 
 from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect
-from .direct import Direct, Statement
+from .direct import Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
 from .rows import NEWEST_PUBLISHED
 
@@ -98,7 +98,7 @@ class Store:
         self._sqlite = self.engine.dialect.name == "sqlite"
         database = self.engine.url.database
         self._gate = WriterGate(database if database and database != ":memory:" else None) if self._sqlite else None
-        self.trace: Callable[[str], None] | None = None
+        self.trace: Trace | None = None
         """Called with the SQL of every statement :meth:`direct` runs (benchmarks count them)."""
 
     @property

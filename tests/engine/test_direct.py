@@ -66,13 +66,15 @@ def test_a_block_that_raises_leaves_nothing_and_a_write_counts_its_rows(store: S
 def test_parameters_held_by_the_statement_and_the_trace(store: Store) -> None:
     now = dt.datetime.now(dt.UTC)
     newest = Statement(select(USERS.c.id).where(USERS.c.unit == "d1").order_by(USERS.c.id.desc()).limit(bindparam("size", 2)))
-    seen: list[str] = []
-    store.trace = seen.append
+    seen: list[tuple[str, Any]] = []
+    store.trace = lambda sql, parameters: seen.append((sql, parameters))
     with store.direct() as db:
         db.many(ADD_USER, [user(i, now) for i in range(1, 5)])
         assert [r.id for r in db.all(newest, {})] == ["u4", "u3"]
         assert [r.id for r in db.all(newest, {"size": 3})] == ["u4", "u3", "u2"]
-    assert len(seen) == 3 and seen[0].startswith("INSERT INTO users")
+    assert len(seen) == 3 and seen[0][0].startswith("INSERT INTO users") and len(seen[0][1]) == 4
+    sizes = [p["size"] if isinstance(p, dict) else p[1] for _, p in seen[1:]]  # pyformat, or qmark (unit, size, offset)
+    assert sizes == [2, 3]
 
 
 def test_a_missing_parameter_is_named_and_a_list_parameter_is_refused(store: Store) -> None:
