@@ -219,3 +219,19 @@ def test_the_inbox_plain_or_not_answers_alike(api: Api, framework_calls: list[st
     assert_problem(api.client.get("/api/inbox?cursor=nonsense", headers=officer), 422, "invalid-cursor")
     assert_problem(api.client.get("/api/inbox?limit=201", headers=officer), 422)
     assert_problem(api.client.get("/api/inbox?limit=2"), 401)
+
+
+def test_reading_a_case_plain_or_not_answers_alike(api: Api, framework_calls: list[str]) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    case_id, an = _case_at_second_step(api)
+    framework_calls.clear()
+    plain = api.client.get(f"/api/cases/{case_id}", headers=an)
+    assert plain.status_code == 200 and plain.headers["ETag"] == '"2"'
+    assert_problem(api.client.get(f"/api/cases/{case_id}", headers=api.official("dai_doi", unit="u2")), 404)
+    assert_problem(api.client.get(f"/api/cases/{case_id + 100}", headers=an), 404)
+    assert framework_calls == []
+    unusual = api.client.get(f"/api/cases/0{case_id}", headers=an)  # FastAPI reads it as the same id
+    assert unusual.json() == plain.json() and unusual.headers["ETag"] == '"2"'
+    assert framework_calls == [f"/api/cases/0{case_id}"]
+    assert_problem(api.client.get(f"/api/cases/{2**31}", headers=an), 422)
+    assert_problem(api.client.get(f"/api/cases/{case_id}"), 401)
