@@ -227,63 +227,68 @@ class CaseService:
         unit: str,
         data: Any,
         applicant: str | None = None,
+        db: Direct | None = None,
     ) -> CaseView:
-        """A new case on the newest published version of ``code``.
+        """A new case on the newest published version of ``code``, in
+        ``db`` (a writing :meth:`Store.direct`, which its caller commits)
+        when given, else in a transaction of its own.
 
         Raises:
             NotPublished: no published version of ``code``.
             InvalidData: ``data`` breaks the procedure's fields.
         """
+        if db is None:
+            with self.store.direct() as own:
+                return self.start(actor, code=code, unit=unit, data=data, applicant=applicant, db=own)
         now = self.clock()
-        with self.store.direct() as db:
-            proc_id = db.scalar(NEWEST_PUBLISHED, {"b_code": code})
-            if proc_id is None:
-                raise NotPublished(f"procedure {code!r} has no published version")
-            machine = self.compiled.on(proc_id, db)
-            defn = machine.definition
-            state, entries = machine.start(
-                data=data, unit=unit, applicant=applicant or actor.id, actor=actor, now=now, calendar=self.calendar
-            )
-            case_id = db.scalar(
-                INSERT_CASE,
+        proc_id = db.scalar(NEWEST_PUBLISHED, {"b_code": code})
+        if proc_id is None:
+            raise NotPublished(f"procedure {code!r} has no published version")
+        machine = self.compiled.on(proc_id, db)
+        defn = machine.definition
+        state, entries = machine.start(
+            data=data, unit=unit, applicant=applicant or actor.id, actor=actor, now=now, calendar=self.calendar
+        )
+        case_id = db.scalar(
+            INSERT_CASE,
+            {
+                "procedure_id": proc_id,
+                "code": defn.code,
+                "procedure_version": defn.version,
+                "unit": unit,
+                "applicant": state.applicant,
+                "status": state.status,
+                "data": state.data,
+                "created_at": state.created_at,
+                "due_at": state.due_at,
+                "paused_since": None,
+                "guided": None,
+                "version": 1,
+                "event_count": 0,
+                "head_hash": GENESIS,
+            },
+        )
+        db.many(
+            INSERT_STEP,
+            [
                 {
-                    "procedure_id": proc_id,
-                    "code": defn.code,
-                    "procedure_version": defn.version,
+                    "case_id": case_id,
+                    "position": i,
+                    "step_id": step.id,
+                    "role": step.role,
+                    "role_kind": machine.role_kind[i],
                     "unit": unit,
                     "applicant": state.applicant,
-                    "status": state.status,
-                    "data": state.data,
-                    "created_at": state.created_at,
-                    "due_at": state.due_at,
-                    "paused_since": None,
-                    "guided": None,
-                    "version": 1,
-                    "event_count": 0,
-                    "head_hash": GENESIS,
-                },
-            )
-            db.many(
-                INSERT_STEP,
-                [
-                    {
-                        "case_id": case_id,
-                        "position": i,
-                        "step_id": step.id,
-                        "role": step.role,
-                        "role_kind": machine.role_kind[i],
-                        "unit": unit,
-                        "applicant": state.applicant,
-                        **step_columns(s),
-                    }
-                    for i, (step, s) in enumerate(zip(defn.steps, state.steps, strict=True))
-                ],
-            )
-            # the events hash the case's id, which the insert has just given
-            records = seal_entries(case_id, GENESIS, 0, entries, self.signer)
-            db.many(INSERT_EVENT, [event_columns(r) for r in records])
-            db.run(CLOSE_CHAIN, {"b_case": case_id, "event_count": len(records), "head_hash": records[-1].hash})
-            return CaseView.of_state(case_id, defn.code, defn.version, 1, state, machine, now=now)
+                    **step_columns(s),
+                }
+                for i, (step, s) in enumerate(zip(defn.steps, state.steps, strict=True))
+            ],
+        )
+        # the events hash the case's id, which the insert has just given
+        records = seal_entries(case_id, GENESIS, 0, entries, self.signer)
+        db.many(INSERT_EVENT, [event_columns(r) for r in records])
+        db.run(CLOSE_CHAIN, {"b_case": case_id, "event_count": len(records), "head_hash": records[-1].hash})
+        return CaseView.of_state(case_id, defn.code, defn.version, 1, state, machine, now=now)
 
     def act(
         self,

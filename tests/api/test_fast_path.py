@@ -235,3 +235,22 @@ def test_reading_a_case_plain_or_not_answers_alike(api: Api, framework_calls: li
     assert framework_calls == [f"/api/cases/0{case_id}"]
     assert_problem(api.client.get(f"/api/cases/{2**31}", headers=an), 422)
     assert_problem(api.client.get(f"/api/cases/{case_id}"), 401)
+
+
+def test_starting_a_case_plain_or_not_answers_alike(api: Api, framework_calls: list[str]) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    an, stranger = api.user("an", unit="u1"), api.user("binh", unit="u1")
+    body = {"procedure": XUAT_NGU, "unit": "u1", "data": xuat_ngu_data()}
+    framework_calls.clear()
+    plain = api.client.post("/api/cases", json=body, headers=an)
+    assert plain.status_code == 201 and plain.headers["ETag"] == '"1"', plain.text
+    assert_problem(api.client.post("/api/cases", json={**body, "applicant": "an"}, headers=stranger), 403)
+    assert_problem(api.client.post("/api/cases", json={**body, "procedure": "KHONG-CO"}, headers=an), 422)
+    assert framework_calls == []
+    unusual = api.client.post("/api/cases", content=json.dumps(body), headers={**an, "Content-Type": "application/merge+json"})
+    assert unusual.status_code == 201 and unusual.json()["id"] == plain.json()["id"] + 1
+    assert {k: v for k, v in unusual.json().items() if k not in ("id", "created_at")} == {
+        k: v for k, v in plain.json().items() if k not in ("id", "created_at")
+    }
+    assert framework_calls == ["/api/cases"]
+    assert_problem(api.client.post("/api/cases", json=body), 401)
