@@ -4,6 +4,10 @@ withdrawing them, reading them and their audit trail (service.md section 3).
 Case actions honour ``If-Match: "N"`` (412 when the case moved on) and
 ``Idempotency-Key`` (the same key and body replay the first answer; another
 body is 422; while the first is still running, 409).
+
+The busiest routes (start, read, act, withdraw, the inbox) answer plain
+requests on a fast path of their own (:func:`api.deps.fast_path`); anything
+else, errors included, goes through the FastAPI endpoint beside it.
 """
 
 from __future__ import annotations
@@ -77,6 +81,9 @@ MAX_ID = 2**31 - 1
 CaseId = Annotated[int, Path(ge=1, le=MAX_ID, description="the case's id")]
 TEXT = r"^[^\x00-\x1f]+$"
 """no control characters (PostgreSQL stores no NUL)"""
+_PLAIN_ID = re.compile(r"[1-9][0-9]{0,9}")
+"""a case id as the fast paths take it (FastAPI also reads 07, +7 and the like)"""
+_PLAIN_KEY = re.compile(TEXT[1:-1])
 IfMatch = Annotated[
     str | None, Header(description='the case version the action is meant for, as `"N"` (its ETag)', examples=['"3"'])
 ]
@@ -206,10 +213,6 @@ def list_cases(
         actor, status=status_, code=procedure, overdue=overdue, limit=limit, cursor=min(int(cursor), MAX_ID) if cursor else None
     )
     return _json(Page[CasePublic](items=[CasePublic.of(v) for v in views], next_cursor=str(next_cursor) if next_cursor else None))
-
-
-_PLAIN_ID = re.compile(r"[1-9][0-9]{0,9}")
-_PLAIN_KEY = re.compile(TEXT[1:-1])
 
 
 def _plain_case_id(request: Request) -> int | None:
