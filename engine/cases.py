@@ -203,6 +203,18 @@ class CaseService:
             raise NotFound(f"no case {case_id}", case_id=case_id)
         return head, machine
 
+    @staticmethod
+    def _newest_published(db: Direct, code: str) -> int:
+        """The id of the version new cases of ``code`` start on.
+
+        Raises:
+            NotPublished: ``code`` has no published version.
+        """
+        proc_id = db.scalar(NEWEST_PUBLISHED, {"b_code": code})
+        if proc_id is None:
+            raise NotPublished(f"procedure {code!r} has no published version")
+        return int(proc_id)
+
     def get(self, actor: Actor, case_id: int) -> CaseView:
         """Raises NotFound when the case does not exist or ``actor`` may not see it.
 
@@ -241,9 +253,7 @@ class CaseService:
             with self.store.direct() as own:
                 return self.start(actor, code=code, unit=unit, data=data, applicant=applicant, db=own)
         now = self.clock()
-        proc_id = db.scalar(NEWEST_PUBLISHED, {"b_code": code})
-        if proc_id is None:
-            raise NotPublished(f"procedure {code!r} has no published version")
+        proc_id = self._newest_published(db, code)
         machine = self.compiled.on(proc_id, db)
         defn = machine.definition
         state, entries = machine.start(
@@ -473,9 +483,9 @@ class CaseService:
         claim = {**key, "request_hash": idempotency.request_hash, "created_at": now}
         if dialect == "postgresql":  # the claim takes the key's advisory lock first
             claim["lock"] = key_lock(actor.id, idempotency.key)
-        in_flight = IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
         if db.one(CLAIM_KEY[dialect], claim) is not None:
             return None
+        in_flight = IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
         row = db.one(READ_KEY, key)
         if row is None:  # another transaction holds the key (PostgreSQL's lock), or has just let it go
             raise in_flight
@@ -578,13 +588,20 @@ class CaseService:
             views = [CaseView.of(r, self.machine_of(uow, r), now=now) for r in rows[:limit]]
         return views, (views[-1].id if more and views else None)
 
-    def may_start_for(self, actor: Actor, code: str, unit: str) -> bool:
+    def may_start_for(self, actor: Actor, code: str, unit: str, db: Direct | None = None) -> bool:
         """Whether ``actor`` may open a case of ``code`` in ``unit`` for
         someone else: an official of the procedure in that unit (a one-stop
-        desk taking a dossier)."""
-        with self.store.unit(write=False) as uow:
-            proc = uow.newest_published(code)
-            return actor.unit == unit and bool(self.compiled.get(proc).office_roles & actor.roles)
+        desk taking a dossier). Read in ``db`` when given (the start's own
+        transaction).
+
+        Raises:
+            NotPublished: ``code`` has no published version.
+        """
+        if db is None:
+            with self.store.direct(write=False) as own:
+                return self.may_start_for(actor, code, unit, own)
+        proc_id = self._newest_published(db, code)
+        return actor.unit == unit and bool(self.compiled.on(proc_id, db).office_roles & actor.roles)
 
     def overdue(self, *, limit: int = 1000) -> list[tuple[int, str, dt.datetime]]:
         """Active steps past their due time, most overdue first: ``(case, step, due_at)``."""

@@ -157,7 +157,7 @@ def _idempotency(key: str | None, route: str, body: Any, rendered: _Rendered) ->
 
 def _start(services: Services, actor: Actor, body: CaseCreate, db: Direct | None = None) -> Response:
     applicant = body.applicant or actor.id
-    if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit):
+    if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit, db):
         raise Forbidden("only an official of the procedure in that unit may open a case for someone else")
     view = services.cases.start(actor, code=body.procedure, unit=body.unit, data=body.data, applicant=applicant, db=db)
     return _case_response(view, status.HTTP_201_CREATED)

@@ -404,6 +404,15 @@ def start_cases(server: Server, n: int) -> list[int]:
     return ids
 
 
+def collide(server: Server, cases: list[int], tally: Tally, deadline: float) -> None:
+    """The clients acting on ``cases`` until they are done, without an error and with some collisions."""
+    clients = Clients(server, cases, tally, deadline)
+    clients.start()
+    clients.join()
+    assert not tally.errors, tally.errors
+    assert tally.refused > 0, "the clients never collided: the test would not show much"
+
+
 def check_audit(server: Server, cases: list[int], accepted: list[Accepted]) -> None:
     """Each accepted action is in its case's audit exactly once, nothing else
     is, and the case moved one version per accepted action."""
@@ -478,11 +487,7 @@ def test_two_workers_keep_every_accepted_action_once_through_a_worker_kill(serve
     t0 = time.monotonic()
     tally = Tally()
     first = start_cases(server, 10)
-    clients = Clients(server, first, tally, deadline)
-    clients.start()
-    clients.join()
-    assert not tally.errors, tally.errors
-    assert tally.refused > 0, "the clients never collided: the test would not show much"
+    collide(server, first, tally, deadline)
     laps = [("phase 1 load", time.monotonic())]
     phase_1 = len(tally.accepted)
     check_audit(server, first, tally.accepted)
@@ -586,11 +591,7 @@ def test_two_workers_on_sqlite_commit_every_accepted_action_once(tmp_path: Path)
         deadline = time.monotonic() + BUDGET - 20
         tally = Tally()
         cases = start_cases(server, 10)
-        clients = Clients(server, cases, tally, deadline)
-        clients.start()
-        clients.join()
-        assert not tally.errors, tally.errors
-        assert tally.refused > 0, "the clients never collided: the test would not show much"
+        collide(server, cases, tally, deadline)
         check_audit(server, cases, tally.accepted)
         check_replays(server, tally.accepted)
         audit_verify(server)
