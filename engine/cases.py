@@ -39,6 +39,8 @@ from .rows import (
     INSERT_STEP,
     NEWEST_PUBLISHED,
     READ_CASE,
+    READ_CASE_STEPS,
+    READ_CASE_STEPS_CLAIM,
     READ_EVENTS,
     READ_KEY,
     READ_PROCEDURE,
@@ -46,6 +48,8 @@ from .rows import (
     READ_STEPS,
     TAKE_OVER_KEY,
     case_changes,
+    changed_steps,
+    event_arrays,
     event_columns,
     inbox_statement,
     key_lock,
@@ -56,8 +60,10 @@ from .rows import (
     state_from,
     step_changes,
     step_columns,
+    steps_read,
     update_case,
     update_step,
+    write_change,
 )
 from .store import PUBLISHED, Store, UnitOfWork, content_hash
 from .views import CaseView, InboxItem, StoredResponse
@@ -185,23 +191,48 @@ class CaseService:
         self.calendar = calendar or WorkingCalendar()
         self.clock = clock
         self.compiled = compiled or Compiled()
+        self._folded = store.dialect == "postgresql"
+        """PostgreSQL reads a case with its steps, and writes a change, in one statement each (see engine.rows)"""
+        self._case_read = READ_CASE_STEPS if self._folded else READ_CASE
 
     # -- reading ------------------------------------------------------------------
     def machine_of(self, uow: UnitOfWork, row: CaseRow) -> CompiledProcedure:
         return self.compiled.by_id(row.procedure_id, uow)
 
-    def _head(self, db: Direct, case_id: int, actor: Actor, read: Statement = READ_CASE) -> tuple[Any, CompiledProcedure]:
-        """The case's row (as ``read`` selects it: :data:`READ_CASE`, or
-        :data:`READ_REACH` for visibility alone) and its version's machine.
+    def _head(
+        self, db: Direct, case_id: int, actor: Actor, read: Statement = READ_CASE, params: Mapping[str, Any] | None = None
+    ) -> tuple[Any, CompiledProcedure]:
+        """The case's row (as ``read`` selects it: :data:`READ_CASE`,
+        :data:`READ_REACH` for visibility alone, or on PostgreSQL
+        :data:`READ_CASE_STEPS` with its steps) and its version's machine;
+        ``params`` are the read's other parameters.
 
         Raises:
             NotFound: no such case, or ``actor`` may not see it.
         """
-        head = db.one(read, {"b_case": case_id})
+        head = db.one(read, {**(params or {}), "b_case": case_id})
         machine = self.compiled.on(head.procedure_id, db) if head is not None else None
         if head is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
             raise NotFound(f"no case {case_id}", case_id=case_id)
         return head, machine
+
+    def _steps(self, db: Direct, head: Any) -> list[Any]:
+        """The step rows (of :data:`READ_STEPS`) of a case read by ``self._case_read``."""
+        return steps_read(head) if self._folded else db.all(READ_STEPS, {"b_case": head.id})
+
+    def _head_claiming(
+        self, db: Direct, case_id: int, actor: Actor, idempotency: Idempotency | None
+    ) -> tuple[Any, CompiledProcedure, StoredResponse | None]:
+        """PostgreSQL: as :meth:`_head` with :data:`READ_CASE_STEPS`, and the
+        key claimed in the same statement; with the stored response when
+        the key was used before (see :meth:`_take_key`)."""
+        if idempotency is None:
+            return (*self._head(db, case_id, actor, READ_CASE_STEPS), None)
+        now = self.clock()
+        claim = self._claim(actor, idempotency, now)
+        head, machine = self._head(db, case_id, actor, READ_CASE_STEPS_CLAIM, claim)
+        stored = None if head.claimed else self._not_claimed(db, actor, idempotency, now)
+        return head, machine, stored
 
     @staticmethod
     def _newest_published(db: Direct, code: str) -> int:
@@ -218,10 +249,11 @@ class CaseService:
     def get(self, actor: Actor, case_id: int) -> CaseView:
         """Raises NotFound when the case does not exist or ``actor`` may not see it.
 
-        Officials open cases all day: two prebuilt reads, as an action makes."""
+        Officials open cases all day: prebuilt reads, as an action makes
+        (one on PostgreSQL, two on SQLite)."""
         with self.store.direct(write=False) as db:
-            head, machine = self._head(db, case_id, actor)
-            state = state_from(head, db.all(READ_STEPS, {"b_case": case_id}))
+            head, machine = self._head(db, case_id, actor, self._case_read)
+            state = state_from(head, self._steps(db, head))
         return CaseView.of_state(case_id, head.code, head.procedure_version, head.version, state, machine, now=self.clock())
 
     def events(self, actor: Actor, case_id: int) -> list[EventRecord]:
@@ -382,15 +414,18 @@ class CaseService:
         if db is None:
             with self.store.direct() as own:
                 return self._change(actor, case_id, if_match, change, idempotency, own)
-        head, machine = self._head(db, case_id, actor)
-        if idempotency is not None:
-            stored = self._take_key(db, actor, idempotency, self.clock())
-            if stored is not None:
-                return stored
+        if self._folded:
+            head, machine, stored = self._head_claiming(db, case_id, actor, idempotency)
+        else:
+            head, machine = self._head(db, case_id, actor)
+            stored = self._take_key(db, actor, idempotency, self.clock()) if idempotency is not None else None
+        if stored is not None:
+            return stored
         # The hot path of the service: prebuilt statements run on the DB-API
-        # connection (two reads; one guarded case update, one update per set
-        # of changed step columns, one insert of the events), since
-        # SQLAlchemy's per-execution work cost more than the database work.
+        # connection, since SQLAlchemy's per-execution work cost more than
+        # the database work. SQLite: two reads; one guarded case update, one
+        # update per set of changed step columns, one insert of the events.
+        # PostgreSQL: one read and one write (see engine.rows).
         for attempt in range(RETRIES):
             try:
                 return self._apply(db, actor, head, machine, if_match, change, idempotency)
@@ -404,7 +439,7 @@ class CaseService:
                     ) from None
                 if attempt == RETRIES - 1:
                     raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id) from None
-                head, machine = self._head(db, case_id, actor)
+                head, machine = self._head(db, case_id, actor, self._case_read)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _apply(
@@ -425,35 +460,38 @@ class CaseService:
                 expected=if_match,
                 actual=head.version,
             )
-        step_rows = db.all(READ_STEPS, {"b_case": case_id})
+        step_rows = self._steps(db, head)
         state = state_from(head, step_rows)
         now = self.clock()
         entries = change(machine, state, now)
         records = seal_entries(case_id, head.head_hash, head.event_count, entries, self.signer)
         changed = case_changes(head, state)
-        moved = db.run(
-            update_case(tuple(changed)),
-            {
-                **changed,
-                "b_case": case_id,
-                "b_version": head.version,
-                "version": head.version + 1,
-                "event_count": head.event_count + len(records),
-                "head_hash": records[-1].hash if records else head.head_hash,
-            },
-        )
-        if moved != 1:  # another transaction committed a change first
+        guarded = {
+            **changed,
+            "b_case": case_id,
+            "b_version": head.version,
+            "version": head.version + 1,
+            "event_count": head.event_count + len(records),
+            "head_hash": records[-1].hash if records else head.head_hash,
+        }
+        view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
+        answer = None
+        if idempotency is not None:
+            status_code, response = idempotency.respond(view)
+            answer = {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response}
+        if self._folded:
+            write = write_change(tuple(changed), answer is not None)
+            everything = {**guarded, **changed_steps(step_rows, state.steps), **event_arrays(records), **(answer or {})}
+            if db.scalar(write, everything) != 1:  # another transaction committed a change first
+                raise _Lost
+            return view
+        if db.run(update_case(tuple(changed)), guarded) != 1:
             raise _Lost
         for columns, rows in step_changes(case_id, step_rows, state.steps).items():
             db.many(update_step(columns), rows)
         db.many(INSERT_EVENT, [event_columns(r) for r in records])
-        view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
-        if idempotency is not None:
-            status_code, response = idempotency.respond(view)
-            db.run(
-                ANSWER_KEY[self.store.dialect],
-                {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response},
-            )
+        if answer is not None:
+            db.run(ANSWER_KEY[self.store.dialect], answer)
         return view
 
     def _take_key(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
@@ -478,13 +516,20 @@ class CaseService:
             IdempotencyMismatch: the key was used for another request.
             IdempotencyInFlight: the first request with the key is still running.
         """
-        key = {"b_user": actor.id, "b_key": idempotency.key}
-        dialect = self.store.dialect
-        claim = {**key, "request_hash": idempotency.request_hash, "created_at": now}
-        if dialect == "postgresql":  # the claim takes the key's advisory lock first
-            claim["lock"] = key_lock(actor.id, idempotency.key)
-        if db.one(CLAIM_KEY[dialect], claim) is not None:
+        if db.one(CLAIM_KEY[self.store.dialect], self._claim(actor, idempotency, now)) is not None:
             return None
+        return self._not_claimed(db, actor, idempotency, now)
+
+    def _claim(self, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> dict[str, Any]:
+        """The parameters of :data:`CLAIM_KEY` (and :data:`READ_CASE_STEPS_CLAIM`)."""
+        claim = {"b_user": actor.id, "b_key": idempotency.key, "request_hash": idempotency.request_hash, "created_at": now}
+        if self.store.dialect == "postgresql":  # the claim takes the key's advisory lock first
+            claim["lock"] = key_lock(actor.id, idempotency.key)
+        return claim
+
+    def _not_claimed(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
+        """What a request gets whose claim of the key found it taken (see :meth:`_take_key`)."""
+        key = {"b_user": actor.id, "b_key": idempotency.key}
         in_flight = IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
         row = db.one(READ_KEY, key)
         if row is None:  # another transaction holds the key (PostgreSQL's lock), or has just let it go

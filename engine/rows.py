@@ -17,8 +17,25 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
-from sqlalchemy import JSON, BigInteger, String, Table, Text, bindparam, func, insert, select, tuple_, union_all, update
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    column,
+    func,
+    insert,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -356,3 +373,149 @@ def read_cursor(text: str) -> tuple[dt.datetime, int, int]:
         return due_at, case_id, position
     except (ValueError, TypeError) as exc:
         raise ValueError(f"not a cursor of this list: {text!r}") from exc
+
+
+# -- PostgreSQL: an action in two statements ----------------------------------------------
+# On SQLite a statement is a function call; on PostgreSQL it is a round trip
+# to the server, and each costs the worker more CPU than the rest of the
+# action's own work (psycopg, the socket and the thread's hand-overs of the
+# GIL). So PostgreSQL reads a case with its steps (and claims the action's
+# idempotency key) in one statement and writes the whole change in another:
+# the guarded case update, the changed steps, the events and the stored
+# answer, each part conditioned on the guarded update, so that a case that
+# moved on meanwhile changes nothing and the action is re-applied as on
+# SQLite.
+def _quoted(names: Iterable[str], prefix: str = "") -> str:
+    return ", ".join(f'{prefix}"{n}"' for n in names)
+
+
+_STEP_ARRAYS = tuple(f"s_{k}" for k in _STEP_STATE)
+"""The read's step columns, each an array in position order"""
+_READ_COLUMNS = (
+    *(column(c.key, c.type) for c in _CASES.c),
+    *(column(f"s_{k}", ARRAY(_STEPS.c[k].type)) for k in _STEP_STATE),
+)
+_STEPS_OF_CASE = (
+    "SELECT "
+    + ", ".join(f'array_agg(s."{k}" ORDER BY s.position) AS "s_{k}"' for k in _STEP_STATE)
+    + " FROM case_steps AS s WHERE s.case_id = c.id"
+)
+_CASE_WITH_STEPS = f"SELECT {_quoted(_CASES.c.keys(), 'c.')}, {_quoted(_STEP_ARRAYS, 'st.')}{{claimed}} FROM cases AS c CROSS JOIN LATERAL ({_STEPS_OF_CASE}) AS st WHERE c.id = :b_case"
+READ_CASE_STEPS = Statement(text(_CASE_WITH_STEPS.format(claimed="")).columns(*_READ_COLUMNS))
+"""PostgreSQL: a case's row and its steps' state, in one statement (parameter ``b_case``)"""
+READ_CASE_STEPS_CLAIM = Statement(
+    text(
+        "WITH claim AS (INSERT INTO idempotency (user_id, key, request_hash, created_at)"
+        " SELECT CAST(:b_user AS VARCHAR), CAST(:b_key AS VARCHAR), CAST(:request_hash AS VARCHAR), :created_at"
+        " WHERE pg_try_advisory_xact_lock(CAST(:lock AS BIGINT)) ON CONFLICT DO NOTHING RETURNING 1) "
+        + _CASE_WITH_STEPS.format(claimed=", (SELECT count(*) FROM claim) AS claimed")
+    )
+    .bindparams(bindparam("created_at", type_=UTCDateTime()))
+    .columns(*_READ_COLUMNS, column("claimed", Integer))
+)
+"""PostgreSQL: :data:`READ_CASE_STEPS` after the claim of :data:`CLAIM_KEY`
+(its parameters too): ``claimed`` is 1 when this transaction has the key.
+The claim is made whether or not the caller may see the case; a refusal
+rolls it back with the rest."""
+
+
+def steps_read(head: Any) -> list[tuple[Any, ...]]:
+    """The step rows (as :data:`READ_STEPS` gives them) of a
+    :data:`READ_CASE_STEPS` row."""
+    return list(zip(*(getattr(head, k) or () for k in _STEP_ARRAYS), strict=True))
+
+
+_STEP_SET = ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")
+_EVENT_SET = EVENT_KEYS[1:]
+_STEP_ARRAY_TYPES = {
+    "status": "VARCHAR[]",
+    "activated_at": "TIMESTAMP WITHOUT TIME ZONE[]",
+    "due_at": "TIMESTAMP WITHOUT TIME ZONE[]",
+    "due_sort": "TIMESTAMP WITHOUT TIME ZONE[]",
+    "completed_at": "TIMESTAMP WITHOUT TIME ZONE[]",
+    "outcome": "TEXT[]",
+    "actor": "VARCHAR[]",
+}
+_EVENT_ARRAY_TYPES = {
+    "seq": "INTEGER[]",
+    "at": "VARCHAR[]",
+    "actor": "VARCHAR[]",
+    "type": "VARCHAR[]",
+    "step": "VARCHAR[]",
+    "outcome": "TEXT[]",
+    "comment": "TEXT[]",
+    "data": "TEXT[]",
+    "decision": "BOOLEAN[]",
+    "prev_hash": "VARCHAR[]",
+    "hash": "VARCHAR[]",
+    "signature": "TEXT[]",
+}
+
+
+def _unnest(prefix: str, types: Mapping[str, str]) -> str:
+    arrays = ", ".join(f"CAST(:{prefix}_{k} AS {t})" for k, t in types.items())
+    return f"unnest({arrays}) AS v({_quoted(types)})"
+
+
+@functools.lru_cache(maxsize=64)
+def write_change(columns: tuple[str, ...], answer: bool) -> Statement:
+    """PostgreSQL: the whole write of one change, one statement; it returns
+    1 when the case was still at ``b_version`` (and is changed), 0 when
+    another transaction changed it first (and nothing is written).
+
+    Parameters: those of :func:`update_case` for ``columns``; ``s_position``
+    and an array per step column (:func:`changed_steps`); an array per
+    event column but ``case_id`` (:func:`event_arrays`); and, when
+    ``answer``, those of :data:`ANSWER_KEY`.
+    """
+    sets = ", ".join(f'"{k}" = :{k}' for k in (*columns, "version", "event_count", "head_hash"))
+    step_sets = ", ".join(f'"{k}" = v."{k}"' for k in _STEP_SET)
+    parts = [
+        f'moved AS (UPDATE cases SET {sets} WHERE id = :b_case AND "version" = :b_version RETURNING id)',
+        f"stepped AS (UPDATE case_steps AS s SET {step_sets} FROM moved, {_unnest('s', {'position': 'INTEGER[]', **_STEP_ARRAY_TYPES})}"
+        ' WHERE s.case_id = moved.id AND s."position" = v."position")',
+        f"logged AS (INSERT INTO events ({_quoted(EVENT_KEYS)}) SELECT moved.id, "
+        + ", ".join('CAST(v."data" AS JSON)' if k == "data" else f'v."{k}"' for k in _EVENT_SET)
+        + f' FROM moved, {_unnest("e", _EVENT_ARRAY_TYPES)} ORDER BY v."seq")',
+    ]
+    if answer:
+        parts.append(
+            "answered AS (UPDATE idempotency SET status_code = :status_code, response = CAST(:response AS JSON)"
+            " WHERE user_id = :b_user AND key = :b_key AND EXISTS (SELECT FROM moved))"
+        )
+    binds = [bindparam(k, type_=_CASES.c[k].type) for k in columns if k in ("due_at", "paused_since", "data", "guided")]
+    return Statement(
+        text(f"WITH {', '.join(parts)} SELECT count(*) AS moved FROM moved").bindparams(*binds).columns(column("moved", Integer))
+    )
+
+
+def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
+    """An instant as PostgreSQL's ``timestamp`` columns keep it (see :class:`~engine.db.UTCDateTime`)."""
+    return None if value is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def changed_steps(before: Iterable[Sequence[Any]], after: Iterable[StepState]) -> dict[str, list[Any]]:
+    """The ``s_`` parameters of :func:`write_change`: every column of each
+    step row whose state differs from ``before`` (rows of :data:`READ_STEPS`).
+
+    PostgreSQL writes the whole row either way, and keeps an update off the
+    indexes (a HOT update) when no indexed value changes, whatever the
+    ``SET`` list names."""
+    out: dict[str, list[Any]] = {f"s_{k}": [] for k in ("position", *_STEP_SET)}
+    for position, (old, state) in enumerate(zip(before, after, strict=True)):
+        if step_tuple(state) == tuple(old):
+            continue
+        out["s_position"].append(position)
+        for k, v in step_columns(state).items():
+            out[f"s_{k}"].append(_naive_utc(v) if isinstance(v, dt.datetime) else v)
+    return out
+
+
+def event_arrays(records: Iterable[EventRecord]) -> dict[str, list[Any]]:
+    """The ``e_`` parameters of :func:`write_change`: the events' columns, each an array."""
+    out: dict[str, list[Any]] = {f"e_{k}": [] for k in _EVENT_SET}
+    for r in records:
+        columns = event_columns(r)
+        for k in _EVENT_SET:
+            out[f"e_{k}"].append(json.dumps(columns[k]) if k == "data" else columns[k])
+    return out

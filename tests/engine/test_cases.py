@@ -7,6 +7,7 @@ from __future__ import annotations
 import random
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,8 +16,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 
 from engine.audit import Signer
-from engine.cases import CaseService, publish_definition
-from engine.db import Base, CaseRow, CaseStepRow, EventRow
+from engine.cases import CaseService, Idempotency, publish_definition
+from engine.db import Base, CaseRow, CaseStepRow, EventRow, IdempotencyRow
 from engine.errors import (
     CaseClosed,
     Conflict,
@@ -29,9 +30,10 @@ from engine.errors import (
     StaleCase,
     StepNotActive,
 )
+from engine.machine import CompiledProcedure
 from engine.schema import current, head, upgrade
 from engine.store import Store
-from tests.conftest import definition_text
+from tests.conftest import _reset_postgres, definition_text
 from tests.engine.conftest import CALENDAR, Clock, applicant, local, office
 from tests.engine.test_machine import SMALL
 
@@ -299,6 +301,84 @@ def test_two_officials_on_one_stale_view_never_both_succeed(published: Store, si
     # without If-Match the second action is re-checked on the fresh state and applies
     assert b.act(KT, case.id, step="tinh_phi", outcome="done").version == seen + 2
     b.store.dispose()
+
+
+def _answer(view: Any) -> tuple[int, str]:
+    return 200, f'{{"version": {view.version}}}'
+
+
+def test_an_action_is_one_read_and_one_write_on_postgresql(published: Store, service: CaseService) -> None:
+    """PostgreSQL: the case with its steps and the key's claim in one
+    statement, the whole change in another (BEGIN and COMMIT aside); SQLite
+    runs one statement per part, which costs it no round trips."""
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    sent: list[str] = []
+    published.trace = lambda sql, _parameters: sent.append(sql.split()[0])
+    service.act(DAN, case.id, step="nop", outcome="done", idempotency=Idempotency("k1", "h1", _answer))
+    keyed = list(sent)
+    sent.clear()
+    service.act(CB, case.id, step="kiem_tra", outcome="dat")  # fans out to two parallel steps
+    published.trace = None
+    if published.dialect == "postgresql":
+        assert keyed == ["WITH", "WITH"] and sent == ["SELECT", "WITH"]
+    else:
+        assert keyed == ["SELECT", "INSERT", "SELECT", "UPDATE", "UPDATE", "UPDATE", "INSERT", "UPDATE"]
+    # either way the same change is stored, and the key's answer with it
+    now = statuses(service, case.id)
+    assert [now[s] for s in ("nop", "kiem_tra", "xac_minh", "tinh_phi")] == ["completed", "completed", "active", "active"]
+    again = service.act(DAN, case.id, step="nop", outcome="done", idempotency=Idempotency("k1", "h1", _answer))
+    assert (again.status_code, again.body) == (200, {"version": 2})
+    assert [e.step for e in service.events(DAN, case.id)] == [None, "nop", "kiem_tra"]
+    assert service.verify_audit().ok
+
+
+@pytest.fixture
+def pg_published(postgres_server: str) -> Iterator[Store]:
+    """A migrated PostgreSQL database with the procedure published."""
+    _reset_postgres(postgres_server)
+    store = Store(postgres_server)
+    upgrade(store.engine)
+    publish_definition(store, body(), now=local(2027, 1, 4, 8, 0))
+    yield store
+    store.dispose()
+
+
+def test_a_change_that_lost_the_race_writes_nothing(
+    pg_published: Store, signer: Signer, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another transaction changes the case between this action's read and
+    its write: the write (on PostgreSQL one statement, each part of it
+    conditioned on the guarded case update) leaves no step, event or
+    idempotency answer behind, and the action is refused as stale."""
+    published = pg_published  # on SQLite writers go one at a time: no other transaction can come between
+    mine = CaseService(published, signer=signer, calendar=CALENDAR, clock=clock)
+    other_store = Store(published.url)
+    other = CaseService(other_store, signer=signer, calendar=CALENDAR, clock=clock)
+    case = mine.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    mine.act(DAN, case.id, step="nop", outcome="done")
+    seen = mine.act(CB, case.id, step="kiem_tra", outcome="dat").version
+    act = CompiledProcedure.act
+    interloped: list[int] = []
+
+    def interloping_act(machine: CompiledProcedure, state: Any, **kwargs: Any) -> Any:
+        if not interloped:  # once, after this action has read the case: another worker commits first
+            interloped.append(0)
+            interloped[0] = other.act(KT, case.id, step="tinh_phi", outcome="done").version
+        return act(machine, state, **kwargs)
+
+    monkeypatch.setattr(CompiledProcedure, "act", interloping_act)
+    before = counts(published)
+    with pytest.raises(StaleCase):
+        mine.act(CB, case.id, step="xac_minh", outcome="done", if_match=seen, idempotency=Idempotency("k2", "h2", _answer))
+    monkeypatch.undo()
+    other_store.dispose()
+    assert interloped == [seen + 1]
+    assert statuses(mine, case.id)["xac_minh"] == "active"
+    assert [e.step for e in mine.events(DAN, case.id)][-1] == "tinh_phi"
+    assert counts(published) == (before[0], before[1] + 1, before[2] - 1)  # the other action's event and step only
+    with published.unit(write=False) as uow:
+        assert uow.session.get(IdempotencyRow, (CB.id, "k2")) is None  # the claim went with the rest
+    assert mine.verify_audit().ok
 
 
 def _race(store: Store, signer: Signer, workers: int, cases: int, rounds: int) -> None:
