@@ -285,6 +285,12 @@ class CompiledProcedure:
         entry_at = len(action.entries)  # this action's event comes before those of the system steps it sets off
         if effect.kind != "reject":
             self._settle(case, action)
+        # The clock stands still only while the case waits on the applicant:
+        # a return that sends the applicant's step back to waiting (the
+        # applicant's own, or an official's to a step before it) starts it again.
+        waited_on = case.guided.target if case.paused_since is not None and case.guided is not None else None
+        if effect.kind == "return" and waited_on is not None and case.steps[self.definition.index[waited_on]].status != ACTIVE:
+            details.update(self._resume_clock(case, action))
         # A return reaches the applicant only if their step is active again (a
         # step whose condition no longer holds is skipped): only then does the
         # case wait on them, with its clock stopped, and guide once count it.

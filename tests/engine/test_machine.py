@@ -396,6 +396,29 @@ def test_the_clock_stops_while_the_applicant_answers_a_return() -> None:
     assert run.case.due_at == CALENDAR.add(due, 12.0) == local(2027, 3, 9, 12, 0)  # type: ignore[arg-type]
 
 
+def test_the_clock_runs_again_when_the_applicant_sends_the_case_back_instead_of_answering() -> None:
+    """The applicant's step may itself return the case to an office step:
+    the case no longer waits on the applicant, so its clock runs again
+    (it would otherwise stand still while officials work)."""
+    body = SMALL.replace(
+        "  - {id: nop, name: Nộp đơn, role: dan, kind: submit, duration: 1h, inputs: [don]}\n",
+        "  - {id: tiep_nhan, name: Tiếp nhận, role: cb, duration: 1h}\n"
+        "  - {id: nop, name: Nộp đơn, role: dan, kind: submit, duration: 1h, inputs: [don],"
+        " outcomes: {done: proceed, hoi_lai: {return: tiep_nhan}}}\n",
+    )
+    run = Run(compiled(body), now=local(2027, 3, 1, 8, 0))
+    due = run.case.due_at
+    run.at(2027, 3, 1, 8, 30).act("tiep_nhan", "done", CB)
+    run.at(2027, 3, 1, 9, 0).act("nop", "done", DAN)
+    run.at(2027, 3, 1, 10, 0).act("kiem_tra", "bo_sung", CB, missing=["don"])
+    assert run.case.paused_since == local(2027, 3, 1, 10, 0)
+    entries = run.at(2027, 3, 1, 14, 0).act("nop", "hoi_lai", DAN)  # three working hours later (lunch aside)
+    assert run.status["nop"] == "waiting" and run.status["tiep_nhan"] == "active"
+    assert run.case.paused_since is None
+    assert entries[0].details["clock"] == "resumed" and entries[0].details["paused_hours"] == pytest.approx(3.0)
+    assert run.case.due_at == CALENDAR.add(due, 3.0)  # type: ignore[arg-type]
+
+
 def test_overdue_steps_are_those_past_their_due_time() -> None:
     run = Run(compiled(), now=local(2027, 3, 1, 8, 0))
     assert run.machine.overdue(run.case, local(2027, 3, 1, 9, 0)) == []

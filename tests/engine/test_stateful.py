@@ -511,7 +511,22 @@ class CaseRules(RuleBasedStateMachine):
                 assert after.guided is not None and after.guided.target == effect.target
                 assert after.paused_since == self.clock()
             else:
-                assert after.guided == before.guided and after.paused_since == before.paused_since
+                assert after.guided == before.guided
+                # the clock stands still only while the applicant's step waits on them
+                left = (
+                    before.paused_since is not None
+                    and before.guided is not None
+                    and after.steps[self.defn.index[before.guided.target]].status != ACTIVE
+                )
+                if left:
+                    assert before.paused_since is not None
+                    paused = CALENDAR.working_hours_between(before.paused_since, self.clock())
+                    due = before.due_at
+                    expected_due = CALENDAR.add(due, paused) if due is not None and paused > 0 else due
+                    assert after.paused_since is None and after.due_at == expected_due, "a return left the clock stopped"
+                    event("clock resumed by a return")
+                else:
+                    assert after.paused_since == before.paused_since
             assert after.due_at == before.due_at
 
     # -- rules ----------------------------------------------------------------------------
