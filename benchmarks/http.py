@@ -15,8 +15,8 @@ measured in the same run:
     fresh ``Idempotency-Key`` (as a careful client sends them): each request
     completes the active step of a case of a linear procedure of twelve
     office steps (generated below), so each is one committed transaction
-    with the step rows, the case version and a hash-chained audit event,
-    after the idempotency claim's own commit. Every connection acts on cases
+    with the idempotency claim, the step rows, the case version, a
+    hash-chained audit event and the stored answer. Every connection acts on cases
     of its own, round-robin, so no request is refused for a race: a status
     other than 200, or a case version other than the expected one, counts as
     an error.
