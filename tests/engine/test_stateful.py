@@ -490,11 +490,7 @@ class CaseRules(RuleBasedStateMachine):
             assert (after.steps[i].status, after.steps[i].outcome, after.steps[i].actor) == (COMPLETED, outcome, actor.id)
             resumes = before.paused_since is not None and before.guided is not None and before.guided.target == step
             if resumes:
-                assert before.paused_since is not None
-                paused = CALENDAR.working_hours_between(before.paused_since, self.clock())
-                due = before.due_at
-                expected_due = CALENDAR.add(due, paused) if due is not None and paused > 0 else due
-                assert after.paused_since is None and after.due_at == expected_due, "the case's clock did not resume"
+                self.check_resumed(before, after, "the case's clock did not resume")
                 event("clock resumed")
             else:
                 assert after.paused_since == before.paused_since and after.due_at == before.due_at
@@ -509,7 +505,7 @@ class CaseRules(RuleBasedStateMachine):
                 case.guided.append(f"{step}.{outcome}")
                 event("returned to the applicant")
                 assert after.guided is not None and after.guided.target == effect.target
-                assert after.paused_since == self.clock()
+                assert after.paused_since == self.clock() and after.due_at == before.due_at
             else:
                 assert after.guided == before.guided
                 # the clock stands still only while the applicant's step waits on them
@@ -519,15 +515,18 @@ class CaseRules(RuleBasedStateMachine):
                     and after.steps[self.defn.index[before.guided.target]].status != ACTIVE
                 )
                 if left:
-                    assert before.paused_since is not None
-                    paused = CALENDAR.working_hours_between(before.paused_since, self.clock())
-                    due = before.due_at
-                    expected_due = CALENDAR.add(due, paused) if due is not None and paused > 0 else due
-                    assert after.paused_since is None and after.due_at == expected_due, "a return left the clock stopped"
+                    self.check_resumed(before, after, "a return left the clock stopped")
                     event("clock resumed by a return")
                 else:
-                    assert after.paused_since == before.paused_since
-            assert after.due_at == before.due_at
+                    assert after.paused_since == before.paused_since and after.due_at == before.due_at
+
+    def check_resumed(self, before: CaseState, after: CaseState, message: str) -> None:
+        """The clock stopped at ``before`` runs again: the due time moved by the working time it stood still."""
+        assert before.paused_since is not None
+        paused = CALENDAR.working_hours_between(before.paused_since, self.clock())
+        due = before.due_at
+        expected_due = CALENDAR.add(due, paused) if due is not None and paused > 0 else due
+        assert after.paused_since is None and after.due_at == expected_due, message
 
     # -- rules ----------------------------------------------------------------------------
     @precondition(lambda self: len(self.cases) < MAX_CASES)
