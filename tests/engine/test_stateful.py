@@ -26,7 +26,7 @@ import datetime as dt
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +77,7 @@ from procedures import build, load_text
 from procedures.model import Definition, Effect, FieldDef
 from procedures.serialize import to_data
 from procedures.writer import dump
-from tests.conftest import definition_text
+from tests.conftest import _reset_postgres, definition_text
 from tests.engine.conftest import CALENDAR, Clock, local
 from tests.procedures.test_properties import definitions
 
@@ -275,11 +275,14 @@ class MemoryDriver(Driver):
 
 class PersistedDriver(Driver):
     """Through CaseService on a SQLite file of its own (hypothesis examples
-    cannot use pytest's function-scoped fixtures, so it makes its own)."""
+    cannot use pytest's function-scoped fixtures, so it makes its own), or
+    on the PostgreSQL database at ``postgres``, emptied first."""
 
-    def __init__(self, defn: Definition, clock: Clock) -> None:
-        self.folder = Path(tempfile.mkdtemp(prefix="tinhgon-stateful-"))
-        self.store = Store(f"sqlite:///{self.folder / 'cases.db'}")
+    def __init__(self, defn: Definition, clock: Clock, postgres: str | None = None) -> None:
+        self.folder = None if postgres else Path(tempfile.mkdtemp(prefix="tinhgon-stateful-"))
+        if postgres:
+            _reset_postgres(postgres)
+        self.store = Store(postgres or f"sqlite:///{self.folder / 'cases.db'}")
         upgrade(self.store.engine)
         publish_definition(self.store, dump(to_data(defn)), now=clock())
         self.code = defn.code
@@ -318,7 +321,8 @@ class PersistedDriver(Driver):
 
     def close(self) -> None:
         self.store.dispose()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 # -- the oracle ------------------------------------------------------------------------
@@ -339,6 +343,7 @@ class CaseRules(RuleBasedStateMachine):
     """Random cases of one random definition, on the plain machine."""
 
     persisted = False
+    on_postgres = False
 
     def __init__(self) -> None:
         super().__init__()
@@ -355,7 +360,10 @@ class CaseRules(RuleBasedStateMachine):
         self.defn = defn
         self.machine = CompiledProcedure(defn)
         self.office_roles = sorted(r.id for r in defn.roles if r.kind == "office")
-        self.driver = PersistedDriver(defn, self.clock) if self.persisted else MemoryDriver(defn, self.clock)
+        if self.persisted:
+            self.driver = PersistedDriver(defn, self.clock, _POSTGRES[0] if self.on_postgres else None)
+        else:
+            self.driver = MemoryDriver(defn, self.clock)
         # one case to begin with, so that every rule has something to act on
         self.start_case(data, good=True)
 
@@ -720,6 +728,23 @@ class PersistedCaseRules(CaseRules):
     persisted = True
 
 
+class PostgresCaseRules(PersistedCaseRules):
+    """The same on PostgreSQL, where a change is one read and one write."""
+
+    on_postgres = True
+
+
+_POSTGRES: list[str] = []
+"""The test run's PostgreSQL database, while the PostgreSQL rules run"""
+
+
+@pytest.fixture
+def stateful_postgres(postgres_server: str) -> Iterator[None]:
+    _POSTGRES[:] = [postgres_server]
+    yield
+    _POSTGRES.clear()
+
+
 # Shrinking a failure of a whole machine run can take hypothesis minutes; as
 # in tests/procedures/test_properties.py, TINHGON_SHRINK=1 turns it on.
 SETTINGS = settings(
@@ -733,6 +758,8 @@ TestCaseRules = CaseRules.TestCase
 TestCaseRules.settings = SETTINGS
 TestPersistedCaseRules = PersistedCaseRules.TestCase
 TestPersistedCaseRules.settings = settings(SETTINGS, max_examples=12, stateful_step_count=25)
+TestPostgresCaseRules = pytest.mark.usefixtures("stateful_postgres")(PostgresCaseRules.TestCase)
+TestPostgresCaseRules.settings = settings(SETTINGS, max_examples=12, stateful_step_count=25)
 
 
 # -- examples the machine ran into -----------------------------------------------------
