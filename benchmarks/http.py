@@ -36,8 +36,11 @@ once. Each workload runs ``--rounds`` times, interleaved with the others
 (bare, action, inbox, bare, action, inbox...), so that other work on the
 machine weighs on all of them alike; the figures pool the rounds. Printed
 per configuration: requests per second, p50 and p99 latency in milliseconds,
-errors, and the share of the bare endpoint's throughput; then whether
-actions reach the target of 30 % of the bare endpoint.
+errors, the share of the bare endpoint's throughput, and the CPU time spent
+per request by the server (its workers together), by PostgreSQL (every
+server process on the machine; zero on SQLite but for other work) and by
+the load generator, read from ``/proc``; then whether actions reach the
+target of 30 % of the bare endpoint.
 
 The load generator shares the machine's cores with the servers (and on a
 two-core machine that is most of what limits both the bare endpoint and the
@@ -355,6 +358,14 @@ class Figures:
     errors: int = 0
     seconds: float = 0.0
     first_error: str | None = None
+    answered: int = 0
+    """good answers, warm-up included (what the CPU time was spent on)"""
+    cpu: dict[str, float] = field(default_factory=dict)
+    """CPU seconds used meanwhile, by whom (see :func:`cpu_seconds`)"""
+
+    def cpu_ms(self, who: str) -> float:
+        """Milliseconds of ``who``'s CPU time per good answer (NaN when unknown)."""
+        return 1000 * self.cpu[who] / self.answered if who in self.cpu and self.answered else float("nan")
 
     @property
     def rate(self) -> float:
@@ -394,6 +405,7 @@ async def load(
                     reader, writer = await asyncio.open_connection("127.0.0.1", port)
                     continue
                 done = time.perf_counter()
+                figures.answered += ok
                 if counted_from <= done <= end:
                     if ok:
                         figures.latencies.append(done - sent)
@@ -407,15 +419,54 @@ async def load(
     figures.seconds += min(duration, max(0.0, time.perf_counter() - counted_from))
 
 
+def cpu_seconds(session: int) -> dict[str, float]:
+    """CPU time (user and system) used so far by the processes of the server
+    started as ``session`` (its workers included), by every PostgreSQL server
+    process on the machine, and by this load generator; from ``/proc``, so
+    empty where there is none."""
+    if not os.path.isdir("/proc/self"):
+        return {}
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"server": 0.0, "postgres": 0.0}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name, fields = stat[stat.index("(") + 1 : stat.rindex(")")], stat[stat.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / tick
+        if int(fields[3]) == session:
+            out["server"] += used
+        elif name.startswith("postgres"):
+            out["postgres"] += used
+    times = os.times()
+    out["load"] = times.user + times.system
+    return out
+
+
 def run_load(
-    port: int, connections: int, warmup: float, duration: float, source: Callable[[int], Request | None], figures: Figures
+    port: int,
+    connections: int,
+    warmup: float,
+    duration: float,
+    source: Callable[[int], Request | None],
+    figures: Figures,
+    session: int | None = None,
 ) -> None:
+    """A load on ``port``; with ``session`` (the server's process session),
+    the CPU time each side used meanwhile is added to ``figures``."""
     runner: Any = asyncio.run
     with contextlib.suppress(ImportError):
         import uvloop
 
         runner = uvloop.run
+    before = cpu_seconds(session) if session is not None else {}
     runner(load(port, connections, warmup, duration, source, figures))
+    if before:
+        for who, used in cpu_seconds(session or 0).items():
+            figures.cpu[who] = figures.cpu.get(who, 0.0) + used - before[who]
 
 
 # -- the workloads -------------------------------------------------------------------------
@@ -461,7 +512,7 @@ class CaseQueues:
         return None
 
 
-def start_cases(port: int, token: str, count: int, connections: int) -> tuple[list[int], Figures]:
+def start_cases(port: int, token: str, count: int, connections: int, session: int) -> tuple[list[int], Figures]:
     made: list[int] = []
     left = [count]
     figures = Figures()
@@ -478,7 +529,7 @@ def start_cases(port: int, token: str, count: int, connections: int) -> tuple[li
         left[0] -= 1
         return Request("POST", "/api/cases", token, {"procedure": CODE, "unit": UNIT, "data": {}}, check=check)
 
-    run_load(port, connections, 0.0, 3600.0, source, figures)
+    run_load(port, connections, 0.0, 3600.0, source, figures, session)
     return made, figures
 
 
@@ -496,15 +547,16 @@ def measure(args: argparse.Namespace, database_kind: str, workers: int, cwd: Pat
     with database(database_kind, cwd) as url, tinhgon_server(url, workers, cwd) as service:
         port, c = service.server.port, args.connections
         official, applicant = service.tokens["demo_can_bo"], service.tokens["demo_applicant"]
-        cases, starts = start_cases(port, applicant, args.cases, c)
+        cases, starts = start_cases(port, applicant, args.cases, c, service.server.process.pid)
         queues = CaseQueues(cases, c, official)
         inbox = Request("GET", "/api/inbox?limit=20", official)
         bare_request = Request("GET", "/bare", None)
         results = {"bare": Figures(), "action": Figures(), "inbox": Figures()}
         for _ in range(args.rounds):
-            run_load(bare.port, c, args.warmup, args.duration, lambda _n: bare_request, results["bare"])
-            run_load(port, c, args.warmup, args.duration, queues.next_action, results["action"])
-            run_load(port, c, args.warmup, args.duration, lambda _n: inbox, results["inbox"])
+            session = service.server.process.pid
+            run_load(bare.port, c, args.warmup, args.duration, lambda _n: bare_request, results["bare"], bare.process.pid)
+            run_load(port, c, args.warmup, args.duration, queues.next_action, results["action"], session)
+            run_load(port, c, args.warmup, args.duration, lambda _n: inbox, results["inbox"], session)
         if queues.exhausted:
             print(f"  note: {queues.exhausted} connection(s) ran out of cases; raise --cases", file=sys.stderr)
         serve = " ".join(service.server.command[1:]).replace(str(cwd), "$TMP")
@@ -526,6 +578,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
     print()
     header = (
         f"{'database':<11} {'workers':>7} {'workload':<8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6} {'% bare':>7}"
+        f"  {'CPU ms/req: server':>18} {'pg':>5} {'load':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -539,6 +592,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
                 print(
                     f"{r.database:<11} {r.workers:>7} {r.workload:<8} {r.figures.rate:>8.0f} {r.figures.percentile(0.5):>8.1f} "
                     f"{r.figures.percentile(0.99):>8.1f} {r.figures.errors:>6} {share}"
+                    f"  {r.figures.cpu_ms('server'):>18.2f} {r.figures.cpu_ms('postgres'):>5.2f} {r.figures.cpu_ms('load'):>5.2f}"
                 )
                 if r.figures.first_error:
                     print(f"    first error: {r.figures.first_error}")
