@@ -14,6 +14,7 @@ import datetime as dt
 import functools
 import hashlib
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, cast
 
@@ -35,6 +36,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -425,31 +427,24 @@ def steps_read(head: Any) -> list[tuple[Any, ...]]:
     return list(zip(*(getattr(head, k) or () for k in _STEP_ARRAYS), strict=True))
 
 
-_STEP_SET = ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")
 _EVENT_SET = EVENT_KEYS[1:]
-_STEP_ARRAY_TYPES = {
-    "status": "VARCHAR[]",
-    "activated_at": "TIMESTAMP WITHOUT TIME ZONE[]",
-    "due_at": "TIMESTAMP WITHOUT TIME ZONE[]",
-    "due_sort": "TIMESTAMP WITHOUT TIME ZONE[]",
-    "completed_at": "TIMESTAMP WITHOUT TIME ZONE[]",
-    "outcome": "TEXT[]",
-    "actor": "VARCHAR[]",
-}
-_EVENT_ARRAY_TYPES = {
-    "seq": "INTEGER[]",
-    "at": "VARCHAR[]",
-    "actor": "VARCHAR[]",
-    "type": "VARCHAR[]",
-    "step": "VARCHAR[]",
-    "outcome": "TEXT[]",
-    "comment": "TEXT[]",
-    "data": "TEXT[]",
-    "decision": "BOOLEAN[]",
-    "prev_hash": "VARCHAR[]",
-    "hash": "VARCHAR[]",
-    "signature": "TEXT[]",
-}
+
+
+def _array_types(table: Table, names: Iterable[str]) -> dict[str, str]:
+    """PostgreSQL's array type of each named column (JSON comes as its text).
+
+    Without the length of a ``VARCHAR(n)``: an explicit cast to it would cut
+    a longer text short, where writing it to the column refuses it."""
+    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+    out = {}
+    for k in names:
+        type_ = table.c[k].type
+        out[k] = "TEXT[]" if isinstance(type_, JSON) else re.sub(r"\(\d+\)", "", type_.compile(dialect=dialect)) + "[]"
+    return out
+
+
+_STEP_ARRAY_TYPES = _array_types(_STEPS, ("position", *_STEP_WRITES))
+_EVENT_ARRAY_TYPES = _array_types(_EVENTS, _EVENT_SET)
 
 
 def _unnest(prefix: str, types: Mapping[str, str]) -> str:
@@ -469,10 +464,10 @@ def write_change(columns: tuple[str, ...], answer: bool) -> Statement:
     ``answer``, those of :data:`ANSWER_KEY`.
     """
     sets = ", ".join(f'"{k}" = :{k}' for k in (*columns, "version", "event_count", "head_hash"))
-    step_sets = ", ".join(f'"{k}" = v."{k}"' for k in _STEP_SET)
+    step_sets = ", ".join(f'"{k}" = v."{k}"' for k in _STEP_WRITES)
     parts = [
         f'moved AS (UPDATE cases SET {sets} WHERE id = :b_case AND "version" = :b_version RETURNING id)',
-        f"stepped AS (UPDATE case_steps AS s SET {step_sets} FROM moved, {_unnest('s', {'position': 'INTEGER[]', **_STEP_ARRAY_TYPES})}"
+        f"stepped AS (UPDATE case_steps AS s SET {step_sets} FROM moved, {_unnest('s', _STEP_ARRAY_TYPES)}"
         ' WHERE s.case_id = moved.id AND s."position" = v."position")',
         f"logged AS (INSERT INTO events ({_quoted(EVENT_KEYS)}) SELECT moved.id, "
         + ", ".join('CAST(v."data" AS JSON)' if k == "data" else f'v."{k}"' for k in _EVENT_SET)
@@ -501,7 +496,7 @@ def changed_steps(before: Iterable[Sequence[Any]], after: Iterable[StepState]) -
     PostgreSQL writes the whole row either way, and keeps an update off the
     indexes (a HOT update) when no indexed value changes, whatever the
     ``SET`` list names."""
-    out: dict[str, list[Any]] = {f"s_{k}": [] for k in ("position", *_STEP_SET)}
+    out: dict[str, list[Any]] = {f"s_{k}": [] for k in ("position", *_STEP_WRITES)}
     for position, (old, state) in enumerate(zip(before, after, strict=True)):
         if step_tuple(state) == tuple(old):
             continue
