@@ -8,6 +8,7 @@ import datetime as dt
 from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import to_json
 
 from engine.audit import EventRecord
 from engine.calendar import local_time
@@ -151,33 +152,47 @@ class CasePublic(BaseModel):
 
     @classmethod
     def of(cls, view: CaseView) -> CasePublic:
-        return cls(
-            id=view.id,
-            procedure=ProcedureRef(code=view.code, version=view.procedure_version),
-            unit=view.unit,
-            applicant=view.applicant,
-            status=view.status,  # type: ignore[arg-type]
-            created_at=local_time(view.created_at),
-            due_at=_local(view.due_at),
-            data=dict(view.data),
-            version=view.version,
-            paused=view.paused,
-            returned_to_applicant=GuidedPublic(**view.guided.as_dict()) if view.guided else None,  # type: ignore[arg-type]
-            steps=[
-                StepPublic(
-                    id=s.id,
-                    name=s.name,
-                    role=s.role,
-                    status=s.status,  # type: ignore[arg-type]
-                    activated_at=_local(s.activated_at),
-                    due_at=_local(s.due_at),
-                    completed_at=_local(s.completed_at),
-                    outcome=s.outcome,
-                    overdue=s.overdue,
-                )
-                for s in view.steps
-            ],
-        )
+        return cls.model_validate(case_document(view))
+
+
+def case_document(view: CaseView) -> dict[str, Any]:
+    """A case as :class:`CasePublic` has it, in plain values, field by field
+    in the model's order (a test holds the two together)."""
+    return {
+        "id": view.id,
+        "procedure": {"code": view.code, "version": view.procedure_version},
+        "unit": view.unit,
+        "applicant": view.applicant,
+        "status": view.status,
+        "created_at": local_time(view.created_at),
+        "due_at": _local(view.due_at),
+        "data": dict(view.data),
+        "version": view.version,
+        "paused": view.paused,
+        "returned_to_applicant": view.guided.as_dict() if view.guided else None,
+        "steps": [
+            {
+                "id": s.id,
+                "name": s.name,
+                "role": s.role,
+                "status": s.status,
+                "activated_at": _local(s.activated_at),
+                "due_at": _local(s.due_at),
+                "completed_at": _local(s.completed_at),
+                "outcome": s.outcome,
+                "overdue": s.overdue,
+            }
+            for s in view.steps
+        ],
+    }
+
+
+def case_json(view: CaseView) -> str:
+    """The JSON of ``CasePublic.of(view)``, the very same text, written
+    without building and checking the models first (a third of the cost;
+    every case action's answer is written this way, in the transaction that
+    stores it for a repeat of the request)."""
+    return to_json(case_document(view)).decode()
 
 
 class Page(BaseModel, Generic[T]):

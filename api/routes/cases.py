@@ -16,6 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Path, Query, Request, status
@@ -41,7 +42,7 @@ from ..deps import (
     signed_in_user,
 )
 from ..problems import ApiProblem, documented
-from ..schemas import ActionCreate, CaseCreate, CasePublic, EventPublic, InboxItemPublic, Page, WithdrawCreate
+from ..schemas import ActionCreate, CaseCreate, CasePublic, EventPublic, InboxItemPublic, Page, WithdrawCreate, case_json
 from ..services import Services
 
 router = APIRouter(
@@ -123,7 +124,9 @@ def _json(model: BaseModel, status_code: int = 200, headers: dict[str, str] | No
 
 
 def _case_response(view: CaseView, status_code: int = 200) -> Response:
-    return _json(CasePublic.of(view), status_code, {"ETag": _etag(view.version)})
+    return Response(
+        case_json(view), status_code=status_code, media_type="application/json", headers={"ETag": _etag(view.version)}
+    )
 
 
 class _Rendered:
@@ -134,7 +137,7 @@ class _Rendered:
         self.body: str | None = None
 
     def __call__(self, view: CaseView) -> tuple[int, str]:
-        self.body = CasePublic.of(view).model_dump_json()
+        self.body = case_json(view)
         return 200, self.body
 
 
@@ -155,12 +158,11 @@ def _idempotency(key: str | None, route: str, body: Any, rendered: _Rendered) ->
     return Idempotency(key, digest, rendered)
 
 
-def _start(services: Services, actor: Actor, body: CaseCreate, db: Direct | None = None) -> Response:
+def _start(services: Services, actor: Actor, body: CaseCreate, db: Direct | None = None) -> CaseView:
     applicant = body.applicant or actor.id
     if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit, db):
         raise Forbidden("only an official of the procedure in that unit may open a case for someone else")
-    view = services.cases.start(actor, code=body.procedure, unit=body.unit, data=body.data, applicant=applicant, db=db)
-    return _case_response(view, status.HTTP_201_CREATED)
+    return services.cases.start(actor, code=body.procedure, unit=body.unit, data=body.data, applicant=applicant, db=db)
 
 
 async def _fast_start(request: Request) -> Response | None:
@@ -173,10 +175,10 @@ async def _fast_start(request: Request) -> Response | None:
     services: Services = request.app.state.services
     bearer_token(request)
 
-    def signed_in_start(db: Direct) -> Response:
+    def signed_in_start(db: Direct) -> CaseView:
         return _start(services, signed_in_user(request, services, db).actor, body, db)
 
-    return await services.writing(signed_in_start)
+    return _case_response(await services.writing(signed_in_start), status.HTTP_201_CREATED)
 
 
 @router.post(
@@ -196,7 +198,7 @@ async def _fast_start(request: Request) -> Response | None:
 )
 @fast_path(_fast_start)
 def start_case(body: CaseCreate, services: ServicesDep, actor: ActorDep) -> Response:
-    return _start(services, actor, body)
+    return _case_response(_start(services, actor, body), status.HTTP_201_CREATED)
 
 
 @router.get("/cases", summary="The cases the caller sees, newest first", response_model=Page[CasePublic])
@@ -242,8 +244,17 @@ def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> Respons
     return _case_response(services.cases.get(actor, case_id))
 
 
-Change = Callable[[Services, Actor, Direct | None], Response]
-"""A case change read from its request, to be run by a signed-in actor (in ``db`` when given)"""
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A case change read from its request: :attr:`run` by a signed-in actor
+    (in ``db`` when given), then answered by :meth:`respond`, outside the
+    transaction (on SQLite all of a worker's changes wait for one writer)."""
+
+    run: Callable[[Services, Actor, Direct | None], CaseView | StoredResponse]
+    rendered: _Rendered
+
+    def respond(self, result: CaseView | StoredResponse) -> Response:
+        return _stored(result, self.rendered)
 
 
 def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key: str | None) -> Change:
@@ -251,8 +262,8 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
     idempotency = _idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json"), rendered)
     version = _if_match(if_match)
 
-    def run(services: Services, actor: Actor, db: Direct | None = None) -> Response:
-        result = services.cases.act(
+    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
+        return services.cases.act(
             actor,
             case_id,
             step=body.step,
@@ -264,9 +275,8 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
             idempotency=idempotency,
             db=db,
         )
-        return _stored(result, rendered)
 
-    return run
+    return Change(run, rendered)
 
 
 def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, idempotency_key: str | None) -> Change:
@@ -275,11 +285,10 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
     idempotency = _idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered)
     version = _if_match(if_match)
 
-    def run(services: Services, actor: Actor, db: Direct | None = None) -> Response:
-        result = services.cases.withdraw(actor, case_id, comment=comment, if_match=version, idempotency=idempotency, db=db)
-        return _stored(result, rendered)
+    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
+        return services.cases.withdraw(actor, case_id, comment=comment, if_match=version, idempotency=idempotency, db=db)
 
-    return run
+    return Change(run, rendered)
 
 
 def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Change]) -> FastPath:
@@ -302,12 +311,12 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
 
         # The request's digest is taken here, not in the writer, which all
         # of a worker's actions wait for.
-        run = change(case_id, body, request.headers.get("if-match"), key)
+        read = change(case_id, body, request.headers.get("if-match"), key)
 
-        def signed_in_change(db: Direct) -> Response:
-            return run(services, signed_in_user(request, services, db).actor, db)
+        def signed_in_change(db: Direct) -> CaseView | StoredResponse:
+            return read.run(services, signed_in_user(request, services, db).actor, db)
 
-        return await services.writing(signed_in_change)
+        return read.respond(await services.writing(signed_in_change))
 
     return handle
 
@@ -324,7 +333,8 @@ def act(
     if_match: IfMatch = None,
     idempotency_key: IdemKey = None,
 ) -> Response:
-    return _act(case_id, body, if_match, idempotency_key)(services, actor, None)
+    change = _act(case_id, body, if_match, idempotency_key)
+    return change.respond(change.run(services, actor, None))
 
 
 @router.post(
@@ -339,7 +349,8 @@ def withdraw(
     if_match: IfMatch = None,
     idempotency_key: IdemKey = None,
 ) -> Response:
-    return _withdraw(case_id, body, if_match, idempotency_key)(services, actor, None)
+    change = _withdraw(case_id, body, if_match, idempotency_key)
+    return change.respond(change.run(services, actor, None))
 
 
 @router.get(
