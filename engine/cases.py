@@ -28,7 +28,16 @@ from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, veri
 from .calendar import WorkingCalendar
 from .db import CaseRow, CaseStepRow, EventRow, ProcedureRow
 from .direct import Direct, Statement
-from .errors import CaseClosed, Conflict, IdempotencyInFlight, IdempotencyMismatch, NotFound, NotPublished, StaleCase
+from .errors import (
+    CaseClosed,
+    Conflict,
+    EngineError,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
+    NotFound,
+    NotPublished,
+    StaleCase,
+)
 from .machine import Actor, CaseState, CompiledProcedure, Entry
 from .rows import (
     ANSWER_KEY,
@@ -157,8 +166,30 @@ class Compiled:
             return found
 
 
-class _Lost(Exception):
-    """The case moved on between reading it and updating it: try again."""
+Change = Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]]
+"""What a case action or withdrawal does to the case's state"""
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A change worked out: the case it makes, and its writes, the first of
+    them the update guarded by the version it was worked out on."""
+
+    view: CaseView
+    writes: list[tuple[Statement, Any]]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A case change worked out ahead of its write (see :meth:`CaseService.prepare_act`)."""
+
+    actor: Actor
+    case_id: int
+    if_match: int | None
+    change: Change
+    idempotency: Idempotency | None
+    plan: _Plan | None = None
+    """None: refused ahead, to be worked out again in the writing transaction"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -361,8 +392,37 @@ class CaseService:
             InvalidAction, Forbidden, CaseClosed, StepNotActive, GuideOnce,
             InvalidData: as :meth:`CompiledProcedure.act`.
         """
-        missing = tuple(missing)
+        change = self._acting(actor, step, outcome, comment, tuple(missing), data)
+        return self._change(actor, case_id, if_match, change, idempotency, db)
 
+    def prepare_act(
+        self,
+        actor: Actor,
+        case_id: int,
+        *,
+        step: str,
+        outcome: str,
+        comment: str | None = None,
+        missing: Iterable[str] = (),
+        data: Mapping[str, Any] | None = None,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+        db: Direct,
+    ) -> Prepared:
+        """:meth:`act` worked out ahead in ``db``, a reading transaction, so
+        that the writing one only claims the key and writes (:meth:`commit`).
+
+        Raises:
+            as :meth:`act` without ``idempotency``; with it, a refusal is
+            left to :meth:`commit`, since a repeat of an accepted request
+            gets the first answer instead.
+        """
+        change = self._acting(actor, step, outcome, comment, tuple(missing), data)
+        return self._prepare(Prepared(actor, case_id, if_match, change, idempotency), db)
+
+    def _acting(
+        self, actor: Actor, step: str, outcome: str, comment: str | None, missing: tuple[str, ...], data: Mapping[str, Any] | None
+    ) -> Change:
         def change(machine: CompiledProcedure, state: CaseState, now: dt.datetime) -> list[Entry]:
             return machine.act(
                 state,
@@ -376,7 +436,7 @@ class CaseService:
                 data=data,
             )
 
-        return self._change(actor, case_id, if_match, change, idempotency, db)
+        return change
 
     def withdraw(
         self,
@@ -394,10 +454,57 @@ class CaseService:
             NotFound, StaleCase, Forbidden, CaseClosed.
         """
 
+        return self._change(actor, case_id, if_match, self._withdrawing(actor, comment), idempotency, db)
+
+    def prepare_withdraw(
+        self,
+        actor: Actor,
+        case_id: int,
+        *,
+        comment: str | None = None,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+        db: Direct,
+    ) -> Prepared:
+        """:meth:`withdraw` worked out ahead, as :meth:`prepare_act`."""
+        return self._prepare(Prepared(actor, case_id, if_match, self._withdrawing(actor, comment), idempotency), db)
+
+    def _withdrawing(self, actor: Actor, comment: str | None) -> Change:
         def change(machine: CompiledProcedure, state: CaseState, now: dt.datetime) -> list[Entry]:
             return machine.withdraw(state, actor=actor, now=now, calendar=self.calendar, comment=comment)
 
-        return self._change(actor, case_id, if_match, change, idempotency, db)
+        return change
+
+    def _prepare(self, ahead: Prepared, db: Direct) -> Prepared:
+        try:
+            head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
+            ahead.plan = self._plan(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
+        except EngineError:
+            if ahead.idempotency is None:
+                raise
+            # a repeat of an accepted request is answered from its key: left to commit
+        return ahead
+
+    def commit(self, db: Direct, ahead: Prepared) -> CaseView | StoredResponse:
+        """The change :meth:`prepare_act` (or :meth:`prepare_withdraw`)
+        worked out, in ``db`` (the writing transaction): the key claimed,
+        then the writes, guarded by the case's version as read ahead. A case
+        that moved on meanwhile, or whose change was refused ahead, is read
+        and changed afresh here, as :meth:`act` would have.
+
+        Raises:
+            as :meth:`act`.
+        """
+        if ahead.plan is None:
+            return self._change(ahead.actor, ahead.case_id, ahead.if_match, ahead.change, ahead.idempotency, db)
+        if ahead.idempotency is not None:
+            stored = self._take_key(db, ahead.actor, ahead.idempotency, self.clock())
+            if stored is not None:
+                return stored
+        if self._write(db, ahead.plan):
+            return ahead.plan.view
+        head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
+        return self._applying(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
 
     def _change(
         self,
@@ -421,37 +528,53 @@ class CaseService:
             stored = self._take_key(db, actor, idempotency, self.clock()) if idempotency is not None else None
         if stored is not None:
             return stored
-        # The hot path of the service: prebuilt statements run on the DB-API
-        # connection, since SQLAlchemy's per-execution work cost more than
-        # the database work. SQLite: two reads; one guarded case update, one
-        # update per set of changed step columns, one insert of the events.
-        # PostgreSQL: one read and one write (see engine.rows).
-        for attempt in range(RETRIES):
-            try:
-                return self._apply(db, actor, head, machine, if_match, change, idempotency)
-            except _Lost:
-                # Another transaction changed the case first (PostgreSQL; on
-                # SQLite writers go one at a time). Each statement of this
-                # one sees what has been committed: read the case again.
-                if if_match is not None:
-                    raise StaleCase(
-                        f"case {case_id} changed while this action was applied", case_id=case_id, expected=if_match
-                    ) from None
-                if attempt == RETRIES - 1:
-                    raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id) from None
-                head, machine = self._head(db, case_id, actor, self._case_read)
-        raise AssertionError("unreachable")  # pragma: no cover
+        return self._applying(db, actor, head, machine, if_match, change, idempotency)
 
-    def _apply(
+    def _applying(
         self,
         db: Direct,
         actor: Actor,
         head: Any,
         machine: CompiledProcedure,
         if_match: int | None,
-        change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
+        change: Change,
         idempotency: Idempotency | None,
     ) -> CaseView:
+        """The change applied on ``head``, and again on the case read afresh
+        whenever another transaction changed it first."""
+        case_id = head.id
+        # The hot path of the service: prebuilt statements run on the DB-API
+        # connection, since SQLAlchemy's per-execution work cost more than
+        # the database work. SQLite: two reads; one guarded case update, one
+        # update per set of changed step columns, one insert of the events.
+        # PostgreSQL: one read and one write (see engine.rows).
+        for attempt in range(RETRIES):
+            plan = self._plan(db, actor, head, machine, if_match, change, idempotency)
+            if self._write(db, plan):
+                return plan.view
+            # Another transaction changed the case first (on PostgreSQL; on
+            # SQLite, between a change worked out ahead and its write). Each
+            # statement of this one sees what has been committed: read the
+            # case again.
+            if if_match is not None:
+                raise StaleCase(f"case {case_id} changed while this action was applied", case_id=case_id, expected=if_match)
+            if attempt == RETRIES - 1:
+                raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id)
+            head, machine = self._head(db, case_id, actor, self._case_read)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _plan(
+        self,
+        db: Direct,
+        actor: Actor,
+        head: Any,
+        machine: CompiledProcedure,
+        if_match: int | None,
+        change: Change,
+        idempotency: Idempotency | None,
+    ) -> _Plan:
+        """The change worked out on ``head`` (its steps read in ``db``): the
+        case it makes, and what to write."""
         case_id = head.id
         if if_match is not None and head.version != if_match:
             raise StaleCase(
@@ -482,17 +605,28 @@ class CaseService:
         if self._folded:
             write = write_change(tuple(changed), answer is not None)
             everything = {**guarded, **changed_steps(step_rows, state.steps), **event_arrays(records), **(answer or {})}
-            if db.scalar(write, everything) != 1:  # another transaction committed a change first
-                raise _Lost
-            return view
-        if db.run(update_case(tuple(changed)), guarded) != 1:
-            raise _Lost
-        for columns, rows in step_changes(case_id, step_rows, state.steps).items():
-            db.many(update_step(columns), rows)
-        db.many(INSERT_EVENT, [event_columns(r) for r in records])
+            return _Plan(view, [(write, everything)])
+        writes: list[tuple[Statement, Any]] = [(update_case(tuple(changed)), guarded)]
+        writes += [(update_step(columns), rows) for columns, rows in step_changes(case_id, step_rows, state.steps).items()]
+        writes.append((INSERT_EVENT, [event_columns(r) for r in records]))
         if answer is not None:
-            db.run(ANSWER_KEY[self.store.dialect], answer)
-        return view
+            writes.append((ANSWER_KEY[self.store.dialect], answer))
+        return _Plan(view, writes)
+
+    def _write(self, db: Direct, plan: _Plan) -> bool:
+        """The writes of ``plan``, unless the case moved on from the version
+        it was worked out on (False: then nothing is written)."""
+        (guard, guarded), *rest = plan.writes
+        if self._folded:  # one statement, each part conditioned on the guarded update
+            return bool(db.scalar(guard, guarded) == 1)
+        if db.run(guard, guarded) != 1:
+            return False
+        for statement, values in rest:
+            if isinstance(values, list):  # a row each
+                db.many(statement, values)
+            else:
+                db.run(statement, values)
+        return True
 
     def _take_key(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
         """Claim the key for this request in ``db``'s transaction (None), or

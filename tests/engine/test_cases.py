@@ -33,6 +33,7 @@ from engine.errors import (
 from engine.machine import CompiledProcedure
 from engine.schema import current, head, upgrade
 from engine.store import Store
+from engine.views import CaseView, StoredResponse
 from tests.conftest import _reset_postgres, definition_text
 from tests.engine.conftest import CALENDAR, Clock, applicant, local, office
 from tests.engine.test_machine import SMALL
@@ -330,6 +331,51 @@ def test_an_action_is_one_read_and_one_write_on_postgresql(published: Store, ser
     assert (again.status_code, again.body) == (200, {"version": 2})
     assert [e.step for e in service.events(DAN, case.id)] == [None, "nop", "kiem_tra"]
     assert service.verify_audit().ok
+
+
+def test_a_change_worked_out_ahead_is_written_as_act_writes_it(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    with published.direct(write=False) as db:
+        ahead = service.prepare_act(DAN, case.id, step="nop", outcome="done", comment="Nộp", db=db)
+    before = counts(published)
+    with published.direct() as db:
+        view = service.commit(db, ahead)
+    assert isinstance(view, CaseView) and view.version == 2
+    assert statuses(service, case.id)["nop"] == "completed"
+    assert counts(published)[1] == before[1] + 1
+    assert [e.comment for e in service.events(DAN, case.id)][-1] == "Nộp"
+    assert service.verify_audit().ok
+
+
+def test_a_case_that_moved_on_after_its_change_was_worked_out_is_changed_afresh(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    service.act(DAN, case.id, step="nop", outcome="done")
+    seen = service.act(CB, case.id, step="kiem_tra", outcome="dat").version
+    with published.direct(write=False) as db:
+        loose = service.prepare_act(CB, case.id, step="xac_minh", outcome="done", db=db)
+        strict = service.prepare_act(CB, case.id, step="xac_minh", outcome="done", if_match=seen, db=db)
+    service.act(KT, case.id, step="tinh_phi", outcome="done")  # meanwhile
+    with pytest.raises(StaleCase), published.direct() as db:
+        service.commit(db, strict)
+    with published.direct() as db:
+        view = service.commit(db, loose)
+    assert isinstance(view, CaseView) and view.version == seen + 2
+    steps = [e.step for e in service.events(DAN, case.id)]
+    assert steps.count("xac_minh") == 1 and steps.count("tinh_phi") == 1
+    assert service.verify_audit().ok
+
+
+def test_a_repeat_refused_ahead_still_gets_the_first_answer(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    service.act(DAN, case.id, step="nop", outcome="done", idempotency=Idempotency("k3", "h3", _answer))
+    with published.direct(write=False) as db:
+        with pytest.raises(StepNotActive):  # no key: refused ahead, at once
+            service.prepare_act(DAN, case.id, step="nop", outcome="done", db=db)
+        again = service.prepare_act(DAN, case.id, step="nop", outcome="done", idempotency=Idempotency("k3", "h3", _answer), db=db)
+    assert again.plan is None  # refused ahead, left to the writing transaction, which has the key
+    with published.direct() as db:
+        answer = service.commit(db, again)
+    assert isinstance(answer, StoredResponse) and (answer.status_code, answer.body) == (200, {"version": 2})
 
 
 @pytest.fixture

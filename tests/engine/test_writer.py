@@ -174,3 +174,37 @@ def test_a_work_raising_past_exception_fails_its_group_and_the_writer_goes_on(st
         writer.submit(add("d"), after.done(0))
         assert after.wait()[0][0] is True
     assert stored(store) == ["d"]
+
+
+def test_aheads_are_worked_out_first_in_one_reading_transaction_and_a_refused_one_is_answered_alone(store: Store) -> None:
+    read: list[tuple[str, list[str]]] = []
+
+    def ahead_of(user_id: str) -> Any:
+        def ahead(db: Direct) -> tuple[str, Direct]:
+            read.append((user_id, [r.id for r in db.all(USER_IDS, {"b_unit": "w"})]))
+            return user_id.upper(), db
+
+        return ahead
+
+    def refused_ahead(db: Direct) -> None:
+        raise LookupError("refused before the write")
+
+    def work(db: Direct, worked_out: tuple[str, Direct]) -> tuple[str, Direct, Direct]:
+        name, reading = worked_out
+        add(name)(db)
+        return name, reading, db
+
+    outcomes = Outcomes(4)
+    with held_writer(store) as (writer, go):
+        writer.submit(work, outcomes.done(0), ahead_of("a"))
+        writer.submit(work, outcomes.done(1), refused_ahead)
+        writer.submit(add("c"), outcomes.done(2))  # one without an ahead, in the same group
+        writer.submit(work, outcomes.done(3), ahead_of("d"))
+        go.set()
+        told = outcomes.wait()
+    assert [ok for ok, _ in told] == [True, False, True, True]
+    assert isinstance(told[1][1], LookupError)
+    assert read == [("a", []), ("d", [])]  # both before any of the group's writes
+    (_, reading_a, writing_a), (_, writing_c), (_, reading_d, writing_d) = told[0][1], told[2][1], told[3][1]
+    assert reading_a is reading_d and writing_a is writing_c is writing_d and reading_a is not writing_a
+    assert stored(store) == ["A", "D", "c"]
