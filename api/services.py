@@ -9,7 +9,7 @@ import contextvars
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from engine.audit import Signer
 from engine.calendar import WorkingCalendar, load_calendar
@@ -22,6 +22,7 @@ from engine.writer import GroupWriter
 from .settings import Settings
 
 T = TypeVar("T")
+A = TypeVar("A")
 
 
 @dataclass
@@ -54,9 +55,17 @@ class Services:
         )
         return cls(settings, store, signer, calendar, cases, compiled)
 
-    async def writing(self, work: Callable[[Direct], T]) -> T:
+    @overload
+    async def writing(self, work: Callable[[Direct], T]) -> T: ...
+    @overload
+    async def writing(self, work: Callable[[Direct, A], T], ahead: Callable[[Direct], A]) -> T: ...
+
+    async def writing(self, work: Callable[..., T], ahead: Callable[[Direct], Any] | None = None) -> T:
         """Run a request's work that writes (a case action) in a write
         transaction, off the event loop; ``work`` gets the transaction.
+        With ``ahead``, ``work`` also gets what ``ahead`` read and worked
+        out: on SQLite in a reading transaction before the write lock is
+        taken (see :mod:`engine.writer`), on PostgreSQL in the same one.
 
         SQLite takes one writer at a time, so on SQLite one thread of the
         worker does all such work (:class:`~engine.writer.GroupWriter`), and
@@ -76,19 +85,23 @@ class Services:
         loop = asyncio.get_running_loop()
         context = contextvars.copy_context()
         if self._writes is None:
-            return await loop.run_in_executor(self._side_by_side, context.run, self._in_transaction, work)
+            return await loop.run_in_executor(self._side_by_side, context.run, self._in_transaction, work, ahead)
         future: asyncio.Future[T] = loop.create_future()
 
         def done(ok: bool, value: Any) -> None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, future, ok, value)
 
-        self._writes.submit(lambda db: context.run(work, db), done)
+        self._writes.submit(
+            lambda db, *worked_out: context.run(work, db, *worked_out),
+            done,
+            None if ahead is None else lambda db: context.run(ahead, db),
+        )
         return await future
 
-    def _in_transaction(self, work: Callable[[Direct], T]) -> T:
+    def _in_transaction(self, work: Callable[..., T], ahead: Callable[[Direct], Any] | None) -> T:
         with self.store.direct() as db:
-            return work(db)
+            return work(db) if ahead is None else work(db, ahead(db))
 
     def close(self) -> None:
         if self._writes is not None:

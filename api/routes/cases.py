@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from engine.cases import Idempotency
+from engine.cases import Idempotency, Prepared
 from engine.direct import Direct
 from engine.errors import Forbidden
 from engine.machine import Actor
@@ -247,10 +247,13 @@ def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> Respons
 @dataclass(frozen=True, slots=True)
 class Change:
     """A case change read from its request: :attr:`run` by a signed-in actor
-    (in ``db`` when given), then answered by :meth:`respond`, outside the
-    transaction (on SQLite all of a worker's changes wait for one writer)."""
+    (in ``db`` when given), or :attr:`prepare` d ahead of its transaction and
+    committed in it (:meth:`CaseService.commit`); then answered by
+    :meth:`respond`, outside the transaction (on SQLite all of a worker's
+    changes wait for one writer)."""
 
     run: Callable[[Services, Actor, Direct | None], CaseView | StoredResponse]
+    prepare: Callable[[Services, Actor, Direct], Prepared]
     rendered: _Rendered
 
     def respond(self, result: CaseView | StoredResponse) -> Response:
@@ -262,21 +265,23 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
     idempotency = _idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json"), rendered)
     version = _if_match(if_match)
 
-    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
-        return services.cases.act(
-            actor,
-            case_id,
-            step=body.step,
-            outcome=body.outcome,
-            comment=body.comment,
-            missing=body.missing,
-            data=body.data,
-            if_match=version,
-            idempotency=idempotency,
-            db=db,
-        )
+    what: dict[str, Any] = {
+        "step": body.step,
+        "outcome": body.outcome,
+        "comment": body.comment,
+        "missing": body.missing,
+        "data": body.data,
+        "if_match": version,
+        "idempotency": idempotency,
+    }
 
-    return Change(run, rendered)
+    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
+        return services.cases.act(actor, case_id, db=db, **what)
+
+    def prepare(services: Services, actor: Actor, db: Direct) -> Prepared:
+        return services.cases.prepare_act(actor, case_id, db=db, **what)
+
+    return Change(run, prepare, rendered)
 
 
 def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, idempotency_key: str | None) -> Change:
@@ -285,10 +290,15 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
     idempotency = _idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered)
     version = _if_match(if_match)
 
-    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
-        return services.cases.withdraw(actor, case_id, comment=comment, if_match=version, idempotency=idempotency, db=db)
+    what: dict[str, Any] = {"comment": comment, "if_match": version, "idempotency": idempotency}
 
-    return Change(run, rendered)
+    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
+        return services.cases.withdraw(actor, case_id, db=db, **what)
+
+    def prepare(services: Services, actor: Actor, db: Direct) -> Prepared:
+        return services.cases.prepare_withdraw(actor, case_id, db=db, **what)
+
+    return Change(run, prepare, rendered)
 
 
 def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Change]) -> FastPath:
@@ -312,6 +322,15 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
         # The request's digest is taken here, not in the writer, which all
         # of a worker's actions wait for.
         read = change(case_id, body, request.headers.get("if-match"), key)
+        if services.store.one_writer:
+            # SQLite: the token check and the change are worked out by the
+            # writer before it takes the write lock, which every worker's
+            # changes wait for; under the lock it claims the key and writes
+            # (the case read afresh if it moved on meanwhile).
+            def signed_in_ahead(db: Direct) -> Prepared:
+                return read.prepare(services, signed_in_user(request, services, db).actor, db)
+
+            return read.respond(await services.writing(services.cases.commit, signed_in_ahead))
 
         def signed_in_change(db: Direct) -> CaseView | StoredResponse:
             return read.run(services, signed_in_user(request, services, db).actor, db)
