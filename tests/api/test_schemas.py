@@ -33,7 +33,7 @@ def _completed(run: Run) -> None:
 def test_a_case_is_written_as_its_model_writes_it(moves: Callable[[Run], None]) -> None:
     run = Run(compiled(), {"kind": "a", "age": 30, "urgent": False})
     moves(run)
-    run.case.data["ghi_chu"] = {"văn bản": "Hồ sơ \"đủ\"\n", "số": [1, 2.5, None, True]}
+    run.case.data["ghi_chu"] = {"văn bản": 'Hồ sơ "đủ"\n', "số": [1, 2.5, None, True]}
     view = CaseView.of_state(7, "T-1", 1, 4, run.case, run.machine, now=local(2027, 3, 9, 8, 0))
     assert case_json(view) == CasePublic.of(view).model_dump_json()
     document = case_document(view)
