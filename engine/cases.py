@@ -181,7 +181,7 @@ class _Plan:
 
 @dataclass(slots=True)
 class Prepared:
-    """A case change worked out ahead of its write (see :meth:`CaseService.prepare_act`)."""
+    """A case change worked out ahead of its write (see :meth:`CaseService.prepare`)."""
 
     actor: Actor
     case_id: int
@@ -392,37 +392,22 @@ class CaseService:
             InvalidAction, Forbidden, CaseClosed, StepNotActive, GuideOnce,
             InvalidData: as :meth:`CompiledProcedure.act`.
         """
-        change = self._acting(actor, step, outcome, comment, tuple(missing), data)
+        change = self.acting(actor, step=step, outcome=outcome, comment=comment, missing=missing, data=data)
         return self._change(actor, case_id, if_match, change, idempotency, db)
 
-    def prepare_act(
+    def acting(
         self,
         actor: Actor,
-        case_id: int,
         *,
         step: str,
         outcome: str,
         comment: str | None = None,
         missing: Iterable[str] = (),
         data: Mapping[str, Any] | None = None,
-        if_match: int | None = None,
-        idempotency: Idempotency | None = None,
-        db: Direct,
-    ) -> Prepared:
-        """:meth:`act` worked out ahead in ``db``, a reading transaction, so
-        that the writing one only claims the key and writes (:meth:`commit`).
-
-        Raises:
-            as :meth:`act` without ``idempotency``; with it, a refusal is
-            left to :meth:`commit`, since a repeat of an accepted request
-            gets the first answer instead.
-        """
-        change = self._acting(actor, step, outcome, comment, tuple(missing), data)
-        return self._prepare(Prepared(actor, case_id, if_match, change, idempotency), db)
-
-    def _acting(
-        self, actor: Actor, step: str, outcome: str, comment: str | None, missing: tuple[str, ...], data: Mapping[str, Any] | None
     ) -> Change:
+        """What :meth:`act` does to the case's state (for :meth:`prepare`)."""
+        missing = tuple(missing)
+
         def change(machine: CompiledProcedure, state: CaseState, now: dt.datetime) -> list[Entry]:
             return machine.act(
                 state,
@@ -453,29 +438,36 @@ class CaseService:
         Raises:
             NotFound, StaleCase, Forbidden, CaseClosed.
         """
+        return self._change(actor, case_id, if_match, self.withdrawing(actor, comment=comment), idempotency, db)
 
-        return self._change(actor, case_id, if_match, self._withdrawing(actor, comment), idempotency, db)
+    def withdrawing(self, actor: Actor, *, comment: str | None = None) -> Change:
+        """What :meth:`withdraw` does to the case's state (for :meth:`prepare`)."""
 
-    def prepare_withdraw(
-        self,
-        actor: Actor,
-        case_id: int,
-        *,
-        comment: str | None = None,
-        if_match: int | None = None,
-        idempotency: Idempotency | None = None,
-        db: Direct,
-    ) -> Prepared:
-        """:meth:`withdraw` worked out ahead, as :meth:`prepare_act`."""
-        return self._prepare(Prepared(actor, case_id, if_match, self._withdrawing(actor, comment), idempotency), db)
-
-    def _withdrawing(self, actor: Actor, comment: str | None) -> Change:
         def change(machine: CompiledProcedure, state: CaseState, now: dt.datetime) -> list[Entry]:
             return machine.withdraw(state, actor=actor, now=now, calendar=self.calendar, comment=comment)
 
         return change
 
-    def _prepare(self, ahead: Prepared, db: Direct) -> Prepared:
+    def prepare(
+        self,
+        actor: Actor,
+        case_id: int,
+        change: Change,
+        *,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+        db: Direct,
+    ) -> Prepared:
+        """A change (:meth:`acting` or :meth:`withdrawing`) worked out ahead
+        in ``db``, a reading transaction, so that the writing one only claims
+        the key and writes (:meth:`commit`).
+
+        Raises:
+            as :meth:`act` without ``idempotency``; with it, a refusal is
+            left to :meth:`commit`, since a repeat of an accepted request
+            gets the first answer instead.
+        """
+        ahead = Prepared(actor, case_id, if_match, change, idempotency)
         try:
             head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
             ahead.plan = self._plan(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
@@ -486,8 +478,7 @@ class CaseService:
         return ahead
 
     def commit(self, db: Direct, ahead: Prepared) -> CaseView | StoredResponse:
-        """The change :meth:`prepare_act` (or :meth:`prepare_withdraw`)
-        worked out, in ``db`` (the writing transaction): the key claimed,
+        """The change :meth:`prepare` worked out, in ``db`` (the writing transaction): the key claimed,
         then the writes, guarded by the case's version as read ahead. A case
         that moved on meanwhile, or whose change was refused ahead, is read
         and changed afresh here, as :meth:`act` would have.
@@ -511,7 +502,7 @@ class CaseService:
         actor: Actor,
         case_id: int,
         if_match: int | None,
-        change: Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]],
+        change: Change,
         idempotency: Idempotency | None,
         db: Direct | None,
     ) -> CaseView | StoredResponse:

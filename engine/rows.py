@@ -430,16 +430,20 @@ def steps_read(head: Any) -> list[tuple[Any, ...]]:
 _EVENT_SET = EVENT_KEYS[1:]
 
 
+_POSTGRES = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
+_TIMESTAMP = UTCDateTime()
+"""How an instant goes into PostgreSQL's ``timestamp`` columns (and arrays of them)"""
+
+
 def _array_types(table: Table, names: Iterable[str]) -> dict[str, str]:
     """PostgreSQL's array type of each named column (JSON comes as its text).
 
     Without the length of a ``VARCHAR(n)``: an explicit cast to it would cut
     a longer text short, where writing it to the column refuses it."""
-    dialect = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
     out = {}
     for k in names:
         type_ = table.c[k].type
-        out[k] = "TEXT[]" if isinstance(type_, JSON) else re.sub(r"\(\d+\)", "", type_.compile(dialect=dialect)) + "[]"
+        out[k] = "TEXT[]" if isinstance(type_, JSON) else re.sub(r"\(\d+\)", "", type_.compile(dialect=_POSTGRES)) + "[]"
     return out
 
 
@@ -484,11 +488,6 @@ def write_change(columns: tuple[str, ...], answer: bool) -> Statement:
     )
 
 
-def _naive_utc(value: dt.datetime | None) -> dt.datetime | None:
-    """An instant as PostgreSQL's ``timestamp`` columns keep it (see :class:`~engine.db.UTCDateTime`)."""
-    return None if value is None else value.astimezone(dt.UTC).replace(tzinfo=None)
-
-
 def changed_steps(before: Iterable[Sequence[Any]], after: Iterable[StepState]) -> dict[str, list[Any]]:
     """The ``s_`` parameters of :func:`write_change`: every column of each
     step row whose state differs from ``before`` (rows of :data:`READ_STEPS`).
@@ -502,7 +501,7 @@ def changed_steps(before: Iterable[Sequence[Any]], after: Iterable[StepState]) -
             continue
         out["s_position"].append(position)
         for k, v in step_columns(state).items():
-            out[f"s_{k}"].append(_naive_utc(v) if isinstance(v, dt.datetime) else v)
+            out[f"s_{k}"].append(_TIMESTAMP.process_bind_param(v, _POSTGRES) if isinstance(v, dt.datetime) else v)
     return out
 
 

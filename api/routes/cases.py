@@ -265,21 +265,20 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
     idempotency = _idempotency(idempotency_key, f"actions/{case_id}", body.model_dump(mode="json"), rendered)
     version = _if_match(if_match)
 
-    what: dict[str, Any] = {
+    doing: dict[str, Any] = {
         "step": body.step,
         "outcome": body.outcome,
         "comment": body.comment,
         "missing": body.missing,
         "data": body.data,
-        "if_match": version,
-        "idempotency": idempotency,
     }
 
     def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
-        return services.cases.act(actor, case_id, db=db, **what)
+        return services.cases.act(actor, case_id, if_match=version, idempotency=idempotency, db=db, **doing)
 
     def prepare(services: Services, actor: Actor, db: Direct) -> Prepared:
-        return services.cases.prepare_act(actor, case_id, db=db, **what)
+        change = services.cases.acting(actor, **doing)
+        return services.cases.prepare(actor, case_id, change, if_match=version, idempotency=idempotency, db=db)
 
     return Change(run, prepare, rendered)
 
@@ -290,13 +289,12 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
     idempotency = _idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered)
     version = _if_match(if_match)
 
-    what: dict[str, Any] = {"comment": comment, "if_match": version, "idempotency": idempotency}
-
     def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
-        return services.cases.withdraw(actor, case_id, db=db, **what)
+        return services.cases.withdraw(actor, case_id, comment=comment, if_match=version, idempotency=idempotency, db=db)
 
     def prepare(services: Services, actor: Actor, db: Direct) -> Prepared:
-        return services.cases.prepare_withdraw(actor, case_id, db=db, **what)
+        change = services.cases.withdrawing(actor, comment=comment)
+        return services.cases.prepare(actor, case_id, change, if_match=version, idempotency=idempotency, db=db)
 
     return Change(run, prepare, rendered)
 
@@ -304,9 +302,10 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
 def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Change]) -> FastPath:
     """The fast path of a case change (see :func:`~api.deps.fast_path`):
     a plain case id, ``Idempotency-Key`` and JSON body are read here, and
-    the token check and the change run in one thread-pool call and one
-    transaction, in the order of service.md (token, then the case's own
-    checks). Anything else goes through the endpoint."""
+    the token check and the change go to the writer in the order of
+    service.md (token, then the case's own checks): on PostgreSQL in one
+    transaction, on SQLite worked out in a reading one just before the
+    writing one. Anything else goes through the endpoint."""
 
     async def handle(request: Request) -> Response | None:
         case_id = _plain_case_id(request)

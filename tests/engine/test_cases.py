@@ -336,7 +336,7 @@ def test_an_action_is_one_read_and_one_write_on_postgresql(published: Store, ser
 def test_a_change_worked_out_ahead_is_written_as_act_writes_it(published: Store, service: CaseService) -> None:
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     with published.direct(write=False) as db:
-        ahead = service.prepare_act(DAN, case.id, step="nop", outcome="done", comment="Nộp", db=db)
+        ahead = service.prepare(DAN, case.id, service.acting(DAN, step="nop", outcome="done", comment="Nộp"), db=db)
     before = counts(published)
     with published.direct() as db:
         view = service.commit(db, ahead)
@@ -352,8 +352,8 @@ def test_a_case_that_moved_on_after_its_change_was_worked_out_is_changed_afresh(
     service.act(DAN, case.id, step="nop", outcome="done")
     seen = service.act(CB, case.id, step="kiem_tra", outcome="dat").version
     with published.direct(write=False) as db:
-        loose = service.prepare_act(CB, case.id, step="xac_minh", outcome="done", db=db)
-        strict = service.prepare_act(CB, case.id, step="xac_minh", outcome="done", if_match=seen, db=db)
+        loose = service.prepare(CB, case.id, service.acting(CB, step="xac_minh", outcome="done"), db=db)
+        strict = service.prepare(CB, case.id, service.acting(CB, step="xac_minh", outcome="done"), if_match=seen, db=db)
     service.act(KT, case.id, step="tinh_phi", outcome="done")  # meanwhile
     with pytest.raises(StaleCase), published.direct() as db:
         service.commit(db, strict)
@@ -370,8 +370,10 @@ def test_a_repeat_refused_ahead_still_gets_the_first_answer(published: Store, se
     service.act(DAN, case.id, step="nop", outcome="done", idempotency=Idempotency("k3", "h3", _answer))
     with published.direct(write=False) as db:
         with pytest.raises(StepNotActive):  # no key: refused ahead, at once
-            service.prepare_act(DAN, case.id, step="nop", outcome="done", db=db)
-        again = service.prepare_act(DAN, case.id, step="nop", outcome="done", idempotency=Idempotency("k3", "h3", _answer), db=db)
+            service.prepare(DAN, case.id, service.acting(DAN, step="nop", outcome="done"), db=db)
+        again = service.prepare(
+            DAN, case.id, service.acting(DAN, step="nop", outcome="done"), idempotency=Idempotency("k3", "h3", _answer), db=db
+        )
     assert again.plan is None  # refused ahead, left to the writing transaction, which has the key
     with published.direct() as db:
         answer = service.commit(db, again)
