@@ -77,13 +77,18 @@ def signed_in_user(request: Request, services: Services, db: Direct | None = Non
     token = bearer_token(request)
     user = authenticate(services.store, token, db)
     if user is None:
-        raise ApiProblem(
-            401,
-            "the token is unknown or revoked",
-            kind="unauthorized",
-            headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-        )
+        raise invalid_token()
     return user
+
+
+def invalid_token() -> ApiProblem:
+    """The 401 of a token that is unknown or revoked."""
+    return ApiProblem(
+        401,
+        "the token is unknown or revoked",
+        kind="unauthorized",
+        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+    )
 
 
 UserDep = Annotated[User, Depends(current_user)]

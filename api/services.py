@@ -99,6 +99,13 @@ class Services:
         )
         return await future
 
+    async def side_by_side(self, work: Callable[..., T], *args: Any) -> T:
+        """PostgreSQL: ``work(*args)``, which opens its own transactions, in
+        one of the threads of :meth:`writing`'s transactions."""
+        assert self._side_by_side is not None, "SQLite's writes go through writing()"
+        context = contextvars.copy_context()
+        return await asyncio.get_running_loop().run_in_executor(self._side_by_side, context.run, work, *args)
+
     def _in_transaction(self, work: Callable[..., T], ahead: Callable[[Direct], Any] | None) -> T:
         with self.store.direct() as db:
             return work(db) if ahead is None else work(db, ahead(db))

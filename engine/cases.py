@@ -54,12 +54,14 @@ from .rows import (
     READ_KEY,
     READ_PROCEDURE,
     READ_REACH,
+    READ_SIGNED_IN_CASE,
     READ_STEPS,
     TAKE_OVER_KEY,
+    KeyWrite,
     case_changes,
     changed_steps,
-    event_arrays,
     event_columns,
+    event_rows,
     inbox_statement,
     key_lock,
     make_cursor,
@@ -75,9 +77,12 @@ from .rows import (
     write_change,
 )
 from .store import PUBLISHED, Store, UnitOfWork, content_hash
+from .users import User, token_lookup
 from .views import CaseView, InboxItem, StoredResponse
 
 RETRIES = 8
+_UNIQUE_VIOLATION = "23505"
+"""PostgreSQL's SQLSTATE for a duplicate key"""
 """How often an action without ``If-Match`` is re-applied after losing a race."""
 
 
@@ -497,6 +502,60 @@ class CaseService:
         head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
         return self._applying(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
 
+    def change_signed_in(
+        self,
+        token: str,
+        case_id: int,
+        change: Callable[[Actor], Change],
+        *,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> tuple[User, CaseView | StoredResponse] | None:
+        """PostgreSQL: the change ``change(actor)`` (:meth:`acting` or
+        :meth:`withdrawing`) by the bearer of ``token``, with the token
+        checked first as service.md section 3 orders it. None: the token is
+        unknown or revoked.
+
+        The service's busiest request, in two statements, each its own
+        transaction: one reads the token's user, the case with its steps and
+        the key's earlier use (:data:`READ_SIGNED_IN_CASE`), and one writes
+        the change with the answer and the key, guarded by the version read
+        (:func:`write_change` with ``insert``). A transaction takes four
+        round trips for the same, with its ``BEGIN`` and ``COMMIT``. Whatever
+        is not plain, a key used before, a case that moved on, a key claimed
+        or stored meanwhile, is done again by :meth:`act` 's transaction,
+        which claims the key first and so answers it as always.
+
+        Raises:
+            as :meth:`act`.
+        """
+        lookup = token_lookup(token)
+        if lookup is None:
+            return None
+        with self.store.statements() as db:
+            key = idempotency.key if idempotency is not None else None
+            head = db.one(READ_SIGNED_IN_CASE, {"h": lookup, "b_case": case_id, "b_key": key})
+            if head is None:
+                return None
+            user = User(head.u_id, head.u_name, head.u_unit, tuple(head.u_roles), tuple(head.u_permissions))
+            actor = user.actor
+            machine = self.compiled.on(head.procedure_id, db) if head.id is not None else None
+            if head.id is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
+                raise NotFound(f"no case {case_id}", case_id=case_id)
+            doing = change(actor)
+            if idempotency is not None and head.k_request_hash is not None:
+                if head.k_request_hash == idempotency.request_hash and head.k_response is not None:
+                    return user, StoredResponse(head.k_status_code, head.k_response)
+            else:
+                plan = self._plan(db, actor, head, machine, if_match, doing, idempotency, claimed=False)
+                try:
+                    if self._write(db, plan):
+                        return user, plan.view
+                except Exception as exc:
+                    if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:  # not the key, stored meanwhile
+                        raise
+        return user, self._change(actor, case_id, if_match, doing, idempotency, None)
+
     def _change(
         self,
         actor: Actor,
@@ -563,9 +622,13 @@ class CaseService:
         if_match: int | None,
         change: Change,
         idempotency: Idempotency | None,
+        *,
+        claimed: bool = True,
     ) -> _Plan:
         """The change worked out on ``head`` (its steps read in ``db``): the
-        case it makes, and what to write."""
+        case it makes, and what to write; the answer stored under the key
+        claimed before, or (not ``claimed``, PostgreSQL) stored with the key
+        itself (see :func:`~engine.rows.write_change`)."""
         case_id = head.id
         if if_match is not None and head.version != if_match:
             raise StaleCase(
@@ -594,8 +657,13 @@ class CaseService:
             status_code, response = idempotency.respond(view)
             answer = {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response}
         if self._folded:
-            write = write_change(tuple(changed), answer is not None)
-            everything = {**guarded, **changed_steps(step_rows, state.steps), **event_arrays(records), **(answer or {})}
+            key_write: KeyWrite = None
+            if answer is not None and idempotency is not None:
+                key_write = "fill" if claimed else "insert"
+                if not claimed:
+                    answer.update(request_hash=idempotency.request_hash, created_at=now, lock=key_lock(actor.id, idempotency.key))
+            write = write_change(tuple(changed), key_write)
+            everything = {**guarded, **changed_steps(step_rows, state.steps), **event_rows(records), **(answer or {})}
             return _Plan(view, [(write, everything)])
         writes: list[tuple[Statement, Any]] = [(update_case(tuple(changed)), guarded)]
         writes += [(update_step(columns), rows) for columns, rows in step_changes(case_id, step_rows, state.steps).items()]

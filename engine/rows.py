@@ -16,7 +16,7 @@ import hashlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 from sqlalchemy import (
     JSON,
@@ -42,7 +42,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .audit import EventRecord
-from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow, UTCDateTime
+from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow, UserRow, UTCDateTime
 from .direct import Statement
 from .errors import GuidedReturn
 from .machine import Actor, CaseState, CompiledProcedure, StepState
@@ -421,6 +421,34 @@ The claim is made whether or not the caller may see the case; a refusal
 rolls it back with the rest."""
 
 
+_USERS = cast(Table, UserRow.__table__)
+_SIGNED_IN_USER = ("id", "name", "unit", "roles", "permissions")
+_KNOWN_KEY = ("request_hash", "status_code", "response")
+READ_SIGNED_IN_CASE = Statement(
+    text(
+        "SELECT "
+        + ", ".join(f'u."{k}" AS "u_{k}"' for k in _SIGNED_IN_USER)
+        + f", {_quoted(_CASES.c.keys(), 'c.')}, {_quoted(_STEP_ARRAYS, 'st.')}, "
+        + ", ".join(f'k."{k}" AS "k_{k}"' for k in _KNOWN_KEY)
+        + " FROM tokens AS t JOIN users AS u ON u.id = t.user_id"
+        " LEFT JOIN cases AS c ON c.id = :b_case"
+        f" LEFT JOIN LATERAL ({_STEPS_OF_CASE}) AS st ON true"
+        " LEFT JOIN idempotency AS k ON k.user_id = u.id AND k.key = CAST(:b_key AS VARCHAR)"
+        " WHERE t.token_hash = :h AND t.revoked_at IS NULL"
+    ).columns(
+        *(column(f"u_{k}", _USERS.c[k].type) for k in _SIGNED_IN_USER),
+        *_READ_COLUMNS,
+        *(column(f"k_{k}", _IDEMPOTENCY.c[k].type) for k in _KNOWN_KEY),
+    )
+)
+"""PostgreSQL: everything a signed-in case change reads, in one statement:
+the token's user (``u_`` columns; no row for an unknown or revoked token,
+parameter ``h``, the token's hash), the case with its steps as
+:data:`READ_CASE_STEPS` (NULL columns when there is no case ``b_case``),
+and the user's idempotency key ``b_key`` when it was used before (``k_``
+columns, else NULL)."""
+
+
 def steps_read(head: Any) -> list[tuple[Any, ...]]:
     """The step rows (as :data:`READ_STEPS` gives them) of a
     :data:`READ_CASE_STEPS` row."""
@@ -432,84 +460,118 @@ _EVENT_SET = EVENT_KEYS[1:]
 
 _POSTGRES = postgresql.psycopg.dialect()  # type: ignore[no-untyped-call]
 _TIMESTAMP = UTCDateTime()
-"""How an instant goes into PostgreSQL's ``timestamp`` columns (and arrays of them)"""
+"""How an instant goes into PostgreSQL's ``timestamp`` columns"""
 
 
-def _array_types(table: Table, names: Iterable[str]) -> dict[str, str]:
-    """PostgreSQL's array type of each named column (JSON comes as its text).
+def _record_types(table: Table, names: Iterable[str]) -> dict[str, str]:
+    """PostgreSQL's type of each named column, for ``json_to_recordset``.
 
     Without the length of a ``VARCHAR(n)``: an explicit cast to it would cut
     a longer text short, where writing it to the column refuses it."""
-    out = {}
-    for k in names:
-        type_ = table.c[k].type
-        out[k] = "TEXT[]" if isinstance(type_, JSON) else re.sub(r"\(\d+\)", "", type_.compile(dialect=_POSTGRES)) + "[]"
-    return out
+    return {k: re.sub(r"\(\d+\)", "", table.c[k].type.compile(dialect=_POSTGRES)) for k in names}
 
 
-_STEP_ARRAY_TYPES = _array_types(_STEPS, ("position", *_STEP_WRITES))
-_EVENT_ARRAY_TYPES = _array_types(_EVENTS, _EVENT_SET)
+_STEP_RECORD = _record_types(_STEPS, ("position", *_STEP_WRITES))
+_EVENT_RECORD = _record_types(_EVENTS, _EVENT_SET)
 
 
-def _unnest(prefix: str, types: Mapping[str, str]) -> str:
-    arrays = ", ".join(f"CAST(:{prefix}_{k} AS {t})" for k, t in types.items())
-    return f"unnest({arrays}) AS v({_quoted(types)})"
+def _rows_of(parameter: str, types: Mapping[str, str]) -> str:
+    """The rows of a JSON array of objects given as the text ``parameter``.
+
+    One text per table: psycopg's dumping of a list parameter (it inspects
+    each list to choose the array's type) had cost a fifth of the worker's
+    time of a whole action, with an array per column."""
+    record = ", ".join(f'"{k}" {t}' for k, t in types.items())
+    return f"json_to_recordset(CAST(:{parameter} AS JSON)) AS v({record})"
+
+
+KeyWrite = Literal["fill", "insert"] | None
+"""How :func:`write_change` stores the answer under the request's
+idempotency key: ``fill`` the row this transaction claimed, ``insert`` it
+whole (a change read and written in two statements, without a claim), or
+None (no key)."""
 
 
 @functools.lru_cache(maxsize=64)
-def write_change(columns: tuple[str, ...], answer: bool) -> Statement:
+def write_change(columns: tuple[str, ...], answer: KeyWrite) -> Statement:
     """PostgreSQL: the whole write of one change, one statement; it returns
     1 when the case was still at ``b_version`` (and is changed), 0 when
     another transaction changed it first (and nothing is written).
 
-    Parameters: those of :func:`update_case` for ``columns``; ``s_position``
-    and an array per step column (:func:`changed_steps`); an array per
-    event column but ``case_id`` (:func:`event_arrays`); and, when
-    ``answer``, those of :data:`ANSWER_KEY`.
+    Parameters: those of :func:`update_case` for ``columns``; ``b_steps``,
+    the changed steps (:func:`changed_steps`); ``b_events``, the events
+    (:func:`event_rows`); with ``fill``,
+    those of :data:`ANSWER_KEY`; with ``insert``, those and
+    ``request_hash``, ``created_at`` and ``lock`` (the key's advisory lock,
+    :func:`key_lock`).
+
+    With ``insert`` it also returns 0, and writes nothing, when another
+    transaction holds the key's lock (its claim of the key, in flight); and
+    a key stored meanwhile fails the whole statement on the key's primary
+    key. Either way the caller learns nothing final, and starts over in a
+    transaction that claims the key first.
     """
     sets = ", ".join(f'"{k}" = :{k}' for k in (*columns, "version", "event_count", "head_hash"))
     step_sets = ", ".join(f'"{k}" = v."{k}"' for k in _STEP_WRITES)
+    locked = " AND pg_try_advisory_xact_lock(CAST(:lock AS BIGINT))" if answer == "insert" else ""
     parts = [
-        f'moved AS (UPDATE cases SET {sets} WHERE id = :b_case AND "version" = :b_version RETURNING id)',
-        f"stepped AS (UPDATE case_steps AS s SET {step_sets} FROM moved, {_unnest('s', _STEP_ARRAY_TYPES)}"
+        f'moved AS (UPDATE cases SET {sets} WHERE id = :b_case AND "version" = :b_version{locked} RETURNING id)',
+        f"stepped AS (UPDATE case_steps AS s SET {step_sets} FROM moved, {_rows_of('b_steps', _STEP_RECORD)}"
         ' WHERE s.case_id = moved.id AND s."position" = v."position")',
         f"logged AS (INSERT INTO events ({_quoted(EVENT_KEYS)}) SELECT moved.id, "
-        + ", ".join('CAST(v."data" AS JSON)' if k == "data" else f'v."{k}"' for k in _EVENT_SET)
-        + f' FROM moved, {_unnest("e", _EVENT_ARRAY_TYPES)} ORDER BY v."seq")',
+        + ", ".join(f'v."{k}"' for k in _EVENT_SET)
+        + f' FROM moved, {_rows_of("b_events", _EVENT_RECORD)} ORDER BY v."seq")',
     ]
-    if answer:
+    if answer == "fill":
         parts.append(
             "answered AS (UPDATE idempotency SET status_code = :status_code, response = CAST(:response AS JSON)"
             " WHERE user_id = :b_user AND key = :b_key AND EXISTS (SELECT FROM moved))"
         )
+    elif answer == "insert":
+        parts.append(
+            "answered AS (INSERT INTO idempotency (user_id, key, request_hash, created_at, status_code, response)"
+            " SELECT CAST(:b_user AS VARCHAR), CAST(:b_key AS VARCHAR), CAST(:request_hash AS VARCHAR), :created_at,"
+            " CAST(:status_code AS INTEGER), CAST(:response AS JSON) FROM moved)"
+        )
     binds = [bindparam(k, type_=_CASES.c[k].type) for k in columns if k in ("due_at", "paused_since", "data", "guided")]
+    if answer == "insert":
+        binds.append(bindparam("created_at", type_=UTCDateTime()))
     return Statement(
         text(f"WITH {', '.join(parts)} SELECT count(*) AS moved FROM moved").bindparams(*binds).columns(column("moved", Integer))
     )
 
 
-def changed_steps(before: Iterable[Sequence[Any]], after: Iterable[StepState]) -> dict[str, list[Any]]:
-    """The ``s_`` parameters of :func:`write_change`: every column of each
-    step row whose state differs from ``before`` (rows of :data:`READ_STEPS`).
+def _timestamp_text(instant: dt.datetime) -> str:
+    """An instant as PostgreSQL's ``timestamp`` columns take it, in text."""
+    bound = _TIMESTAMP.process_bind_param(instant, _POSTGRES)
+    assert bound is not None
+    return bound.isoformat()
+
+
+def changed_steps(before: Iterable[Sequence[Any]], after: Iterable[StepState]) -> dict[str, str]:
+    """The ``b_steps`` parameter of :func:`write_change`: every column of
+    each step row whose state differs from ``before`` (rows of
+    :data:`READ_STEPS`), as a JSON array of objects.
 
     PostgreSQL writes the whole row either way, and keeps an update off the
     indexes (a HOT update) when no indexed value changes, whatever the
     ``SET`` list names."""
-    out: dict[str, list[Any]] = {f"s_{k}": [] for k in ("position", *_STEP_WRITES)}
+    rows = []
     for position, (old, state) in enumerate(zip(before, after, strict=True)):
         if step_tuple(state) == tuple(old):
             continue
-        out["s_position"].append(position)
+        row: dict[str, Any] = {"position": position}
         for k, v in step_columns(state).items():
-            out[f"s_{k}"].append(_TIMESTAMP.process_bind_param(v, _POSTGRES) if isinstance(v, dt.datetime) else v)
-    return out
+            row[k] = _timestamp_text(v) if isinstance(v, dt.datetime) else v
+        rows.append(row)
+    return {"b_steps": json.dumps(rows, ensure_ascii=False)}
 
 
-def event_arrays(records: Iterable[EventRecord]) -> dict[str, list[Any]]:
-    """The ``e_`` parameters of :func:`write_change`: the events' columns, each an array."""
-    out: dict[str, list[Any]] = {f"e_{k}": [] for k in _EVENT_SET}
+def event_rows(records: Iterable[EventRecord]) -> dict[str, str]:
+    """The ``b_events`` parameter of :func:`write_change`: the events' columns but ``case_id``, as a JSON array of objects."""
+    rows = []
     for r in records:
         columns = event_columns(r)
-        for k in _EVENT_SET:
-            out[f"e_{k}"].append(json.dumps(columns[k]) if k == "data" else columns[k])
-    return out
+        del columns["case_id"]
+        rows.append(columns)
+    return {"b_events": json.dumps(rows, ensure_ascii=False)}

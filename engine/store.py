@@ -159,6 +159,30 @@ class Store:
             finally:
                 pooled.close()
 
+    @contextmanager
+    def statements(self) -> Iterator[Direct]:
+        """PostgreSQL: the pooled DB-API connection in autocommit, each
+        statement a transaction of its own (for a change read in one
+        statement and written, guarded, in another: two round trips where a
+        transaction takes four, with its ``BEGIN`` and ``COMMIT``)."""
+        if self._sqlite:
+            raise ValueError("SQLite runs its writes through the writer gate: use direct()")
+        pooled = self.engine.raw_connection()
+        dbapi: Any = pooled.driver_connection
+        try:
+            dbapi.autocommit = True
+            direct = Direct(dbapi, self.engine.dialect, self.trace)
+            try:
+                yield direct
+            finally:
+                direct.close()
+        finally:
+            try:
+                dbapi.autocommit = False  # as the pool hands its connections out
+            except Exception:
+                pooled.invalidate()  # broken: the pool opens a fresh connection next time
+            pooled.close()
+
     def user_by_token_hash(self, token_hash: str, db: Direct | None = None) -> Any:
         """``(id, name, unit, roles, permissions)`` of a live token's user, or None.
 

@@ -116,12 +116,18 @@ def revoke_tokens(uow: UnitOfWork, user_id: str) -> int:
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
+def token_lookup(token: str) -> str | None:
+    """The hash a bearer token is stored under, or None for a text that is no token of ours."""
+    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
+        return None
+    return token_hash(token)
+
+
 def authenticate(store: Store, token: str, db: Direct | None = None) -> User | None:
     """The user a bearer token belongs to, or None (unknown or revoked);
     read in ``db``, a transaction of the caller's, when given."""
-    if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
-        return None
-    row = store.user_by_token_hash(token_hash(token), db)
+    digest = token_lookup(token)
+    row = store.user_by_token_hash(digest, db) if digest is not None else None
     return User(row.id, row.name, row.unit, tuple(row.roles), tuple(row.permissions)) if row is not None else None
 
 

@@ -24,10 +24,12 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from engine.cases import Change as EngineChange
 from engine.cases import Idempotency, Prepared
 from engine.direct import Direct
 from engine.errors import Forbidden
 from engine.machine import Actor
+from engine.users import User
 from engine.views import CaseView, StoredResponse
 
 from ..deps import (
@@ -38,6 +40,7 @@ from ..deps import (
     SignedInRoute,
     bearer_token,
     fast_path,
+    invalid_token,
     plain_json,
     signed_in_user,
 )
@@ -254,6 +257,8 @@ class Change:
 
     run: Callable[[Services, Actor, Direct | None], CaseView | StoredResponse]
     prepare: Callable[[Services, Actor, Direct], Prepared]
+    signed_in: Callable[[Services, str], CaseView | StoredResponse]
+    """PostgreSQL: run by the bearer of a token, checked with the case's own reads"""
     rendered: _Rendered
 
     def respond(self, result: CaseView | StoredResponse) -> Response:
@@ -280,7 +285,13 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
         change = services.cases.acting(actor, **doing)
         return services.cases.prepare(actor, case_id, change, if_match=version, idempotency=idempotency, db=db)
 
-    return Change(run, prepare, rendered)
+    def signed_in(services: Services, token: str) -> CaseView | StoredResponse:
+        def change(actor: Actor) -> EngineChange:
+            return services.cases.acting(actor, **doing)
+
+        return _signed_in(services.cases.change_signed_in(token, case_id, change, if_match=version, idempotency=idempotency))
+
+    return Change(run, prepare, signed_in, rendered)
 
 
 def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, idempotency_key: str | None) -> Change:
@@ -296,7 +307,19 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
         change = services.cases.withdrawing(actor, comment=comment)
         return services.cases.prepare(actor, case_id, change, if_match=version, idempotency=idempotency, db=db)
 
-    return Change(run, prepare, rendered)
+    def signed_in(services: Services, token: str) -> CaseView | StoredResponse:
+        def change(actor: Actor) -> EngineChange:
+            return services.cases.withdrawing(actor, comment=comment)
+
+        return _signed_in(services.cases.change_signed_in(token, case_id, change, if_match=version, idempotency=idempotency))
+
+    return Change(run, prepare, signed_in, rendered)
+
+
+def _signed_in(done: tuple[User, CaseView | StoredResponse] | None) -> CaseView | StoredResponse:
+    if done is None:
+        raise invalid_token()
+    return done[1]
 
 
 def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Change]) -> FastPath:
@@ -316,7 +339,7 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
         if body is NOT_PLAIN:
             return None
         services: Services = request.app.state.services
-        bearer_token(request)  # a request without one has no business with the database
+        token = bearer_token(request)  # a request without one has no business with the database
 
         # The request's digest is taken here, not in the writer, which all
         # of a worker's actions wait for.
@@ -331,10 +354,9 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
 
             return read.respond(await services.writing(services.cases.commit, signed_in_ahead))
 
-        def signed_in_change(db: Direct) -> CaseView | StoredResponse:
-            return read.run(services, signed_in_user(request, services, db).actor, db)
-
-        return read.respond(await services.writing(signed_in_change))
+        # PostgreSQL: the token, the case and the key read in one statement,
+        # the change written in another (CaseService.change_signed_in).
+        return read.respond(await services.side_by_side(read.signed_in, services, token))
 
     return handle
 

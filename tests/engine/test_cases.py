@@ -23,6 +23,8 @@ from engine.errors import (
     Conflict,
     Forbidden,
     GuideOnce,
+    IdempotencyInFlight,
+    IdempotencyMismatch,
     InvalidAction,
     InvalidData,
     NotFound,
@@ -30,9 +32,11 @@ from engine.errors import (
     StaleCase,
     StepNotActive,
 )
-from engine.machine import CompiledProcedure
+from engine.machine import Actor, CompiledProcedure
+from engine.rows import key_lock
 from engine.schema import current, head, upgrade
 from engine.store import Store
+from engine.users import add_user, issue_token, revoke_tokens
 from engine.views import CaseView, StoredResponse
 from tests.conftest import _reset_postgres, definition_text
 from tests.engine.conftest import CALENDAR, Clock, applicant, local, office
@@ -41,6 +45,7 @@ from tests.engine.test_machine import SMALL
 CODE = "T-1"
 DAN = applicant("dan")
 CB, KT, LD = office("cb"), office("kt"), office("ld")
+ELSEWHERE = Actor("cb_u2", "u2", frozenset({"cb"}))
 
 
 def body(version: int = 1, extra: str = "") -> str:
@@ -427,6 +432,190 @@ def test_a_change_that_lost_the_race_writes_nothing(
     with published.unit(write=False) as uow:
         assert uow.session.get(IdempotencyRow, (CB.id, "k2")) is None  # the claim went with the rest
     assert mine.verify_audit().ok
+
+
+@pytest.fixture
+def signed_in(pg_published: Store, signer: Signer, clock: Clock) -> tuple[CaseService, dict[str, str]]:
+    """PostgreSQL, with a service and a bearer token for each of dan, cb_cb, cb_kt and an official of another unit."""
+    service = CaseService(pg_published, signer=signer, calendar=CALENDAR, clock=clock)
+    tokens = {}
+    with pg_published.unit() as uow:
+        for actor in (DAN, CB, KT, ELSEWHERE):
+            add_user(uow, actor.id, name=actor.id, unit=actor.unit, roles=sorted(actor.roles))
+            tokens[actor.id] = issue_token(uow, actor.id)
+        revoked = add_user(uow, "gone", name="gone", unit="u1", roles=["cb"])
+        tokens["gone"] = issue_token(uow, revoked.id)
+        revoke_tokens(uow, revoked.id)
+    return service, tokens
+
+
+def _sign_in_and_act(
+    service: CaseService, token: str, case_id: int, step: str, outcome: str, **options: Any
+) -> tuple[Any, CaseView | StoredResponse] | None:
+    return service.change_signed_in(token, case_id, lambda actor: service.acting(actor, step=step, outcome=outcome), **options)
+
+
+def _traced(store: Store) -> list[str]:
+    sent: list[str] = []
+    store.trace = lambda sql, _parameters: sent.append(sql.split()[0])
+    return sent
+
+
+def test_a_signed_in_change_is_two_statements_each_its_own_transaction(signed_in: tuple[CaseService, dict[str, str]]) -> None:
+    """PostgreSQL: the token, the case and the key in one read, the change,
+    answer and key in one write, in autocommit (no BEGIN or COMMIT); a
+    repeat is answered by the read alone."""
+    service, tokens = signed_in
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    sent = _traced(service.store)
+    done = _sign_in_and_act(service, tokens[DAN.id], case.id, "nop", "done", idempotency=Idempotency("k1", "h1", _answer))
+    assert done is not None and done[0].id == DAN.id
+    assert isinstance(done[1], CaseView) and done[1].version == 2
+    assert sent == ["SELECT", "WITH"]
+    sent.clear()
+    again = _sign_in_and_act(service, tokens[DAN.id], case.id, "nop", "done", idempotency=Idempotency("k1", "h1", _answer))
+    assert again is not None and isinstance(again[1], StoredResponse) and again[1].body == {"version": 2}
+    assert sent == ["SELECT"]
+    sent.clear()
+    fanned = _sign_in_and_act(service, tokens[CB.id], case.id, "kiem_tra", "dat", if_match=2)  # no key; two steps start
+    service.store.trace = None
+    assert fanned is not None and isinstance(fanned[1], CaseView) and fanned[1].version == 3
+    assert sent == ["SELECT", "WITH"]
+    assert [statuses(service, case.id)[s] for s in ("kiem_tra", "xac_minh", "tinh_phi")] == ["completed", "active", "active"]
+    assert [e.step for e in service.events(DAN, case.id)] == [None, "nop", "kiem_tra"]
+    assert service.verify_audit().ok
+    with service.store.engine.connect() as conn:  # the pool got its connections back out of autocommit
+        assert conn.connection.driver_connection.autocommit is False
+
+
+def test_a_signed_in_change_checks_the_token_then_the_case(signed_in: tuple[CaseService, dict[str, str]]) -> None:
+    service, tokens = signed_in
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    sent = _traced(service.store)
+    assert _sign_in_and_act(service, "not-a-token", case.id, "nop", "done") is None
+    assert sent == []  # not ours: the database is not asked
+    assert _sign_in_and_act(service, "tg_" + "x" * 43, case.id, "nop", "done") is None
+    assert _sign_in_and_act(service, tokens["gone"], case.id, "nop", "done") is None
+    assert _sign_in_and_act(service, tokens["gone"], 10**6, "nop", "done") is None  # 401 before 404
+    service.store.trace = None
+    for token, case_id in ((tokens["cb_cb"], 10**6), (tokens[ELSEWHERE.id], case.id)):
+        with pytest.raises(NotFound):
+            _sign_in_and_act(service, token, case_id, "nop", "done", idempotency=Idempotency("k0", "h0", _answer))
+    with pytest.raises(Forbidden):
+        _sign_in_and_act(service, tokens[CB.id], case.id, "nop", "done")
+    with pytest.raises(StaleCase):
+        _sign_in_and_act(service, tokens[DAN.id], case.id, "nop", "done", if_match=7)
+    with service.store.unit(write=False) as uow:
+        assert uow.session.scalar(select(func.count()).select_from(IdempotencyRow)) == 0
+    assert statuses(service, case.id)["nop"] == "active"
+
+
+def _meanwhile(monkeypatch: pytest.MonkeyPatch, work: Any) -> None:
+    """Run ``work()`` once, after the next change has read its case and before its write."""
+    act = CompiledProcedure.act
+    pending = [work]
+
+    def acting(machine: CompiledProcedure, state: Any, **kwargs: Any) -> Any:
+        if pending:
+            pending.pop()()
+        return act(machine, state, **kwargs)
+
+    monkeypatch.setattr(CompiledProcedure, "act", acting)
+
+
+def test_a_signed_in_change_whose_case_moved_on_is_made_again_in_a_transaction(
+    signed_in: tuple[CaseService, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service, tokens = signed_in
+    other = Store(service.store.url)
+    rival = CaseService(other, signer=service.signer, calendar=CALENDAR, clock=service.clock)
+    cases = [service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}).id for _ in range(3)]
+    seen = []
+    for case_id in cases[:2]:
+        service.act(DAN, case_id, step="nop", outcome="done")
+        seen.append(service.act(CB, case_id, step="kiem_tra", outcome="dat").version)
+    try:
+        # with If-Match: refused as stale, and nothing of it written
+        _meanwhile(monkeypatch, lambda: rival.act(KT, cases[0], step="tinh_phi", outcome="done"))
+        with pytest.raises(StaleCase):
+            _sign_in_and_act(
+                service,
+                tokens[CB.id],
+                cases[0],
+                "xac_minh",
+                "done",
+                if_match=seen[0],
+                idempotency=Idempotency("k4", "h4", _answer),
+            )
+        assert statuses(service, cases[0])["xac_minh"] == "active"
+        with service.store.unit(write=False) as uow:
+            assert uow.session.get(IdempotencyRow, (CB.id, "k4")) is None
+
+        # without: applied to the case as it now is, the answer stored under the key
+        _meanwhile(monkeypatch, lambda: rival.act(KT, cases[1], step="tinh_phi", outcome="done"))
+        done = _sign_in_and_act(
+            service, tokens[CB.id], cases[1], "xac_minh", "done", idempotency=Idempotency("k5", "h5", _answer)
+        )
+        assert done is not None and isinstance(done[1], CaseView) and done[1].version == seen[1] + 2
+        assert statuses(service, cases[1])["xac_minh"] == "completed"
+        replay = _sign_in_and_act(
+            service, tokens[CB.id], cases[1], "xac_minh", "done", idempotency=Idempotency("k5", "h5", _answer)
+        )
+        assert replay is not None and isinstance(replay[1], StoredResponse) and replay[1].body == {"version": seen[1] + 2}
+
+        # and refused when the case as it now is refuses it
+        _meanwhile(monkeypatch, lambda: rival.act(DAN, cases[2], step="nop", outcome="done"))
+        with pytest.raises(StepNotActive):
+            _sign_in_and_act(service, tokens[DAN.id], cases[2], "nop", "done")
+    finally:
+        monkeypatch.undo()
+        other.dispose()
+    for case_id in cases:
+        steps = [e.step for e in service.events(DAN, case_id)]
+        assert all(steps.count(s) <= 1 for s in ("nop", "xac_minh", "tinh_phi")), steps
+    assert service.verify_audit().ok
+
+
+def test_a_key_used_meanwhile_is_answered_as_a_transaction_answers_it(
+    signed_in: tuple[CaseService, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key stored by another request between the read and the write (the
+    write fails on the key and writes nothing), or claimed by one still in
+    flight (its advisory lock: the write changes nothing): the change is
+    made again in a transaction that claims the key first."""
+    service, tokens = signed_in
+    other = Store(service.store.url)
+    rival = CaseService(other, signer=service.signer, calendar=CALENDAR, clock=service.clock)
+    mine, theirs = (service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}).id for _ in range(2))
+    try:
+        # stored meanwhile for another request: a mismatch
+        _meanwhile(
+            monkeypatch,
+            lambda: rival.act(DAN, theirs, step="nop", outcome="done", idempotency=Idempotency("k6", "h-other", _answer)),
+        )
+        with pytest.raises(IdempotencyMismatch):
+            _sign_in_and_act(service, tokens[DAN.id], mine, "nop", "done", idempotency=Idempotency("k6", "h6", _answer))
+        # stored meanwhile for this very request (a retry that overtook it): its answer
+        _meanwhile(
+            monkeypatch, lambda: rival.act(DAN, mine, step="nop", outcome="done", idempotency=Idempotency("k7", "h7", _answer))
+        )
+        first = _sign_in_and_act(service, tokens[DAN.id], mine, "nop", "done", idempotency=Idempotency("k7", "h7", _answer))
+        assert first is not None and isinstance(first[1], StoredResponse) and first[1].body == {"version": 2}
+        # claimed by a request in flight, which holds the key's lock
+        with other.engine.connect() as holder:
+            holder.execute(text("SELECT pg_advisory_xact_lock(:lock)"), {"lock": key_lock(CB.id, "k8")})
+            with pytest.raises(IdempotencyInFlight):
+                _sign_in_and_act(service, tokens[CB.id], mine, "kiem_tra", "dat", idempotency=Idempotency("k8", "h8", _answer))
+            holder.rollback()
+    finally:
+        monkeypatch.undo()
+        other.dispose()
+    assert [e.step for e in service.events(DAN, mine)] == [None, "nop"]
+    assert [e.step for e in service.events(DAN, theirs)] == [None, "nop"]
+    assert statuses(service, mine)["kiem_tra"] == "active"
+    with service.store.unit(write=False) as uow:
+        assert uow.session.get(IdempotencyRow, (CB.id, "k8")) is None
+    assert service.verify_audit().ok
 
 
 def _race(store: Store, signer: Signer, workers: int, cases: int, rounds: int) -> None:
