@@ -42,9 +42,13 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.start(settings)
+        app.state.statements = None
         try:
+            app.state.statements = await app.state.services.open_statements()
             yield
         finally:
+            if app.state.statements is not None:
+                await app.state.statements.close()
             if owned:
                 app.state.services.close()
 

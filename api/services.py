@@ -16,7 +16,7 @@ from engine.calendar import WorkingCalendar, load_calendar
 from engine.cases import CaseService, Compiled
 from engine.direct import Direct
 from engine.schema import upgrade
-from engine.store import Store
+from engine.store import AsyncStatements, Store
 from engine.writer import GroupWriter
 
 from .settings import Settings
@@ -99,12 +99,17 @@ class Services:
         )
         return await future
 
-    async def side_by_side(self, work: Callable[..., T], *args: Any) -> T:
-        """PostgreSQL: ``work(*args)``, which opens its own transactions, in
-        one of the threads of :meth:`writing`'s transactions."""
-        assert self._side_by_side is not None, "SQLite's writes go through writing()"
-        context = contextvars.copy_context()
-        return await asyncio.get_running_loop().run_in_executor(self._side_by_side, context.run, work, *args)
+    async def open_statements(self) -> AsyncStatements | None:
+        """PostgreSQL: the pool of asyncio connections on which the running
+        event loop makes plain case actions (see
+        :meth:`~engine.cases.CaseService.change_signed_in_async`), up to
+        :attr:`Settings.write_threads` at once; None on SQLite. The caller
+        closes it on the same loop."""
+        if self.store.one_writer:
+            return None
+        statements = AsyncStatements(self.store, self.settings.write_threads)
+        await statements.open()
+        return statements
 
     def _in_transaction(self, work: Callable[..., T], ahead: Callable[[Direct], Any] | None) -> T:
         with self.store.direct() as db:

@@ -25,6 +25,7 @@ class Settings(BaseModel):
     """the largest ``limit`` a list accepts"""
     idempotency_lease_seconds: float = 60.0
     write_threads: int = Field(default=4, ge=1)
-    """PostgreSQL: the threads of a worker that run case actions at once (SQLite has one writer)"""
+    """PostgreSQL: the case actions a worker runs at once: plain ones on
+    the event loop's connections, any other in a thread each (SQLite has one writer)"""
     secure_cookies: bool = False
     """mark the web session cookie ``Secure`` (behind HTTPS)"""

@@ -14,9 +14,10 @@ re-applied on the fresh state, which may then refuse it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -27,7 +28,7 @@ from procedures import load_text
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
 from .db import CaseRow, CaseStepRow, EventRow, ProcedureRow
-from .direct import Direct, Statement
+from .direct import Ask, Direct, Statement, run_steps, run_steps_async
 from .errors import (
     CaseClosed,
     Conflict,
@@ -76,7 +77,7 @@ from .rows import (
     update_step,
     write_change,
 )
-from .store import PUBLISHED, Store, UnitOfWork, content_hash
+from .store import PUBLISHED, AsyncStatements, Store, UnitOfWork, content_hash
 from .users import User, token_lookup
 from .views import CaseView, InboxItem, StoredResponse
 
@@ -142,6 +143,10 @@ class Compiled:
         first time (an action needs no procedure row once it is compiled)."""
         found = self._by_id.get(procedure_id)
         return found if found is not None else self.get(uow.procedure_by_id(procedure_id))
+
+    def known(self, procedure_id: int) -> CompiledProcedure | None:
+        """The compiled version with this id, when this process has it already."""
+        return self._by_id.get(procedure_id)
 
     def on(self, procedure_id: int, db: Direct) -> CompiledProcedure:
         """As :meth:`by_id`, inside a direct transaction.
@@ -252,9 +257,13 @@ class CaseService:
             raise NotFound(f"no case {case_id}", case_id=case_id)
         return head, machine
 
-    def _steps(self, db: Direct, head: Any) -> list[Any]:
-        """The step rows (of :data:`READ_STEPS`) of a case read by ``self._case_read``."""
-        return steps_read(head) if self._folded else db.all(READ_STEPS, {"b_case": head.id})
+    def _steps(self, db: Direct | None, head: Any) -> list[Any]:
+        """The step rows (of :data:`READ_STEPS`) of a case read by
+        ``self._case_read``: on PostgreSQL read with it, on SQLite read in ``db``."""
+        if self._folded:
+            return steps_read(head)
+        assert db is not None, "SQLite reads the steps on their own"
+        return db.all(READ_STEPS, {"b_case": head.id})
 
     def _head_claiming(
         self, db: Direct, case_id: int, actor: Actor, idempotency: Idempotency | None
@@ -533,28 +542,91 @@ class CaseService:
         if lookup is None:
             return None
         with self.store.statements() as db:
-            key = idempotency.key if idempotency is not None else None
-            head = db.one(READ_SIGNED_IN_CASE, {"h": lookup, "b_case": case_id, "b_key": key})
-            if head is None:
-                return None
-            user = User(head.u_id, head.u_name, head.u_unit, tuple(head.u_roles), tuple(head.u_permissions))
-            actor = user.actor
-            machine = self.compiled.on(head.procedure_id, db) if head.id is not None else None
-            if head.id is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
-                raise NotFound(f"no case {case_id}", case_id=case_id)
-            doing = change(actor)
-            if idempotency is not None and head.k_request_hash is not None:
-                if head.k_request_hash == idempotency.request_hash and head.k_response is not None:
-                    return user, StoredResponse(head.k_status_code, head.k_response)
-            else:
-                plan = self._plan(db, actor, head, machine, if_match, doing, idempotency, claimed=False)
-                try:
-                    if self._write(db, plan):
-                        return user, plan.view
-                except Exception as exc:
-                    if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:  # not the key, stored meanwhile
-                        raise
-        return user, self._change(actor, case_id, if_match, doing, idempotency, None)
+            done = run_steps(self._signed_in(lookup, case_id, change, if_match, idempotency), db)
+        if done is None:
+            return None
+        user, result, doing = done
+        if result is None:
+            result = self._change(user.actor, case_id, if_match, doing, idempotency, None)
+        return user, result
+
+    async def change_signed_in_async(
+        self,
+        statements: AsyncStatements,
+        token: str,
+        case_id: int,
+        change: Callable[[Actor], Change],
+        *,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+    ) -> tuple[User, CaseView | StoredResponse] | None:
+        """:meth:`change_signed_in` on the event loop, its two statements
+        awaited on ``statements``' connections; what is done again in a
+        transaction goes to a thread.
+
+        A worker's actions then need no thread each: with four threads
+        taking turns at the GIL between round trips, handing it over had
+        cost a worker more than the actions' own work.
+
+        Called on another loop than the one ``statements`` was opened on (an
+        ASGI host may run the lifespan on one loop and requests on another),
+        it runs :meth:`change_signed_in` in a thread instead.
+        """
+        if not statements.on_this_loop():
+            return await asyncio.to_thread(
+                self.change_signed_in, token, case_id, change, if_match=if_match, idempotency=idempotency
+            )
+        lookup = token_lookup(token)
+        if lookup is None:
+            return None
+        async with statements.statements() as db:
+            done = await run_steps_async(self._signed_in(lookup, case_id, change, if_match, idempotency), db)
+        if done is None:
+            return None
+        user, result, doing = done
+        if result is None:
+            result = await asyncio.to_thread(self._change, user.actor, case_id, if_match, doing, idempotency, None)
+        return user, result
+
+    def _signed_in(
+        self,
+        lookup: str,
+        case_id: int,
+        change: Callable[[Actor], Change],
+        if_match: int | None,
+        idempotency: Idempotency | None,
+    ) -> Generator[Ask, Any, tuple[User, CaseView | StoredResponse | None, Change] | None]:
+        """The statements of :meth:`change_signed_in`, asked one at a time
+        (see :func:`~engine.direct.run_steps`); the user, then the result,
+        or None for a change to make again in a transaction."""
+        key = idempotency.key if idempotency is not None else None
+        head = yield READ_SIGNED_IN_CASE, {"h": lookup, "b_case": case_id, "b_key": key}
+        if head is None:
+            return None
+        user = User(head.u_id, head.u_name, head.u_unit, tuple(head.u_roles), tuple(head.u_permissions))
+        actor = user.actor
+        machine = None
+        if head.id is not None:
+            machine = self.compiled.known(head.procedure_id)
+            if machine is None:
+                row = yield READ_PROCEDURE, {"b_id": head.procedure_id}
+                machine = self.compiled.get(row) if row is not None else None
+        if head.id is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
+            raise NotFound(f"no case {case_id}", case_id=case_id)
+        doing = change(actor)
+        if idempotency is not None and head.k_request_hash is not None:
+            if head.k_request_hash == idempotency.request_hash and head.k_response is not None:
+                return user, StoredResponse(head.k_status_code, head.k_response), doing
+            return user, None, doing
+        plan = self._plan(None, actor, head, machine, if_match, doing, idempotency, claimed=False)
+        (write, values), *_ = plan.writes
+        try:
+            moved = yield write, values
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:  # not the key, stored meanwhile
+                raise
+            return user, None, doing
+        return user, (plan.view if moved is not None and moved[0] == 1 else None), doing
 
     def _change(
         self,
@@ -615,7 +687,7 @@ class CaseService:
 
     def _plan(
         self,
-        db: Direct,
+        db: Direct | None,
         actor: Actor,
         head: Any,
         machine: CompiledProcedure,

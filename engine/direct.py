@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import threading
 from collections import namedtuple
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -171,10 +171,7 @@ class Direct:
         self._trace = trace
 
     def _execute(self, statement: Statement, values: Mapping[str, Any]) -> Compiled:
-        compiled = statement.on(self.dialect)
-        parameters = compiled.parameters(values)
-        if self._trace is not None:
-            self._trace(compiled.sql, parameters)
+        compiled, parameters = _bound(self.dialect, statement, values, self._trace)
         self._cursor.execute(compiled.sql, parameters)
         return compiled
 
@@ -238,6 +235,77 @@ class Direct:
 
     def close(self) -> None:
         self._cursor.close()
+
+
+def _bound(
+    dialect: Dialect, statement: Statement, values: Mapping[str, Any], trace: Trace | None
+) -> tuple[Compiled, Sequence[Any] | dict[str, Any]]:
+    compiled = statement.on(dialect)
+    parameters = compiled.parameters(values)
+    if trace is not None:
+        trace(compiled.sql, parameters)
+    return compiled, parameters
+
+
+class AsyncDirect:
+    """As :class:`Direct`, on an asyncio psycopg connection in autocommit
+    (each statement its own transaction), for work done on the event loop
+    (see :func:`run_steps_async`)."""
+
+    def __init__(self, connection: Any, dialect: Dialect, trace: Trace | None = None) -> None:
+        self.dialect = dialect
+        self._cursor = connection.cursor()
+        self._trace = trace
+
+    async def one(self, statement: Statement, values: Mapping[str, Any]) -> Any:
+        """The first row, or None."""
+        compiled, parameters = _bound(self.dialect, statement, values, self._trace)
+        await self._cursor.execute(compiled.sql, parameters)
+        raw = await self._cursor.fetchone()
+        return None if raw is None else statement.converter(self.dialect, compiled, self._cursor)(raw)
+
+    async def close(self) -> None:
+        await self._cursor.close()
+
+
+Ask = tuple[Statement, Mapping[str, Any]]
+"""A statement and its values, whose first row (or None) the asker gets back"""
+R = TypeVar("R")
+
+
+def run_steps(steps: Generator[Ask, Any, R], db: Direct) -> R:
+    """Run work written as a generator of statements (:data:`Ask`) on
+    ``db``: each statement's first row is sent back in, and an error raised
+    by a statement is thrown in at the ``yield`` that asked for it. The same
+    work runs on the event loop through :func:`run_steps_async`."""
+    answer: Any = None
+    failed: BaseException | None = None
+    while True:
+        try:
+            ask = steps.throw(failed) if failed is not None else steps.send(answer)
+        except StopIteration as done:
+            return cast(R, done.value)
+        answer, failed = None, None
+        try:
+            answer = db.one(*ask)
+        except Exception as exc:
+            failed = exc
+
+
+async def run_steps_async(steps: Generator[Ask, Any, R], db: AsyncDirect) -> R:
+    """As :func:`run_steps`, each statement awaited on ``db``."""
+    answer: Any = None
+    failed: BaseException | None = None
+    while True:
+        try:
+            ask = steps.throw(failed) if failed is not None else steps.send(answer)
+        except StopIteration as done:
+            return cast(R, done.value)
+        answer, failed = None, None
+        try:
+            answer = await db.one(*ask)
+        except Exception as exc:
+            failed = exc
 
 
 class TransactionBroken(Exception):

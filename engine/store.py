@@ -8,13 +8,14 @@ raises, so a refused action leaves nothing behind. Repository helpers
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, bindparam, func, select
@@ -24,7 +25,7 @@ from sqlalchemy.sql.expression import Executable
 from procedures.model import Definition
 
 from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect
-from .direct import Direct, Statement, Trace
+from .direct import AsyncDirect, Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
 from .rows import NEWEST_PUBLISHED
 
@@ -197,6 +198,49 @@ class Store:
         self.engine.dispose()
         if self._gate is not None:
             self._gate.close()
+
+
+class AsyncStatements:
+    """PostgreSQL: a pool of asyncio connections in autocommit, for work
+    done on one event loop (the case actions of a worker, see
+    :meth:`engine.cases.CaseService.change_signed_in_async`); opened and
+    closed on that loop, by the service's lifespan.
+
+    The pool is psycopg's: it replaces a connection that broke, and hands
+    out at most ``size`` at once (the actions a worker has in flight)."""
+
+    def __init__(self, store: Store, size: int) -> None:
+        from psycopg_pool import AsyncConnectionPool  # here: a run on SQLite never loads psycopg
+
+        if store.dialect != "postgresql":
+            raise ValueError("asyncio statements are for PostgreSQL")
+        self._dialect = store.engine.dialect
+        self._store = store
+        conninfo = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._pool = AsyncConnectionPool(conninfo, min_size=1, max_size=size, kwargs={"autocommit": True}, open=False)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def open(self) -> None:
+        await self._pool.open(wait=True)
+        self._loop = asyncio.get_running_loop()
+
+    def on_this_loop(self) -> bool:
+        """Whether the running event loop is the one the pool was opened on
+        (the only one it may be used from)."""
+        return self._loop is asyncio.get_running_loop()
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    @asynccontextmanager
+    async def statements(self) -> AsyncIterator[AsyncDirect]:
+        """A pooled connection's statements, each a transaction of its own."""
+        async with self._pool.connection() as connection:
+            direct = AsyncDirect(connection, self._dialect, self._store.trace)
+            try:
+                yield direct
+            finally:
+                await direct.close()
 
 
 class UnitOfWork:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -29,6 +29,7 @@ from engine.cases import Idempotency, Prepared
 from engine.direct import Direct
 from engine.errors import Forbidden
 from engine.machine import Actor
+from engine.store import AsyncStatements
 from engine.users import User
 from engine.views import CaseView, StoredResponse
 
@@ -257,8 +258,8 @@ class Change:
 
     run: Callable[[Services, Actor, Direct | None], CaseView | StoredResponse]
     prepare: Callable[[Services, Actor, Direct], Prepared]
-    signed_in: Callable[[Services, str], CaseView | StoredResponse]
-    """PostgreSQL: run by the bearer of a token, checked with the case's own reads"""
+    signed_in: Callable[[Services, AsyncStatements, str], Awaitable[CaseView | StoredResponse]]
+    """PostgreSQL: run on the event loop by the bearer of a token, checked with the case's own reads"""
     rendered: _Rendered
 
     def respond(self, result: CaseView | StoredResponse) -> Response:
@@ -285,11 +286,14 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
         change = services.cases.acting(actor, **doing)
         return services.cases.prepare(actor, case_id, change, if_match=version, idempotency=idempotency, db=db)
 
-    def signed_in(services: Services, token: str) -> CaseView | StoredResponse:
+    async def signed_in(services: Services, statements: AsyncStatements, token: str) -> CaseView | StoredResponse:
         def change(actor: Actor) -> EngineChange:
             return services.cases.acting(actor, **doing)
 
-        return _signed_in(services.cases.change_signed_in(token, case_id, change, if_match=version, idempotency=idempotency))
+        done = await services.cases.change_signed_in_async(
+            statements, token, case_id, change, if_match=version, idempotency=idempotency
+        )
+        return _signed_in(done)
 
     return Change(run, prepare, signed_in, rendered)
 
@@ -307,11 +311,14 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
         change = services.cases.withdrawing(actor, comment=comment)
         return services.cases.prepare(actor, case_id, change, if_match=version, idempotency=idempotency, db=db)
 
-    def signed_in(services: Services, token: str) -> CaseView | StoredResponse:
+    async def signed_in(services: Services, statements: AsyncStatements, token: str) -> CaseView | StoredResponse:
         def change(actor: Actor) -> EngineChange:
             return services.cases.withdrawing(actor, comment=comment)
 
-        return _signed_in(services.cases.change_signed_in(token, case_id, change, if_match=version, idempotency=idempotency))
+        done = await services.cases.change_signed_in_async(
+            statements, token, case_id, change, if_match=version, idempotency=idempotency
+        )
+        return _signed_in(done)
 
     return Change(run, prepare, signed_in, rendered)
 
@@ -355,8 +362,9 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
             return read.respond(await services.writing(services.cases.commit, signed_in_ahead))
 
         # PostgreSQL: the token, the case and the key read in one statement,
-        # the change written in another (CaseService.change_signed_in).
-        return read.respond(await services.side_by_side(read.signed_in, services, token))
+        # the change written in another, both awaited on the event loop
+        # (CaseService.change_signed_in_async).
+        return read.respond(await read.signed_in(services, request.app.state.statements, token))
 
     return handle
 

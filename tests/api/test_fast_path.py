@@ -143,11 +143,16 @@ def test_sqlite_writes_run_in_one_thread_postgresql_in_a_few(services: Services)
         asyncio.run(services.writing(fails))
 
 
-def test_concurrent_actions_and_repeats_are_each_applied_once(api: Api) -> None:
+@pytest.mark.parametrize("loop", ["the app's loop", "another loop"])
+def test_concurrent_actions_and_repeats_are_each_applied_once(api: Api, loop: str) -> None:
     """Many actions at once on one worker (on SQLite they queue for the one
     writer and share transactions): every case moves once, each repeat of a
     key replays the first answer (or, on PostgreSQL, may find it in flight),
-    a refused action changes nothing, and the audit holds."""
+    a refused action changes nothing, and the audit holds.
+
+    Sent from the loop the app's lifespan runs on, as uvicorn runs
+    requests (PostgreSQL's plain actions then run on that loop's
+    connections), and from another loop (they then run in threads)."""
     api.publish("che-do-xuat-ngu.v1")
     an = api.user("an", unit="u1")
     cases = [api.start(an, XUAT_NGU, xuat_ngu_data())["id"] for _ in range(12)]
@@ -165,7 +170,9 @@ def test_concurrent_actions_and_repeats_are_each_applied_once(api: Api) -> None:
             sends += [action(c, "no-such-outcome", f"bad{c}") for c in cases[::3]]
             return await asyncio.gather(*sends)
 
-    answers = asyncio.run(send_all())
+    portal = api.client.portal
+    assert portal is not None
+    answers = portal.call(send_all) if loop == "the app's loop" else asyncio.run(send_all())
     by_key: dict[str, list[httpx2.Response]] = {}
     for case_id, response in answers:
         body = json.loads(response.request.content)

@@ -4,6 +4,7 @@ tamper-evident audit trail."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import threading
 from collections import Counter
@@ -35,7 +36,7 @@ from engine.errors import (
 from engine.machine import Actor, CompiledProcedure
 from engine.rows import key_lock
 from engine.schema import current, head, upgrade
-from engine.store import Store
+from engine.store import AsyncStatements, Store
 from engine.users import add_user, issue_token, revoke_tokens
 from engine.views import CaseView, StoredResponse
 from tests.conftest import _reset_postgres, definition_text
@@ -434,10 +435,30 @@ def test_a_change_that_lost_the_race_writes_nothing(
     assert mine.verify_audit().ok
 
 
-@pytest.fixture
-def signed_in(pg_published: Store, signer: Signer, clock: Clock) -> tuple[CaseService, dict[str, str]]:
-    """PostgreSQL, with a service and a bearer token for each of dan, cb_cb, cb_kt and an official of another unit."""
-    service = CaseService(pg_published, signer=signer, calendar=CALENDAR, clock=clock)
+class OnTheLoop(CaseService):
+    """A service whose signed-in changes run on an event loop (as the API's
+    workers run them), through :meth:`CaseService.change_signed_in_async`."""
+
+    def change_signed_in(self, token: str, case_id: int, change: Any, **options: Any) -> Any:
+        async def run() -> Any:
+            statements = AsyncStatements(self.store, 2)
+            await statements.open()
+            try:
+                return await self.change_signed_in_async(statements, token, case_id, change, **options)
+            finally:
+                await statements.close()
+
+        return asyncio.run(run())
+
+
+@pytest.fixture(params=[CaseService, OnTheLoop], ids=["threaded", "on-the-loop"])
+def signed_in(
+    request: pytest.FixtureRequest, pg_published: Store, signer: Signer, clock: Clock
+) -> tuple[CaseService, dict[str, str]]:
+    """PostgreSQL, with a service (its signed-in changes run in the calling
+    thread, or on an event loop) and a bearer token for each of dan, cb_cb,
+    cb_kt and an official of another unit."""
+    service = request.param(pg_published, signer=signer, calendar=CALENDAR, clock=clock)
     tokens = {}
     with pg_published.unit() as uow:
         for actor in (DAN, CB, KT, ELSEWHERE):
