@@ -273,39 +273,40 @@ Ask = tuple[Statement, Mapping[str, Any]]
 R = TypeVar("R")
 
 
+def _advance(steps: Generator[Ask, Any, R], answer: Any, failed: BaseException | None) -> tuple[bool, Any]:
+    """``steps`` given the last statement's row (or its error): (False, the
+    next statement) or (True, what the work returns)."""
+    try:
+        return False, steps.throw(failed) if failed is not None else steps.send(answer)
+    except StopIteration as done:
+        return True, done.value
+
+
 def run_steps(steps: Generator[Ask, Any, R], db: Direct) -> R:
     """Run work written as a generator of statements (:data:`Ask`) on
     ``db``: each statement's first row is sent back in, and an error raised
     by a statement is thrown in at the ``yield`` that asked for it. The same
     work runs on the event loop through :func:`run_steps_async`."""
-    answer: Any = None
-    failed: BaseException | None = None
-    while True:
+    finished, value = _advance(steps, None, None)
+    while not finished:
         try:
-            ask = steps.throw(failed) if failed is not None else steps.send(answer)
-        except StopIteration as done:
-            return cast(R, done.value)
-        answer, failed = None, None
-        try:
-            answer = db.one(*ask)
+            answer, failed = db.one(*value), None
         except Exception as exc:
-            failed = exc
+            answer, failed = None, exc
+        finished, value = _advance(steps, answer, failed)
+    return cast(R, value)
 
 
 async def run_steps_async(steps: Generator[Ask, Any, R], db: AsyncDirect) -> R:
     """As :func:`run_steps`, each statement awaited on ``db``."""
-    answer: Any = None
-    failed: BaseException | None = None
-    while True:
+    finished, value = _advance(steps, None, None)
+    while not finished:
         try:
-            ask = steps.throw(failed) if failed is not None else steps.send(answer)
-        except StopIteration as done:
-            return cast(R, done.value)
-        answer, failed = None, None
-        try:
-            answer = await db.one(*ask)
+            answer, failed = await db.one(*value), None
         except Exception as exc:
-            failed = exc
+            answer, failed = None, exc
+        finished, value = _advance(steps, answer, failed)
+    return cast(R, value)
 
 
 class TransactionBroken(Exception):
