@@ -14,6 +14,8 @@ import fcntl
 import hashlib
 import os
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import Any, cast
@@ -24,6 +26,7 @@ from sqlalchemy.sql.expression import Executable
 
 from procedures.model import Definition
 
+from . import db as db_module
 from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect
 from .direct import AsyncDirect, Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
@@ -217,8 +220,20 @@ class AsyncStatements:
         self._dialect = store.engine.dialect
         self._store = store
         conninfo = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        self._pool = AsyncConnectionPool(conninfo, min_size=1, max_size=size, kwargs={"autocommit": True}, open=False)
+        self._pool = AsyncConnectionPool(
+            conninfo, min_size=1, max_size=size, kwargs={"autocommit": True}, check=self._check, open=False
+        )
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._idle_since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
+
+    async def _check(self, connection: Any) -> None:
+        """As the engine's pool does (:func:`engine.db._ping_when_idle`): a
+        connection that has lain unused for :data:`~engine.db.IDLE_PING_SECONDS`
+        is checked with a round trip before it is handed out; the pool
+        replaces one that fails."""
+        since = self._idle_since.get(connection)
+        if since is not None and time.monotonic() - since > db_module.IDLE_PING_SECONDS:
+            await connection.execute("")
 
     async def open(self) -> None:
         await self._pool.open(wait=True)
@@ -241,6 +256,7 @@ class AsyncStatements:
                 yield direct
             finally:
                 await direct.close()
+                self._idle_since[connection] = time.monotonic()
 
 
 class UnitOfWork:

@@ -1,10 +1,12 @@
 """PostgreSQL's pooled connections are checked only after lying idle
-(engine.db._ping_when_idle): one whose server process went away meanwhile
-is replaced before use; one in use a moment ago is not checked, and if it
-turns out dead its transaction fails once and the pool replaces it."""
+(engine.db._ping_when_idle, and AsyncStatements for the asyncio ones): one
+whose server process went away meanwhile is replaced before use; one in use
+a moment ago is not checked, and if it turns out dead its transaction fails
+once and the pool replaces it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import psycopg
@@ -13,7 +15,7 @@ from sqlalchemy import create_engine, func, select, text
 
 from engine import db as engine_db
 from engine.direct import Statement
-from engine.store import Store
+from engine.store import AsyncStatements, Store
 
 BACKEND = Statement(select(func.pg_backend_pid()))
 
@@ -70,3 +72,42 @@ def test_a_dead_connection_used_a_moment_ago_fails_once_then_is_replaced(pg_stor
     with pytest.raises(psycopg.OperationalError):
         backend(pg_store)
     assert backend(pg_store) != first
+
+
+# -- the asyncio pool of the service's plain case actions (engine.store.AsyncStatements)
+def _backends(store: Store, work: list[str]) -> list[int | str]:
+    """On one event loop and a pool of one connection: the server process
+    of each statement run in turn, ``"ping"`` in ``work`` runs one, and
+    ``"kill"`` terminates the last one's; a statement that failed is ``"failed: ..."``."""
+
+    async def run() -> list[int | str]:
+        statements = AsyncStatements(store, 1)
+        await statements.open()
+        out: list[int | str] = []
+        try:
+            for step in work:
+                if step == "kill":
+                    terminate(store.url, next(p for p in reversed(out) if isinstance(p, int)))
+                    continue
+                try:
+                    async with statements.statements() as db:
+                        out.append(int((await db.one(BACKEND, {}))[0]))
+                except psycopg.OperationalError as exc:
+                    out.append(f"failed: {type(exc).__name__}")
+        finally:
+            await statements.close()
+        return out
+
+    return asyncio.run(run())
+
+
+def test_an_idle_asyncio_connection_is_checked_and_replaced_when_dead(pg_store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(engine_db, "IDLE_PING_SECONDS", 0.0)  # every connection has lain idle long enough
+    first, second = _backends(pg_store, ["ping", "kill", "ping"])
+    assert isinstance(second, int) and second != first
+
+
+def test_an_asyncio_connection_used_a_moment_ago_is_not_checked(pg_store: Store) -> None:
+    first, failed, second = _backends(pg_store, ["ping", "kill", "ping", "ping"])
+    assert str(failed).startswith("failed")  # the statements running as the server went away fail once
+    assert isinstance(second, int) and second != first
