@@ -14,9 +14,10 @@ measured in the same run:
     ``POST /api/cases/{id}/actions`` by an official with ``If-Match`` and a
     fresh ``Idempotency-Key`` (as a careful client sends them): each request
     completes the active step of a case of a linear procedure of twelve
-    office steps (generated below), so each is one committed transaction
-    with the idempotency claim, the step rows, the case version, a
-    hash-chained audit event and the stored answer. Every connection acts on cases
+    office steps (generated below), so each commits the step rows, the case
+    version, a hash-chained audit event and the answer stored under its key
+    (on SQLite in one transaction with the key's claim; on PostgreSQL in one
+    write statement after one read). Every connection acts on cases
     of its own, round-robin, so no request is refused for a race: a status
     other than 200, or a case version other than the expected one, counts as
     an error.
