@@ -332,10 +332,11 @@ def _signed_in(done: tuple[User, CaseView | StoredResponse] | None) -> CaseView 
 def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Change]) -> FastPath:
     """The fast path of a case change (see :func:`~api.deps.fast_path`):
     a plain case id, ``Idempotency-Key`` and JSON body are read here, and
-    the token check and the change go to the writer in the order of
-    service.md (token, then the case's own checks): on PostgreSQL in one
-    transaction, on SQLite worked out in a reading one just before the
-    writing one. Anything else goes through the endpoint."""
+    the token check and the change follow in the order of service.md
+    (token, then the case's own checks): on PostgreSQL read in one
+    statement and written in another, on the event loop; on SQLite worked
+    out by the writer in a reading transaction just before the writing
+    one. Anything else goes through the endpoint."""
 
     async def handle(request: Request) -> Response | None:
         case_id = _plain_case_id(request)
