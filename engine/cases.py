@@ -82,9 +82,9 @@ from .users import User, token_lookup
 from .views import CaseView, InboxItem, StoredResponse
 
 RETRIES = 8
+"""How often an action without ``If-Match`` is re-applied after losing a race."""
 _UNIQUE_VIOLATION = "23505"
 """PostgreSQL's SQLSTATE for a duplicate key"""
-"""How often an action without ``If-Match`` is re-applied after losing a race."""
 
 
 def utcnow() -> dt.datetime:
@@ -144,10 +144,6 @@ class Compiled:
         found = self._by_id.get(procedure_id)
         return found if found is not None else self.get(uow.procedure_by_id(procedure_id))
 
-    def known(self, procedure_id: int) -> CompiledProcedure | None:
-        """The compiled version with this id, when this process has it already."""
-        return self._by_id.get(procedure_id)
-
     def on(self, procedure_id: int, db: Direct) -> CompiledProcedure:
         """As :meth:`by_id`, inside a direct transaction.
 
@@ -155,9 +151,19 @@ class Compiled:
             NotFound: no procedure has this id.
         """
         found = self._by_id.get(procedure_id)
+        return found if found is not None else run_steps(self.asking(procedure_id), db)
+
+    def asking(self, procedure_id: int) -> Generator[Ask, Any, CompiledProcedure]:
+        """:meth:`on` as statements asked one at a time (see
+        :func:`~engine.direct.run_steps`): none once it is compiled.
+
+        Raises:
+            NotFound: no procedure has this id.
+        """
+        found = self._by_id.get(procedure_id)
         if found is not None:
             return found
-        row = db.one(READ_PROCEDURE, {"b_id": procedure_id})
+        row = yield READ_PROCEDURE, {"b_id": procedure_id}
         if row is None:
             raise NotFound(f"no procedure with id {procedure_id}")
         return self.get(row)
@@ -605,12 +611,7 @@ class CaseService:
             return None
         user = User(head.u_id, head.u_name, head.u_unit, tuple(head.u_roles), tuple(head.u_permissions))
         actor = user.actor
-        machine = None
-        if head.id is not None:
-            machine = self.compiled.known(head.procedure_id)
-            if machine is None:
-                row = yield READ_PROCEDURE, {"b_id": head.procedure_id}
-                machine = self.compiled.get(row) if row is not None else None
+        machine = (yield from self.compiled.asking(head.procedure_id)) if head.id is not None else None
         if head.id is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
             raise NotFound(f"no case {case_id}", case_id=case_id)
         doing = change(actor)
