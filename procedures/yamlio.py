@@ -268,6 +268,8 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
                     except ValueError as exc:
                         problems.append(Problem(line, current_path(), str(exc)))
                         value = event.value
+                if isinstance(value, str) and "\x00" in value:  # written "\0" or "\x00" in a quoted text
+                    problems.append(Problem(line, current_path(), "text must not contain NUL characters"))
                 if event.anchor is not None:
                     anchors[event.anchor] = (value, 1)
                 if stack and stack[-1].flow and isinstance(stack[-1].node, Map):

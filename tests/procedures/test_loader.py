@@ -66,6 +66,14 @@ def test_unknown_key_is_reported_at_its_line_with_a_suggestion() -> None:
     assert "unknown key 'duraton'" in message and "duration" in message
 
 
+@pytest.mark.parametrize("written", ['"Nộp\\0"', '"Nộp\\x00"', '"Nộp\\u0000"'])
+def test_a_nul_character_in_a_text_is_refused_at_its_line(written: str) -> None:
+    """No database here keeps a NUL in text (PostgreSQL refuses it), so the
+    reader refuses it before the definition is stored."""
+    line, path, message = only(VALID.replace("name: Nộp,", f"name: {written},"))
+    assert (line, path, message) == (12, "steps[0].name", "text must not contain NUL characters")
+
+
 def test_unknown_top_level_key() -> None:
     line, path, _ = only("colour: red\n" + VALID)
     assert (line, path) == (5, "colour")
