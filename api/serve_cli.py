@@ -3,12 +3,14 @@
 ``serve`` does once, in the parent process, what must happen once: migrate
 the database, load and publish the definitions, create the first admin (and
 the demo users); then it starts uvicorn with N workers, each of which opens
-the database and the signing key for itself (:func:`api.app.app_from_environment`).
+the database and the signing key for itself (:func:`api.app.app_from_environment`),
+and each listening on a socket of its own (:func:`api.supervisor.worker_sockets`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import inspect
 import os
 import sys
@@ -133,7 +135,9 @@ def first_users(store: Store, definitions: list[Definition], *, demo: bool) -> l
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn
+    import uvicorn  # here: the other commands start without the server
+
+    from .supervisor import Workers, worker_sockets
 
     url = database_url(args.database_url)
     key = key_path(args.key_file)
@@ -152,6 +156,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     tokens = first_users(store, definitions, demo=args.demo)
     store.dispose()
+    sockets = []
+    if args.workers > 1:
+        try:
+            sockets = worker_sockets(args.host, args.port, args.workers)
+        except OSError as exc:
+            print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+            return 2
     where = f"http://{args.host}:{args.port}/"
     print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {url}")
     for label, token in tokens:
@@ -162,13 +173,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.calendar:
         os.environ[CALENDAR_ENV] = str(Path(args.calendar).resolve())
     options: dict[str, Any] = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:  # uvicorn >= 0.37
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn >= 0.37
         # A new worker answers the supervisor's ping only once it has imported
         # the service (seconds on a busy machine); after the default 5 s it
         # is killed as hung and started again, over and over under load.
         options["timeout_worker_healthcheck"] = 30
-    uvicorn.run(
-        "api.app:app_from_environment",
+    app = "api.app:app_from_environment"
+    if not sockets:
+        uvicorn.run(
+            app, factory=True, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10, **options
+        )
+        return 0
+    config = uvicorn.Config(
+        app,
         factory=True,
         host=args.host,
         port=args.port,
@@ -177,6 +194,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=10,
         **options,
     )
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            Workers(config, sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()
     return 0
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from api.cli import main
 from api.serve_cli import StartError, first_users, load_definitions
+from api.supervisor import worker_sockets
 from engine.schema import upgrade
 from engine.store import Store
 from engine.users import authenticate
@@ -126,3 +128,42 @@ def test_first_start_creates_the_admin_and_demo_users_once(tmp_path: Path) -> No
     again = dict(first_users(store, defs, demo=True))
     assert "admin" not in again  # printed once, on first start
     assert again["demo_applicant"] != tokens["demo_applicant"]  # demo users get fresh tokens each start
+
+
+def test_worker_sockets_share_one_port_each_with_reuseport() -> None:
+    sockets = worker_sockets("127.0.0.1", 0, 3)
+    try:
+        ports = {s.getsockname()[1] for s in sockets}
+        assert len(sockets) == 3 and len(ports) == 1 and ports != {0}
+        assert all(s.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) for s in sockets)
+        assert all(s.get_inheritable() for s in sockets)
+        # each listens: a connection to the port is accepted by one of them
+        with socket.create_connection(("127.0.0.1", ports.pop()), timeout=5):
+            pass
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def test_worker_sockets_refuse_a_port_already_listened_on() -> None:
+    """By anything: a plain listener, or another serve's reuseport sockets,
+    which SO_REUSEPORT alone would let share the port."""
+    with socket.create_server(("127.0.0.1", 0)) as plain, pytest.raises(OSError):
+        worker_sockets("127.0.0.1", plain.getsockname()[1], 2)
+    first = worker_sockets("127.0.0.1", 0, 2)
+    try:
+        with pytest.raises(OSError):
+            worker_sockets("127.0.0.1", first[0].getsockname()[1], 2)
+    finally:
+        for s in first:
+            s.close()
+
+
+def test_serve_with_workers_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite:///{tmp_path / 't.db'}"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        code = main(["serve", "--database-url", url, "--port", str(port), "--workers", "2", "--key-file", str(tmp_path / "k")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err

@@ -248,8 +248,9 @@ def children(pid: int) -> list[int]:
     return out
 
 
-def owner_of_local_port(port: int, pids: set[int]) -> int | None:
-    """Which of ``pids`` holds the TCP socket whose local port is ``port``."""
+def owner_of_local_port(port: int, pids: set[int], remote: int | None = None) -> int | None:
+    """Which of ``pids`` holds the TCP socket whose local port is ``port``
+    (and whose remote port is ``remote``, when given)."""
     inodes = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -258,7 +259,9 @@ def owner_of_local_port(port: int, pids: set[int]) -> int | None:
             continue
         for line in lines:
             fields = line.split()
-            if int(fields[1].rsplit(":", 1)[1], 16) == port:
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and (
+                remote is None or int(fields[2].rsplit(":", 1)[1], 16) == remote
+            ):
                 inodes.add(f"socket:[{fields[9]}]")
     for pid in pids:
         try:
@@ -592,6 +595,42 @@ def test_two_workers_on_sqlite_commit_every_accepted_action_once(tmp_path: Path)
         check_audit(server, cases, tally.accepted)
         check_replays(server, tally.accepted)
         audit_verify(server)
+    finally:
+        server.stop()
+
+
+def test_two_workers_share_a_burst_of_connections(tmp_path: Path) -> None:
+    """Connections opened all at once spread over both workers: each has a
+    listening socket of its own (api.supervisor), where on one shared socket
+    the first worker to accept took them all."""
+    server = Server(tmp_path, f"sqlite:///{tmp_path / 'tinhgon.db'}", workers=2)
+    try:
+        server.wait_ready(time.monotonic() + 60)
+        workers = server.workers()
+        assert len(workers) == 2
+        # Opened while both workers are stopped, so that they all wait to be
+        # accepted at once (the kernel completes the handshakes meanwhile).
+        for pid in workers:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            connections = [socket.create_connection(("127.0.0.1", server.port), timeout=20) for _ in range(32)]
+        finally:
+            for pid in workers:
+                os.kill(pid, signal.SIGCONT)
+        try:
+            request = f"GET /api/procedures HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {server.tokens['admin']}\r\n\r\n"
+            for conn in connections:
+                conn.sendall(request.encode())
+            for conn in connections:  # every one answered, and so accepted by a worker
+                assert conn.recv(12).startswith(b"HTTP/1.1 200")
+            owners = [owner_of_local_port(server.port, workers, remote=conn.getsockname()[1]) for conn in connections]
+        finally:
+            for conn in connections:
+                conn.close()
+        counts = {pid: owners.count(pid) for pid in workers}
+        # spread by the kernel over two sockets, by address: one worker gets
+        # all 32 once in 2**31 runs
+        assert sum(counts.values()) == 32 and min(counts.values()) > 0, counts
     finally:
         server.stop()
 
