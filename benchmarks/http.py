@@ -40,8 +40,11 @@ per configuration: requests per second, p50 and p99 latency in milliseconds,
 errors, the share of the bare endpoint's throughput, and the CPU time spent
 per request by the server (its workers together), by PostgreSQL (every
 server process on the machine; zero on SQLite but for other work) and by
-the load generator, read from ``/proc``; then whether actions reach the
-target of 30 % of the bare endpoint.
+the load generator, read from ``/proc``; with several workers, how each
+round's server CPU fell among its processes (the kernel hands a burst of new
+connections to whichever worker accepts first, so one worker may get most
+of them, and that round measures mostly one worker); then whether actions
+reach the target of 30 % of the bare endpoint.
 
 The load generator shares the machine's cores with the servers (and on a
 two-core machine that is most of what limits both the bare endpoint and the
@@ -363,6 +366,8 @@ class Figures:
     """good answers, warm-up included (what the CPU time was spent on)"""
     cpu: dict[str, float] = field(default_factory=dict)
     """CPU seconds used meanwhile, by whom (see :func:`cpu_seconds`)"""
+    splits: list[str] = field(default_factory=list)
+    """each round's server CPU shared among its processes, in percent, busiest first"""
 
     def cpu_ms(self, who: str) -> float:
         """Milliseconds of ``who``'s CPU time per good answer (NaN when unknown)."""
@@ -422,9 +427,9 @@ async def load(
 
 def cpu_seconds(session: int) -> dict[str, float]:
     """CPU time (user and system) used so far by the processes of the server
-    started as ``session`` (its workers included), by every PostgreSQL server
-    process on the machine, and by this load generator; from ``/proc``, so
-    empty where there is none."""
+    started as ``session`` (its workers included; each also as ``pid N``),
+    by every PostgreSQL server process on the machine, and by this load
+    generator; from ``/proc``, so empty where there is none."""
     if not os.path.isdir("/proc/self"):
         return {}
     tick = os.sysconf("SC_CLK_TCK")
@@ -440,6 +445,7 @@ def cpu_seconds(session: int) -> dict[str, float]:
         used = (int(fields[11]) + int(fields[12])) / tick
         if int(fields[3]) == session:
             out["server"] += used
+            out[f"pid {pid}"] = used
         elif name.startswith("postgres"):
             out["postgres"] += used
     times = os.times()
@@ -466,8 +472,13 @@ def run_load(
     before = cpu_seconds(session) if session is not None else {}
     runner(load(port, connections, warmup, duration, source, figures))
     if before:
-        for who, used in cpu_seconds(session or 0).items():
-            figures.cpu[who] = figures.cpu.get(who, 0.0) + used - before[who]
+        after = cpu_seconds(session or 0)
+        for who in ("server", "postgres", "load"):
+            figures.cpu[who] = figures.cpu.get(who, 0.0) + after[who] - before[who]
+        processes = sorted((after[k] - before.get(k, 0.0) for k in after if k.startswith("pid ")), reverse=True)
+        spent = sum(processes)
+        if len(processes) > 1 and spent > 0:  # workers (and their supervisor): how evenly the connections fell
+            figures.splits.append("/".join(f"{100 * p / spent:.0f}" for p in processes if p >= 0.02 * spent))
 
 
 # -- the workloads -------------------------------------------------------------------------
@@ -597,6 +608,8 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
                 )
                 if r.figures.first_error:
                     print(f"    first error: {r.figures.first_error}")
+                if r.workers > 1 and r.figures.splits:
+                    print(f"    server CPU by process, % per round: {'  '.join(r.figures.splits)}")
             action = next(r for r in group if r.workload == "action")
             ratio = action.figures.rate / bare.figures.rate if bare.figures.rate else 0.0
             met = ratio >= 0.30 and action.figures.errors == 0
