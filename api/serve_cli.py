@@ -10,8 +10,6 @@ and each listening on a socket of its own (:func:`api.supervisor.worker_sockets`
 from __future__ import annotations
 
 import argparse
-import contextlib
-import inspect
 import os
 import sys
 from pathlib import Path
@@ -135,9 +133,7 @@ def first_users(store: Store, definitions: list[Definition], *, demo: bool) -> l
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import uvicorn  # here: the other commands start without the server
-
-    from .supervisor import Workers, worker_sockets
+    from .supervisor import run, worker_sockets  # here: the other commands start without uvicorn
 
     url = database_url(args.database_url)
     key = key_path(args.key_file)
@@ -156,7 +152,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 2
     tokens = first_users(store, definitions, demo=args.demo)
     store.dispose()
-    sockets = []
+    sockets = None
     if args.workers > 1:
         try:
             sockets = worker_sockets(args.host, args.port, args.workers)
@@ -172,34 +168,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ[KEY_ENV] = str(key.resolve())
     if args.calendar:
         os.environ[CALENDAR_ENV] = str(Path(args.calendar).resolve())
-    options: dict[str, Any] = {}
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn >= 0.37
-        # A new worker answers the supervisor's ping only once it has imported
-        # the service (seconds on a busy machine); after the default 5 s it
-        # is killed as hung and started again, over and over under load.
-        options["timeout_worker_healthcheck"] = 30
-    app = "api.app:app_from_environment"
-    if not sockets:
-        uvicorn.run(
-            app, factory=True, host=args.host, port=args.port, log_level=args.log_level, timeout_graceful_shutdown=10, **options
-        )
-        return 0
-    config = uvicorn.Config(
-        app,
-        factory=True,
+    run(
+        "api.app:app_from_environment",
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
-        timeout_graceful_shutdown=10,
-        **options,
+        sockets=sockets,
     )
-    try:
-        with contextlib.suppress(KeyboardInterrupt):
-            Workers(config, sockets).run()
-    finally:
-        for sock in sockets:
-            sock.close()
     return 0
 
 

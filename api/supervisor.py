@@ -1,11 +1,38 @@
-"""The worker processes of ``tinhgon serve --workers N``: uvicorn's
-supervisor, each worker listening on a socket of its own."""
+"""How ``tinhgon serve`` runs uvicorn: its settings, and with ``--workers N``
+uvicorn's supervisor with each worker listening on a socket of its own."""
 
 from __future__ import annotations
 
+import contextlib
+import inspect
 import socket
+from typing import Any
 
+import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
+
+
+def run(app: str, *, host: str, port: int, workers: int, log_level: str, sockets: list[socket.socket] | None = None) -> None:
+    """Serve the app factory named ``app`` (``module:function``) until
+    stopped, in this process for one worker, else in ``workers`` worker
+    processes on ``sockets`` (bound here when not given, see
+    :func:`worker_sockets`, which are closed at the end)."""
+    options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 10}
+    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn >= 0.37
+        # A new worker answers the supervisor's ping only once it has imported
+        # the service (seconds on a busy machine); after the default 5 s it
+        # is killed as hung and started again, over and over under load.
+        options["timeout_worker_healthcheck"] = 30
+    if workers <= 1:
+        uvicorn.run(app, factory=True, **options)
+        return
+    sockets = sockets if sockets is not None else worker_sockets(host, port, workers)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            Workers(uvicorn.Config(app, factory=True, workers=workers, **options), sockets).run()
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 def worker_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:

@@ -6,10 +6,10 @@ measured in the same run:
 
 ``bare``
     The baseline: ``GET /bare`` of a tiny FastAPI app defined in this file
-    (one route returning ``{"ok": true}``), served by uvicorn with the
-    settings ``tinhgon serve`` gives it (127.0.0.1, the same worker count,
-    log level, graceful-shutdown and health-check timeouts; uvicorn's
-    defaults otherwise, so httptools and uvloop on both).
+    (one route returning ``{"ok": true}``), served as ``tinhgon serve``
+    serves its app (:func:`api.supervisor.run`: 127.0.0.1, the same worker
+    count, log level, timeouts and worker sockets; uvicorn's defaults
+    otherwise, so httptools and uvloop on both).
 ``action``
     ``POST /api/cases/{id}/actions`` by an official with ``If-Match`` and a
     fresh ``Idempotency-Key`` (as a careful client sends them): each request
@@ -95,8 +95,6 @@ STEPS = 12
 CODE = "BENCH-HTTP"
 UNIT = "demo"  # the unit of serve --demo's users
 TOKEN_LINE = re.compile(r"^(\S+)(?: \([^)]*\))? token: (\S+)$", re.MULTILINE)
-SERVER_OPTIONS: dict[str, Any] = {"host": "127.0.0.1", "log_level": "warning", "timeout_graceful_shutdown": 10}
-"""what ``tinhgon serve --log-level warning`` passes to uvicorn.run, besides the app, port and workers"""
 
 
 def unshadow() -> None:
@@ -147,19 +145,15 @@ def bare_app() -> Any:
 
 
 def serve_bare(port: int, workers: int) -> None:
-    """Serve :func:`bare_app` as ``tinhgon serve`` serves its app."""
-    import inspect
+    """Serve :func:`bare_app` as ``tinhgon serve`` serves its app (the same
+    uvicorn settings, and the same worker sockets)."""
+    from api.supervisor import run
 
-    import uvicorn
-
-    options = dict(SERVER_OPTIONS)
-    if "timeout_worker_healthcheck" in inspect.signature(uvicorn.run).parameters:
-        options["timeout_worker_healthcheck"] = 30  # as tinhgon serve
     # Spawned workers run this file again as ``__mp_main__`` (its name being
     # ``http`` keeps it from being imported under its own): the factory is
     # found there. One worker runs in this process, like tinhgon serve's.
     target = "__mp_main__:bare_app" if workers > 1 else "__main__:bare_app"
-    uvicorn.run(target, factory=True, port=port, workers=workers, **options)
+    run(target, host="127.0.0.1", port=port, workers=workers, log_level="warning")
 
 
 # -- servers ----------------------------------------------------------------------------
