@@ -17,13 +17,14 @@ Only statements with plain bound parameters are accepted (no expanding
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import namedtuple
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from operator import itemgetter
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy.engine import Dialect
 from sqlalchemy.sql import ClauseElement
@@ -50,6 +51,9 @@ class Compiled:
     """the row class of what it selects: a named tuple of the column keys"""
     fixed: dict[str, Any]
     """parameters whose value is in the statement itself (a literal, a limit)"""
+    numbered: tuple[bytes, tuple[str, ...]] | None = None
+    """with psycopg: the SQL as libpq takes it, ``$1``, ``$2``... for the
+    parameters named, in that order (see :class:`AsyncDirect`)"""
     pick: Callable[[Mapping[str, Any]], Sequence[Any]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -123,18 +127,22 @@ class Statement:
             result_types=tuple(type_ for _, type_ in columns),
             row=row,
             fixed=fixed,
+            numbered=numbered(compiled.string) if dialect.driver == "psycopg" else None,
         )
 
-    def converter(self, dialect: Dialect, compiled: Compiled, cursor: Any) -> Callable[[Sequence[Any]], Any]:
+    def converter(
+        self, dialect: Dialect, compiled: Compiled, type_codes: Callable[[], Sequence[Any]]
+    ) -> Callable[[Sequence[Any]], Any]:
         """What turns a DB-API row of this statement into its named row, with
         each column converted as SQLAlchemy would for the DB-API's type codes
-        in the ``cursor``'s description. Built at the first execution on a
-        dialect (the type codes of one statement's columns do not change;
-        psycopg builds the description anew each time it is asked)."""
+        of its columns (``type_codes()``, a cursor's description's). Built at
+        the first execution on a dialect (the type codes of one statement's
+        columns do not change; psycopg builds the description anew each time
+        it is asked)."""
         found = self._converters.get(dialect.name)
         if found is None:
             assert compiled.row is not None, "the statement selects nothing"
-            codes = [d[1] for d in cursor.description]
+            codes = type_codes()
             processors = [
                 (i, type_.dialect_impl(dialect).result_processor(dialect, code))
                 for i, (type_, code) in enumerate(zip(compiled.result_types, codes, strict=True))
@@ -160,6 +168,28 @@ def _converter(row: type[tuple[Any, ...]], processors: list[tuple[int, Processor
     return convert
 
 
+_PYFORMAT = re.compile(r"%\((\w+)\)s|%%")
+
+
+def numbered(sql: str) -> tuple[bytes, tuple[str, ...]]:
+    """SQL compiled for psycopg (``%(name)s`` placeholders, ``%%`` for
+    ``%``) as libpq takes it: ``$1``, ``$2``... in the order the names first
+    appear, a name used twice keeping its number; and those names.
+
+    >>> numbered("SELECT %(a)s, %(b)s || %(a)s, 'x' LIKE '%%'")
+    (b"SELECT $1, $2 || $1, 'x' LIKE '%'", ('a', 'b'))
+    """
+    order: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        name = match.group(1)
+        if name is None:
+            return "%"
+        return f"${order.setdefault(name, len(order) + 1)}"
+
+    return _PYFORMAT.sub(number, sql).encode(), tuple(order)
+
+
 class Direct:
     """The statements of one transaction on one DB-API connection (see
     :meth:`engine.store.Store.direct`); rows come back as named tuples with
@@ -179,12 +209,15 @@ class Direct:
         """The first row, or None."""
         compiled = self._execute(statement, values)
         raw = self._cursor.fetchone()
-        return None if raw is None else statement.converter(self.dialect, compiled, self._cursor)(raw)
+        return None if raw is None else statement.converter(self.dialect, compiled, self._codes)(raw)
+
+    def _codes(self) -> list[Any]:
+        return [d[1] for d in self._cursor.description]
 
     def all(self, statement: Statement, values: Mapping[str, Any]) -> list[Any]:
         compiled = self._execute(statement, values)
         raw = self._cursor.fetchall()
-        convert = statement.converter(self.dialect, compiled, self._cursor)
+        convert = statement.converter(self.dialect, compiled, self._codes)
         return [convert(r) for r in raw]
 
     def scalar(self, statement: Statement, values: Mapping[str, Any]) -> Any:
@@ -247,29 +280,16 @@ def _bound(
     return compiled, parameters
 
 
-class AsyncDirect:
-    """As :class:`Direct`, on an asyncio psycopg connection in autocommit
-    (each statement its own transaction), for work done on the event loop
-    (see :func:`run_steps_async`)."""
-
-    def __init__(self, connection: Any, dialect: Dialect, trace: Trace | None = None) -> None:
-        self.dialect = dialect
-        self._cursor = connection.cursor()
-        self._trace = trace
-
-    async def one(self, statement: Statement, values: Mapping[str, Any]) -> Any:
-        """The first row, or None."""
-        compiled, parameters = _bound(self.dialect, statement, values, self._trace)
-        await self._cursor.execute(compiled.sql, parameters)
-        raw = await self._cursor.fetchone()
-        return None if raw is None else statement.converter(self.dialect, compiled, self._cursor)(raw)
-
-    async def close(self) -> None:
-        await self._cursor.close()
-
-
 Ask = tuple[Statement, Mapping[str, Any]]
 """A statement and its values, whose first row (or None) the asker gets back"""
+
+
+class AsyncOne(Protocol):
+    """What :func:`run_steps_async` runs statements on (:class:`engine.libpq.AsyncDirect`)."""
+
+    async def one(self, statement: Statement, values: Mapping[str, Any]) -> Any: ...
+
+
 R = TypeVar("R")
 
 
@@ -297,7 +317,7 @@ def run_steps(steps: Generator[Ask, Any, R], db: Direct) -> R:
     return cast(R, value)
 
 
-async def run_steps_async(steps: Generator[Ask, Any, R], db: AsyncDirect) -> R:
+async def run_steps_async(steps: Generator[Ask, Any, R], db: AsyncOne) -> R:
     """As :func:`run_steps`, each statement awaited on ``db``."""
     finished, value = _advance(steps, None, None)
     while not finished:

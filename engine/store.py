@@ -28,7 +28,7 @@ from procedures.model import Definition
 
 from . import db as db_module
 from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect
-from .direct import AsyncDirect, Direct, Statement, Trace
+from .direct import AsyncOne, Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
 from .rows import NEWEST_PUBLISHED
 
@@ -248,8 +248,10 @@ class AsyncStatements:
         await self._pool.close()
 
     @asynccontextmanager
-    async def statements(self) -> AsyncIterator[AsyncDirect]:
+    async def statements(self) -> AsyncIterator[AsyncOne]:
         """A pooled connection's statements, each a transaction of its own."""
+        from .libpq import AsyncDirect  # here: as psycopg_pool
+
         async with self._pool.connection() as connection:
             direct = AsyncDirect(connection, self._dialect, self._store.trace)
             try:
