@@ -153,6 +153,10 @@ class Compiled:
         found = self._by_id.get(procedure_id)
         return found if found is not None else run_steps(self.asking(procedure_id), db)
 
+    def ready(self, procedure_id: int) -> CompiledProcedure | None:
+        """The compiled version with this id, if it is compiled already."""
+        return self._by_id.get(procedure_id)
+
     def asking(self, procedure_id: int) -> Generator[Ask, Any, CompiledProcedure]:
         """:meth:`on` as statements asked one at a time (see
         :func:`~engine.direct.run_steps`): none once it is compiled.
@@ -586,7 +590,8 @@ class CaseService:
         if lookup is None:
             return None
         async with statements.statements() as db:
-            done = await run_steps_async(self._signed_in(lookup, case_id, change, if_match, idempotency), db)
+            steps = self._signed_in(lookup, case_id, change, if_match, idempotency, compile_here=False)
+            done = await run_steps_async(steps, db)
         if done is None:
             return None
         user, result, doing = done
@@ -601,18 +606,33 @@ class CaseService:
         change: Callable[[Actor], Change],
         if_match: int | None,
         idempotency: Idempotency | None,
+        *,
+        compile_here: bool = True,
     ) -> Generator[Ask, Any, tuple[User, CaseView | StoredResponse | None, Change] | None]:
         """The statements of :meth:`change_signed_in`, asked one at a time
         (see :func:`~engine.direct.run_steps`); the user, then the result,
-        or None for a change to make again in a transaction."""
+        or None for a change to make again in a transaction.
+
+        Not ``compile_here`` (on the event loop), a case of a procedure
+        version not compiled yet in this process is such a change too: the
+        transaction, in a thread, compiles it (tens of milliseconds, once),
+        which on the loop would hold up every request of the worker."""
         key = idempotency.key if idempotency is not None else None
         head = yield READ_SIGNED_IN_CASE, {"h": lookup, "b_case": case_id, "b_key": key}
         if head is None:
             return None
         user = User(head.u_id, head.u_name, head.u_unit, tuple(head.u_roles), tuple(head.u_permissions))
         actor = user.actor
-        machine = (yield from self.compiled.asking(head.procedure_id)) if head.id is not None else None
-        if head.id is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
+        if head.id is None:
+            raise NotFound(f"no case {case_id}", case_id=case_id)
+        if compile_here:
+            machine = yield from self.compiled.asking(head.procedure_id)
+        else:
+            found = self.compiled.ready(head.procedure_id)
+            if found is None:
+                return user, None, change(actor)
+            machine = found
+        if not sees(actor, head.applicant, head.unit, machine):
             raise NotFound(f"no case {case_id}", case_id=case_id)
         doing = change(actor)
         if idempotency is not None and head.k_request_hash is not None:

@@ -458,16 +458,21 @@ def signed_in(
     """PostgreSQL, with a service (its signed-in changes run in the calling
     thread, or on an event loop) and a bearer token for each of dan, cb_cb,
     cb_kt and an official of another unit."""
-    service = request.param(pg_published, signer=signer, calendar=CALENDAR, clock=clock)
+    return request.param(pg_published, signer=signer, calendar=CALENDAR, clock=clock), _users(pg_published)
+
+
+def _users(store: Store) -> dict[str, str]:
+    """A bearer token for each of dan, cb_cb, cb_kt, an official of another
+    unit, and a revoked one (``gone``)."""
     tokens = {}
-    with pg_published.unit() as uow:
+    with store.unit() as uow:
         for actor in (DAN, CB, KT, ELSEWHERE):
             add_user(uow, actor.id, name=actor.id, unit=actor.unit, roles=sorted(actor.roles))
             tokens[actor.id] = issue_token(uow, actor.id)
         revoked = add_user(uow, "gone", name="gone", unit="u1", roles=["cb"])
         tokens["gone"] = issue_token(uow, revoked.id)
         revoke_tokens(uow, revoked.id)
-    return service, tokens
+    return tokens
 
 
 def _sign_in_and_act(
@@ -507,6 +512,40 @@ def test_a_signed_in_change_is_two_statements_each_its_own_transaction(signed_in
     assert service.verify_audit().ok
     with service.store.engine.connect() as conn:  # the pool got its connections back out of autocommit
         assert conn.connection.driver_connection.autocommit is False
+
+
+def test_on_the_loop_a_procedure_not_compiled_yet_is_compiled_in_a_thread(
+    pg_published: Store, signer: Signer, clock: Clock
+) -> None:
+    """A worker's first action on a procedure version compiles it (tens of
+    milliseconds) in the transaction's thread, not on the event loop; the
+    next is the two statements on the loop."""
+    service, tokens = CaseService(pg_published, signer=signer, calendar=CALENDAR, clock=clock), _users(pg_published)
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    fresh = OnTheLoop(service.store, signer=signer, calendar=CALENDAR, clock=clock)
+    with service.store.unit() as uow:
+        procedure_id = uow.session.get(CaseRow, case.id).procedure_id
+    assert fresh.compiled.ready(procedure_id) is None
+    compiled_in = []
+    get = fresh.compiled.get
+
+    def recording(row: Any) -> Any:
+        compiled_in.append(threading.current_thread())
+        return get(row)
+
+    fresh.compiled.get = recording  # type: ignore[method-assign]
+    sent = _traced(service.store)
+    done = _sign_in_and_act(fresh, tokens[DAN.id], case.id, "nop", "done", if_match=1)
+    assert done is not None and isinstance(done[1], CaseView) and done[1].version == 2
+    assert compiled_in and all(t is not threading.main_thread() for t in compiled_in)
+    assert fresh.compiled.ready(procedure_id) is not None
+    assert len(sent) > 2  # the read, then the transaction
+    sent.clear()
+    fanned = _sign_in_and_act(fresh, tokens[CB.id], case.id, "kiem_tra", "dat", if_match=2)
+    service.store.trace = None
+    assert fanned is not None and isinstance(fanned[1], CaseView) and fanned[1].version == 3
+    assert sent == ["SELECT", "WITH"]
+    assert service.verify_audit().ok
 
 
 def test_a_signed_in_change_checks_the_token_then_the_case(signed_in: tuple[CaseService, dict[str, str]]) -> None:
