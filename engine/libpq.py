@@ -24,6 +24,7 @@ connection returned in the middle of an operation).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import weakref
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -44,6 +45,8 @@ class _Session:
         self.transformer = Transformer(connection)
         self.encoding = connection.info.encoding
         self.prepared: dict[tuple[bytes, tuple[int, ...]], bytes] = {}
+        self.names = itertools.count()
+        """a new name each time: one is never taken twice, even after some were deallocated"""
 
 
 _SESSIONS: weakref.WeakKeyDictionary[Any, _Session] = weakref.WeakKeyDictionary()
@@ -95,7 +98,7 @@ class AsyncDirect:
         pgconn, prepared = self._pgconn, self._session.prepared
         name = prepared.get((sql, types))
         if name is None:
-            name = f"tinhgon_{len(prepared)}".encode()
+            name = f"tinhgon_{next(self._session.names)}".encode()
             pgconn.send_prepare(name, sql, param_types=types)
             await self._result()
             prepared[(sql, types)] = name

@@ -146,3 +146,28 @@ def test_a_cancelled_statement_leaves_the_pool_a_working_connection(pg_store: St
 
     before, after = on_one_connection(pg_store, work)
     assert before != after
+
+
+NAMES = Statement(
+    text("SELECT string_agg(name, ',' ORDER BY name) AS names FROM pg_prepared_statements WHERE statement = :sql").columns(
+        column("names", Text)
+    )
+)
+
+
+def test_one_statement_deallocated_alone_is_prepared_again_under_a_new_name(pg_store: Store) -> None:
+    sql = DIVIDE.on(pg_store.engine.dialect).numbered
+    assert sql is not None
+
+    async def work(statements: AsyncStatements) -> tuple[str, str]:
+        await one(statements, DIVIDE, {"z": 1})
+        await one(statements, BACKEND, {})
+        first = (await one(statements, NAMES, {"sql": sql[0].decode()}))[0]
+        async with statements._pool.connection() as connection:
+            await connection.execute(f"DEALLOCATE {first}")
+        assert (await one(statements, DIVIDE, {"z": 1}))[0] == 1
+        assert (await one(statements, BACKEND, {}))[0] > 0
+        return first, (await one(statements, NAMES, {"sql": sql[0].decode()}))[0]
+
+    first, again = on_one_connection(pg_store, work)
+    assert again and again != first
