@@ -21,6 +21,7 @@ must verify after every action.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import datetime as dt
 import os
@@ -71,7 +72,7 @@ from engine.machine import (
 )
 from engine.rows import state_of
 from engine.schema import upgrade
-from engine.store import Store
+from engine.store import AsyncStatements, Store
 from engine.users import add_user, issue_token
 from engine.views import CaseView
 from procedures import build, load_text
@@ -290,6 +291,8 @@ class PersistedDriver(Driver):
         self.service = CaseService(self.store, signer=SIGNER, calendar=CALENDAR, clock=clock)
         self.changes = 0
         self.tokens: dict[str, str] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.statements: AsyncStatements | None = None
 
     def start(self, actor: Actor, unit: str, applicant: str, data: Any) -> int:
         view = self.service.start(actor, code=self.code, unit=unit, data=data, applicant=applicant)
@@ -302,21 +305,34 @@ class PersistedDriver(Driver):
             def change(signed_in: Actor) -> Any:
                 return self.service.acting(signed_in, step=step, outcome=outcome, missing=missing, data=data)
 
-            assert self.service.change_signed_in(self._token(actor), handle, change) is not None
+            assert self._signed_in(self._token(actor), handle, change) is not None
             return
         self.service.act(actor, handle, step=step, outcome=outcome, missing=missing, data=data)
 
     def withdraw(self, handle: int, actor: Actor) -> None:
         if self._signed_in_turn():
             change = lambda signed_in: self.service.withdrawing(signed_in)  # noqa: E731
-            assert self.service.change_signed_in(self._token(actor), handle, change) is not None
+            assert self._signed_in(self._token(actor), handle, change) is not None
             return
         self.service.withdraw(actor, handle)
 
     def _signed_in_turn(self) -> bool:
-        """On PostgreSQL every other change goes the signed-in way (CaseService.change_signed_in)."""
+        """On PostgreSQL two changes in three go the signed-in way."""
         self.changes += 1
-        return self.store.dialect == "postgresql" and self.changes % 2 == 0
+        return self.store.dialect == "postgresql" and self.changes % 3 != 0
+
+    def _signed_in(self, token: str, handle: int, change: Any) -> Any:
+        """The signed-in change, taking turns: in this thread
+        (CaseService.change_signed_in), or as a worker runs it, on an event
+        loop, its statements sent through libpq (change_signed_in_async)."""
+        if self.changes % 3 == 1:
+            return self.service.change_signed_in(token, handle, change)
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            self.statements = AsyncStatements(self.store, 2)
+            self.loop.run_until_complete(self.statements.open())
+        assert self.statements is not None
+        return self.loop.run_until_complete(self.service.change_signed_in_async(self.statements, token, handle, change))
 
     def _token(self, actor: Actor) -> str:
         """A bearer token of a user who is ``actor`` now (the rules give one
@@ -352,6 +368,10 @@ class PersistedDriver(Driver):
             return state_of(row), row.version, row.event_count, row.head_hash, cases, events
 
     def close(self) -> None:
+        if self.loop is not None:
+            assert self.statements is not None
+            self.loop.run_until_complete(self.statements.close())
+            self.loop.close()
         self.store.dispose()
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
@@ -762,8 +782,10 @@ class PersistedCaseRules(CaseRules):
 
 class PostgresCaseRules(PersistedCaseRules):
     """The same on PostgreSQL, where a change is one read and one write;
-    every other one goes as the API's plain actions go (signed in with a
-    token, in two autocommit statements: CaseService.change_signed_in)."""
+    two in three go as the API's plain actions go (signed in with a token,
+    in two autocommit statements: CaseService.change_signed_in, and in turn
+    change_signed_in_async, on an event loop with its statements sent
+    through libpq)."""
 
     on_postgres = True
 
