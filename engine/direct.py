@@ -53,7 +53,7 @@ class Compiled:
     """parameters whose value is in the statement itself (a literal, a limit)"""
     numbered: tuple[bytes, tuple[str, ...]] | None = None
     """with psycopg: the SQL as libpq takes it, ``$1``, ``$2``... for the
-    parameters named, in that order (see :class:`AsyncDirect`)"""
+    parameters named, in that order (see :class:`engine.libpq.AsyncDirect`)"""
     pick: Callable[[Mapping[str, Any]], Sequence[Any]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
