@@ -133,7 +133,7 @@ def first_users(store: Store, definitions: list[Definition], *, demo: bool) -> l
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .supervisor import run, worker_sockets  # here: the other commands start without uvicorn
+    from .supervisor import refuse_taken, run, worker_sockets  # here: the other commands start without uvicorn
 
     url = database_url(args.database_url)
     key = key_path(args.key_file)
@@ -153,12 +153,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tokens = first_users(store, definitions, demo=args.demo)
     store.dispose()
     sockets = None
-    if args.workers > 1:
-        try:
+    try:
+        if args.workers > 1:
             sockets = worker_sockets(args.host, args.port, args.workers)
-        except OSError as exc:
-            print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-            return 2
+        else:  # uvicorn binds the address itself, just after
+            refuse_taken(args.host, args.port)
+    except OSError as exc:
+        print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
     where = f"http://{args.host}:{args.port}/"
     print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {url}")
     for label, token in tokens:

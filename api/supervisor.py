@@ -35,6 +35,18 @@ def run(app: str, *, host: str, port: int, workers: int, log_level: str, sockets
             sock.close()
 
 
+def refuse_taken(host: str, port: int) -> None:
+    """Raise ``OSError`` (address in use) when something listens on
+    ``host:port`` already: a plain bind, let go at once."""
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
 def worker_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
     """``count`` listening sockets on one address, each with ``SO_REUSEPORT``,
     for one worker each: the kernel then spreads new connections over them
@@ -47,11 +59,9 @@ def worker_sockets(host: str, port: int, count: int, backlog: int = 2048) -> lis
     as a server's bind should, when anything already listens there
     (another ``tinhgon serve`` included, whose sockets are bound the same
     way). Port 0 takes one free port for all of them."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    family = _family(host)
     if port:
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind((host, port))
+        refuse_taken(host, port)
     sockets: list[socket.socket] = []
     try:
         for _ in range(count):
