@@ -39,6 +39,11 @@ class InvalidAction(EngineError):
     kind = "invalid-action"
 
 
+class UnstorableText(InvalidAction):
+    """A comment holding a NUL character, which PostgreSQL cannot store
+    (refused on every database alike; the same problem to API clients)."""
+
+
 class Forbidden(EngineError):
     """The caller sees the case but may not act on this step."""
 

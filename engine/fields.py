@@ -16,11 +16,16 @@ from procedures.model import Definition
 
 from .errors import FieldProblem, InvalidData
 
+NUL_TEXT = "text must not contain NUL characters"
+"""The problem of a text value holding a NUL character"""
+
 
 def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> dict[str, Any]:
     """``data`` as a plain dict when it satisfies ``defn.fields``.
 
-    ``None`` values count as absent (a form's empty input).
+    ``None`` values count as absent (a form's empty input). A text holding a
+    NUL character is refused on every database, since PostgreSQL can store
+    none.
 
     Raises:
         InvalidData: one :class:`FieldProblem` per offending field.
@@ -36,6 +41,9 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
             problems.append(FieldProblem(str(key), f"unknown field (this procedure's fields: {known})"))
             continue
         if value is None:
+            continue
+        if isinstance(value, str) and "\x00" in value:  # PostgreSQL stores none, in text or in JSON it reads back
+            problems.append(FieldProblem(key, NUL_TEXT))
             continue
         if not value_fits(value, spec.type, spec.values):
             problems.append(FieldProblem(key, f"must be {expected_text(spec.type, spec.values)}, not {value!r}"))

@@ -33,7 +33,7 @@ from transitions import EventData, Machine, MachineError
 from procedures.conditions import evaluate
 from procedures.model import Definition, Effect, Step, bits
 
-from .errors import CaseClosed, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive
+from .errors import CaseClosed, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive, UnstorableText
 from .fields import amend, check_data
 
 # Step statuses and case statuses, as the format names them.
@@ -452,6 +452,7 @@ class CompiledProcedure:
         active, guide once), then ``data`` and ``missing``.
 
         Raises:
+            UnstorableText: ``comment`` holds a NUL character.
             InvalidAction: no such step or outcome, or ``missing`` names
                 documents the procedure does not have, or ``data`` on a
                 step that is not the applicant's.
@@ -459,6 +460,7 @@ class CompiledProcedure:
             CaseClosed, StepNotActive, GuideOnce: the case's state refuses it.
             InvalidData: ``data`` breaks the procedure's fields.
         """
+        _storable(comment, case.id)
         defn = self.definition
         i = defn.index.get(step)
         if i is None:
@@ -515,9 +517,11 @@ class CompiledProcedure:
         """The applicant withdraws the case: every unfinished step is cancelled.
 
         Raises:
+            UnstorableText: ``comment`` holds a NUL character.
             Forbidden: the actor is not the case's applicant.
             CaseClosed: the case is already closed.
         """
+        _storable(comment, case.id)
         if actor.id != case.applicant:
             raise Forbidden("only the case's applicant may withdraw it", case_id=case.id)
         if case.closed:
@@ -554,3 +558,10 @@ class CompiledProcedure:
             for i, s in enumerate(case.steps)
             if s.status == ACTIVE and s.due_at is not None and s.due_at < now
         ]
+
+
+def _storable(comment: str | None, case_id: int | None) -> None:
+    """Refuse a comment PostgreSQL could not store (a NUL character), on
+    every database alike."""
+    if comment is not None and "\x00" in comment:
+        raise UnstorableText("the comment must not contain NUL characters", case_id=case_id)

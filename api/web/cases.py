@@ -340,6 +340,6 @@ def withdraw(request: Request, case_id: int, services: ServicesDep, user: PageUs
     comment = comment.strip() if isinstance(comment, str) else ""
     try:
         services.cases.withdraw(user.actor, case_id, comment=comment or None, if_match=_version(form))
-    except (E.Conflict, E.Forbidden) as exc:
+    except (E.Conflict, E.Forbidden, E.InvalidAction) as exc:
         return _refused(request, services, user.actor, case_id, exc, comment)
     return RedirectResponse(f"/ho-so/{case_id}?da=rut", status_code=303)

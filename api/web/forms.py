@@ -18,6 +18,7 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from engine.errors import FieldProblem
+from engine.fields import NUL_TEXT
 from procedures.model import Definition, FieldDef
 
 PREFIX = "f_"
@@ -115,6 +116,8 @@ def field_errors(defn: Definition, problems: Iterable[FieldProblem]) -> dict[str
             out[p.field] = "Trường này không có trong thủ tục."
         elif p.message == "required":
             out[p.field] = "Bắt buộc nhập."
+        elif p.message == NUL_TEXT:
+            out[p.field] = "Không được chứa ký tự NUL (mã 0)."
         elif spec.type == "enum":
             out[p.field] = "Hãy chọn một trong các lựa chọn: " + ", ".join(choice_text(v) for v in spec.values or ()) + "."
         else:

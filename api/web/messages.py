@@ -85,6 +85,8 @@ def refusal_text(
 ) -> str:
     """What to tell the user when the engine refuses (by the error's ``kind``)."""
     names = names or {}
+    if isinstance(exc, E.UnstorableText):
+        return "Ý kiến không được chứa ký tự NUL (mã 0)."
     if isinstance(exc, E.GuideOnce) and defn is not None:
         return guide_once_text(exc.earlier, defn, names)
     if isinstance(exc, E.CaseClosed) and case_status in CASE_STATUS:

@@ -478,3 +478,23 @@ def test_a_wrong_address_is_a_page_for_browsers_and_a_problem_for_the_api(site: 
     api = browser.get("/api/khong-co", headers={"Accept": "text/html"})
     assert api.status_code == 404 and api.headers["content-type"] == "application/problem+json"
     assert browser.get("/khong-co-trang-nay").headers["content-type"] == "application/problem+json"  # no browser, no page
+
+
+def test_a_nul_character_in_a_form_is_refused_by_its_field_or_the_comment(site: Site) -> None:
+    """Which PostgreSQL cannot store: the engine refuses it on every
+    database, and the pages say so in Vietnamese (the withdraw page had let
+    the engine's refusal through as a 500)."""
+    browser = site.client("dan")
+    action = f"/ho-so/moi/{CODE}"
+    form = browser.get(action)
+    answer = browser.post(action, data={**GOOD, "csrf": _csrf(form.text, action), "f_ho_ten_tre": "Bé\x00"})
+    assert answer.status_code == 422
+    assert re.search(r'id="field-ho_ten_tre">.*?Không được chứa ký tự NUL', answer.text, re.S)
+    assert site.services.cases.list_cases(_actor(site, "dan"))[0] == []
+    case = _start(site, "dan")
+    text = _act(site, "dan", case, "nop_ho_so", "done", comment="a\x00b")
+    assert text.startswith("422") and "Ý kiến không được chứa ký tự NUL" in text
+    page = browser.get(f"/ho-so/{case}").text
+    refused = browser.post(f"/ho-so/{case}/rut", data={"csrf": _csrf(page, f"/ho-so/{case}/rut"), "comment": "\x00"})
+    assert refused.status_code == 422 and "Ý kiến không được chứa ký tự NUL" in refused.text
+    assert site.services.cases.get(_actor(site, "dan"), case).version == 1

@@ -196,6 +196,34 @@ def test_invalid_data_creates_no_case(published: Store, service: CaseService) ->
     assert counts(published) == (0, 0, 0)
 
 
+def test_a_nul_character_is_refused_in_data_and_comments_and_nothing_is_written(store: Store, service: CaseService) -> None:
+    """PostgreSQL stores no NUL, in text or in JSON it reads back (an
+    amendment's event had failed inside the write); the engine refuses one
+    on every database, as the field's problem or the action's."""
+    publish_definition(
+        store,
+        definition_text(
+            SMALL.replace("  - {id: age, type: integer}\n", "  - {id: age, type: integer}\n  - {id: ten, type: string}\n")
+        ),
+        now=local(2027, 1, 4, 8, 0),
+    )
+    with pytest.raises(InvalidData) as caught:
+        service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "ten": "Lan\x00"})
+    assert [(p.field, p.message) for p in caught.value.problems] == [("ten", "text must not contain NUL characters")]
+    assert counts(store) == (0, 0, 0)
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "ten": "Lan"})
+    before = counts(store), service.get(DAN, case.id), service.events(DAN, case.id)
+    with pytest.raises(InvalidData):
+        service.act(DAN, case.id, step="nop", outcome="done", data={"ten": "\x00"})
+    with pytest.raises(InvalidAction, match="NUL"):
+        service.act(DAN, case.id, step="nop", outcome="done", comment="a\x00b")
+    with pytest.raises(InvalidAction, match="NUL"):
+        service.withdraw(DAN, case.id, comment="\x00")
+    assert (counts(store), service.get(DAN, case.id), service.events(DAN, case.id)) == before
+    done = service.act(DAN, case.id, step="nop", outcome="done", data={"ten": "Lan Anh"}, comment="đủ")
+    assert done.version == 2 and done.data["ten"] == "Lan Anh"
+
+
 def test_a_case_outside_the_callers_reach_is_not_found(published: Store, service: CaseService) -> None:
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     for stranger in (office("cb", "u2"), applicant("other"), office("khac")):

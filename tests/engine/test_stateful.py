@@ -90,7 +90,8 @@ MAX_CASES = 4
 START = local(2027, 3, 1, 8, 0)  # a Monday
 NO_STEP, NO_OUTCOME, NO_DOCUMENT = "khong_co_buoc", "khong co ket qua", "khong_co_giay"
 RETURN_TO_APPLICANT = "bo_sung"
-TEXT = st.text(st.characters(exclude_categories=["Cs"]), max_size=8)
+TEXT = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=8)
+"""text a field takes (a NUL character is refused: see invalid_data)"""
 
 
 # -- definitions: the simplifier's strategy, plus what the engine needs ------------
@@ -194,6 +195,8 @@ def invalid_data(draw: st.DrawFn, defn: Definition, base: dict[str, Any], *, ame
     ways = ["unknown", "not a mapping"]
     if defn.fields:
         ways.append("wrong type")
+    if any(f.type == "string" for f in defn.fields):
+        ways.append("NUL")
     if any(f.required for f in defn.fields):
         ways.append("missing")
     way = draw(st.sampled_from(ways))
@@ -204,6 +207,9 @@ def invalid_data(draw: st.DrawFn, defn: Definition, base: dict[str, Any], *, ame
     if way == "wrong type":
         f = draw(st.sampled_from(defn.fields))
         return {**base, f.id: draw(st.sampled_from(WRONG[f.type]))}
+    if way == "NUL":  # which PostgreSQL cannot store: refused on every database
+        f = draw(st.sampled_from([f for f in defn.fields if f.type == "string"]))
+        return {**base, f.id: draw(TEXT) + "\x00" + draw(TEXT)}
     f = draw(st.sampled_from([f for f in defn.fields if f.required]))
     return {**base, f.id: None} if amendment or draw(st.booleans()) else {k: v for k, v in base.items() if k != f.id}
 
