@@ -142,6 +142,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         from engine.calendar import load_calendar
 
         load_calendar(args.calendar)  # refuse a bad file before any worker starts
+    # The address first: a start that cannot listen stops before it creates
+    # the first users, whose tokens it would otherwise never print.
+    sockets = None
+    try:
+        if args.workers > 1:
+            sockets = worker_sockets(args.host, args.port, args.workers)
+        else:  # uvicorn binds the address itself, once the database is ready
+            refuse_taken(args.host, args.port)
+    except OSError as exc:
+        print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 2
     store = Store(url)
     upgrade(store.engine)
     try:
@@ -149,18 +160,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except StartError as exc:
         print(f"tinhgon serve: cannot start:\n{exc}", file=sys.stderr)
         store.dispose()
+        for sock in sockets or ():
+            sock.close()
         return 2
     tokens = first_users(store, definitions, demo=args.demo)
     store.dispose()
-    sockets = None
-    try:
-        if args.workers > 1:
-            sockets = worker_sockets(args.host, args.port, args.workers)
-        else:  # uvicorn binds the address itself, just after
-            refuse_taken(args.host, args.port)
-    except OSError as exc:
-        print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
     where = f"http://{args.host}:{args.port}/"
     print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {url}")
     for label, token in tokens:

@@ -162,7 +162,9 @@ def test_worker_sockets_refuse_a_port_already_listened_on() -> None:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_serve_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str], workers: str) -> None:
     """Status 2 and one clear line, whatever the worker count (one worker's
-    uvicorn would otherwise log its own error and exit with 3)."""
+    uvicorn would otherwise log its own error and exit with 3), before the
+    database is touched: a first start that created the admin and then
+    could not listen would never have printed its token."""
     url = f"sqlite:///{tmp_path / 't.db'}"
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
@@ -172,3 +174,4 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFi
     assert code == 2
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err
+    assert not (tmp_path / "t.db").exists()
