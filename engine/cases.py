@@ -625,13 +625,11 @@ class CaseService:
         actor = user.actor
         if head.id is None:
             raise NotFound(f"no case {case_id}", case_id=case_id)
-        if compile_here:
-            machine = yield from self.compiled.asking(head.procedure_id)
-        else:
-            found = self.compiled.ready(head.procedure_id)
-            if found is None:
+        machine = self.compiled.ready(head.procedure_id)
+        if machine is None:
+            if not compile_here:
                 return user, None, change(actor)
-            machine = found
+            machine = yield from self.compiled.asking(head.procedure_id)
         if not sees(actor, head.applicant, head.unit, machine):
             raise NotFound(f"no case {case_id}", case_id=case_id)
         doing = change(actor)

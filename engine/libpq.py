@@ -127,9 +127,6 @@ class AsyncDirect:
             raise errors.InternalError(f"unexpected result status {pq.ExecStatus(result.status).name}")
         return result
 
-    async def close(self) -> None:
-        """Nothing to close: the connection goes back to its pool as it is."""
-
 
 async def _ready(loop: asyncio.AbstractEventLoop, fd: int, *, write: bool) -> None:
     """Until ``fd`` can be read (or written, with ``write``; read too, so

@@ -253,11 +253,9 @@ class AsyncStatements:
         from .libpq import AsyncDirect  # here: as psycopg_pool
 
         async with self._pool.connection() as connection:
-            direct = AsyncDirect(connection, self._dialect, self._store.trace)
             try:
-                yield direct
+                yield AsyncDirect(connection, self._dialect, self._store.trace)
             finally:
-                await direct.close()
                 self._idle_since[connection] = time.monotonic()
 
 
