@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from engine.audit import Signer, Verifier
@@ -18,30 +20,37 @@ from engine.settings import database_url, key_path
 from engine.store import Store
 
 
-def open_store(args: argparse.Namespace) -> Store:
-    """The database named on the command line, migrated to the newest schema."""
+@contextmanager
+def open_store(args: argparse.Namespace) -> Iterator[Store]:
+    """The database named on the command line, migrated to the newest
+    schema; its connections closed at the end, whatever the command met."""
     store = Store(database_url(args.database_url))
-    upgrade(store.engine)
-    return store
+    try:
+        upgrade(store.engine)
+        yield store
+    finally:
+        store.dispose()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
     store = Store(database_url(args.database_url))
-    before = current(store.engine)
-    after = upgrade(store.engine)
+    try:
+        before = current(store.engine)
+        after = upgrade(store.engine)
+    finally:
+        store.dispose()
+    shown = store.engine.url.render_as_string(hide_password=True)
     if before == after:
-        print(f"database {store.engine.url.render_as_string(hide_password=True)}: already at revision {after}")
+        print(f"database {shown}: already at revision {after}")
     else:
-        print(f"database {store.engine.url.render_as_string(hide_password=True)}: upgraded from {before or 'empty'} to {after}")
-    store.dispose()
+        print(f"database {shown}: upgraded from {before or 'empty'} to {after}")
     return 0
 
 
 def cmd_audit_verify(args: argparse.Namespace) -> int:
-    store = open_store(args)
-    verifier = Verifier.load(args.public_key) if args.public_key else Signer.load(key_path(args.key_file)).verifier()
-    report = CaseService(store, signer=Signer.generate()).verify_audit(verifier)
-    store.dispose()
+    with open_store(args) as store:
+        verifier = Verifier.load(args.public_key) if args.public_key else Signer.load(key_path(args.key_file)).verifier()
+        report = CaseService(store, signer=Signer.generate()).verify_audit(verifier)
     bad = report.first_bad
     if args.json:
         out: dict[str, Any] = {

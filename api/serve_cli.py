@@ -25,7 +25,7 @@ from procedures import Definition, load_path
 from procedures.catalog import definition_files
 from procedures.errors import DefinitionError, ReadError
 
-from .admin_cli import database_option
+from .admin_cli import database_option, open_store
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
 DEMO_UNIT = "demo"
@@ -33,18 +33,10 @@ DEMO_APPLICANT = "demo_applicant"
 
 
 # -- users --------------------------------------------------------------------------
-def _store(args: argparse.Namespace) -> Store:
-    store = Store(database_url(args.database_url))
-    upgrade(store.engine)
-    return store
-
-
 def cmd_user_add(args: argparse.Namespace) -> int:
-    store = _store(args)
-    with store.unit() as uow:
+    with open_store(args) as store, store.unit() as uow:
         user = add_user(uow, args.id, name=args.name, unit=args.unit, roles=args.role, permissions=args.permission)
         token = issue_token(uow, user.id)
-    store.dispose()
     roles = ", ".join(user.roles) or "no roles"
     perms = ", ".join(user.permissions) or "no permissions"
     print(f"user {user.id} ({user.name}), unit {user.unit}: {roles}; {perms}")
@@ -53,20 +45,16 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_user_token(args: argparse.Namespace) -> int:
-    store = _store(args)
-    with store.unit() as uow:
+    with open_store(args) as store, store.unit() as uow:
         token = issue_token(uow, args.id)
-    store.dispose()
     print(f"new token for {args.id}:")
     print(token)
     return 0
 
 
 def cmd_user_revoke(args: argparse.Namespace) -> int:
-    store = _store(args)
-    with store.unit() as uow:
+    with open_store(args) as store, store.unit() as uow:
         n = revoke_tokens(uow, args.id)
-    store.dispose()
     print(f"{args.id}: {n} token(s) revoked")
     return 0
 

@@ -25,6 +25,8 @@ from .store import Store, UnitOfWork
 PERMISSIONS = frozenset({"reform", "admin"})
 TOKEN_PREFIX = "tg_"
 _ID = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
+UNIT_LENGTH = 100
+"""the longest unit a user (and so a case) may have: the ``unit`` columns' length"""
 
 
 class InvalidUser(EngineError):
@@ -72,7 +74,9 @@ def add_user(
     """Create a user.
 
     Raises:
-        InvalidUser: a bad id, an empty name or unit, or an unknown permission.
+        InvalidUser: a bad id, an empty name or unit, a unit longer than
+            100 characters, a NUL character in the name or unit, or an
+            unknown permission.
         Conflict: the id is taken.
     """
     roles, permissions = tuple(dict.fromkeys(roles)), tuple(dict.fromkeys(permissions))
@@ -80,6 +84,10 @@ def add_user(
         raise InvalidUser(f"user id {user_id!r}: use 1-100 letters, digits or _ . @ -")
     if not name.strip() or not unit.strip():
         raise InvalidUser(f"user {user_id!r}: name and unit must not be empty")
+    if "\x00" in name or "\x00" in unit:  # PostgreSQL stores no NUL in text; SQLite would, and differ
+        raise InvalidUser(f"user {user_id!r}: name and unit must not contain NUL characters")
+    if len(unit) > UNIT_LENGTH:
+        raise InvalidUser(f"user {user_id!r}: unit is {len(unit)} characters long; at most {UNIT_LENGTH}")
     unknown = sorted(set(permissions) - PERMISSIONS)
     if unknown:
         raise InvalidUser(f"user {user_id!r}: unknown permission {', '.join(unknown)} (known: admin, reform)")

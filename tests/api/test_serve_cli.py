@@ -175,3 +175,26 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFi
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err
     assert not (tmp_path / "t.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "unit", "told"),
+    [
+        ("Lan\x00", "d1", "must not contain NUL"),
+        ("Lan", "d\x001", "must not contain NUL"),
+        ("Lan", "d" * 101, "unit is 101 characters long; at most 100"),
+        ("  ", "d1", "must not be empty"),
+    ],
+)
+def test_user_add_refuses_what_no_database_would_keep_alike(
+    database_url: str, name: str, unit: str, told: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # PostgreSQL refuses a NUL in text and a unit over its column's length
+    # with an error of its own (SQLite keeps both): each gets the user's
+    # problem in one line, on both, and no user is added.
+    assert main(["user", "add", "lan", "--name", name, "--unit", unit, "--database-url", database_url]) == 1
+    err = capsys.readouterr().err
+    assert told in err and "Traceback" not in err
+    assert main(["user", "token", "lan", "--database-url", database_url]) == 1
+    assert "no user 'lan'" in capsys.readouterr().err
+    assert main(["user", "add", "lan", "--name", "Lan", "--unit", "d" * 100, "--database-url", database_url]) == 0
