@@ -39,7 +39,7 @@ from procedures.schema import json_schema
 from procedures.simplify import next_version_text
 
 from . import admin_cli, serve_cli
-from .render import METRIC_LABELS, RULE_LABELS, number, percent, table
+from .render import METRIC_LABELS, RULE_LABELS, metric_text, money, number, percent, table
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID = 0, 1, 2
 
@@ -123,7 +123,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def _metrics_rows(before: dict[str, Any], after: dict[str, Any] | None = None) -> list[list[str]]:
     if after is None:
         rows = [["Chỉ số", "", "Giá trị"]]
-        rows += [[k, METRIC_LABELS[k], number(before[k])] for k in METRIC_NAMES]
+        rows += [[k, METRIC_LABELS[k], metric_text(k, before[k])] for k in METRIC_NAMES]
         return rows
     rows = [["Chỉ số", "", "Trước", "Sau", "Chênh lệch", "%"]]
     for k in METRIC_NAMES:
@@ -132,9 +132,9 @@ def _metrics_rows(before: dict[str, Any], after: dict[str, Any] | None = None) -
             [
                 k,
                 METRIC_LABELS[k],
-                number(before[k]),
-                number(after[k]),
-                number(c["delta"]) if c["delta"] is not None else "—",
+                metric_text(k, before[k]),
+                metric_text(k, after[k]),
+                metric_text(k, c["delta"]),
                 percent(c["percent"]),
             ]
         )
@@ -199,11 +199,11 @@ def print_catalog(paths: list[str], out: _Out) -> None:
                 entry.code,
                 name,
                 label,
-                f"{number(b['compliance_cost'])} → {number(a['compliance_cost'])}",
+                f"{metric_text('compliance_cost', b['compliance_cost'])} → {metric_text('compliance_cost', a['compliance_cost'])}",
                 percent(change(b["compliance_cost"], a["compliance_cost"])["percent"]),
                 f"{number(b['lead_time_days'])} → {number(a['lead_time_days'])}",
                 percent(change(b["lead_time_days"], a["lead_time_days"])["percent"]),
-                f"{number(b['processing_cost'])} → {number(a['processing_cost'])}",
+                f"{metric_text('processing_cost', b['processing_cost'])} → {metric_text('processing_cost', a['processing_cost'])}",
                 percent(change(b["processing_cost"], a["processing_cost"])["percent"]),
             ]
         )
@@ -224,7 +224,7 @@ def print_catalog(paths: list[str], out: _Out) -> None:
         ("annual_processing", "Chi phí xử lý hằng năm của cơ quan"),
     ):
         before, after = totals[key]
-        print(f"{label}: {number(before)} đ → {number(after)} đ ({percent(change(before, after)['percent'])})")
+        print(f"{label}: {money(before)} → {money(after)} ({percent(change(before, after)['percent'])})")
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:

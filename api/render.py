@@ -5,9 +5,9 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Sequence
 
-from procedures.labels import METRIC_LABELS, RULE_LABELS, number, percent
+from procedures.labels import METRIC_LABELS, RULE_LABELS, metric_text, money, number, percent
 
-__all__ = ["METRIC_LABELS", "RULE_LABELS", "number", "percent", "table", "width"]
+__all__ = ["METRIC_LABELS", "RULE_LABELS", "metric_text", "money", "number", "percent", "table", "width"]
 
 
 def width(text: str) -> int:

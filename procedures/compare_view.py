@@ -22,7 +22,7 @@ from .compare import compare
 from .diagram import FONT, lanes
 from .durations import format_hours
 from .findings import repeated_review
-from .labels import METRIC_LABELS, number, percent
+from .labels import METRIC_LABELS, metric_text, number, percent
 from .metrics import METRIC_NAMES
 from .model import Definition, Step
 from .simplify import simplify
@@ -77,7 +77,7 @@ def compare_diagram(before: Definition, after: Definition) -> graphviz.Digraph:
     title = (
         f"{after.code}: v{before.version} → v{after.version} — {after.name}\n"
         f"Thời gian giải quyết {number(m0['lead_time_days'])} → {number(m1['lead_time_days'])} ngày · "
-        f"Chi phí tuân thủ {number(m0['compliance_cost'])} → {number(m1['compliance_cost'])} đ/hồ sơ"
+        f"Chi phí tuân thủ {metric_text('compliance_cost', m0['compliance_cost'])} → {metric_text('compliance_cost', m1['compliance_cost'])} đ/hồ sơ"
     )
     dot.attr("graph", rankdir="LR", fontname=FONT, label=title, labelloc="t", fontsize="16", newrank="true")
     dot.attr("node", fontname=FONT, fontsize="11", shape="box", style="rounded,filled", fillcolor="white")
@@ -156,8 +156,8 @@ def compare_page(before: Definition, after: Definition, svg: str) -> str:
         pct_text = percent(pct)
         cls = "" if pct is None or pct == 0 else ("good" if pct < 0 else "bad")
         rows.append(
-            f"<tr><th>{html.escape(METRIC_LABELS[key])}</th><td>{number(c['before'])}</td><td>{number(c['after'])}</td>"
-            f"<td>{number(c['delta'])}</td><td class='{cls}'>{pct_text}</td></tr>"
+            f"<tr><th>{html.escape(METRIC_LABELS[key])}</th><td>{metric_text(key, c['before'])}</td>"
+            f"<td>{metric_text(key, c['after'])}</td><td>{metric_text(key, c['delta'])}</td><td class='{cls}'>{pct_text}</td></tr>"
         )
     applied = simplify(before).applied
     fixes = "".join(f"<li><b>{html.escape(f.rule)}</b>: {html.escape(f.message)}</li>" for f in applied)

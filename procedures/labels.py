@@ -51,6 +51,19 @@ def number(value: Any, digits: int = 2) -> str:
     return text.replace(",", "\0").replace(".", ",").replace("\0", ".")
 
 
+MONEY_METRICS = frozenset({"compliance_cost", "annual_burden", "processing_cost", "annual_processing_cost"})
+"""The metrics counted in đồng"""
+
+
+def metric_text(metric: str, value: Any) -> str:
+    """A metric's value for reading: money to the whole đồng (the metrics
+    keep their fractions, so sums and percentages stay exact), other
+    figures to two decimals; ``—`` for none."""
+    if value is None:
+        return "—"
+    return number(round(value)) if metric in MONEY_METRICS else number(value)
+
+
 def percent(value: float | None) -> str:
     """``-31.86`` -> ``-31,9%``; ``—`` when there is no base to compare with."""
     if value is None:

@@ -28,14 +28,13 @@ from typing import Any, TypedDict
 from .catalog import Catalog
 from .compare_view import compare_diagram
 from .diagram import FONT
-from .labels import METRIC_LABELS, number, percent
+from .labels import METRIC_LABELS, metric_text, number, percent
 from .metrics import Metrics, change
 
 PROCESS_SIDE = ("steps", "lead_time_days")
 APPLICANT_SIDE = ("visits", "applicant_documents", "compliance_cost", "annual_burden")
 OFFICE_SIDE = ("office_hours", "processing_cost", "annual_processing_cost")
 REPORT_METRICS: tuple[str, ...] = PROCESS_SIDE + APPLICANT_SIDE + OFFICE_SIDE
-MONEY = frozenset({"compliance_cost", "annual_burden", "processing_cost", "annual_processing_cost"})
 
 # "At least 20%" is met by exactly 20%; sums of fractional days must not
 # miss it by a rounding error of the last binary digit.
@@ -211,13 +210,6 @@ def report_data(catalog: Catalog) -> Report:
 
 
 # -- words -----------------------------------------------------------------------
-def value_text(metric: str, value: Any) -> str:
-    """A metric's value for reading: money to the đồng, days to two decimals."""
-    if value is None:
-        return "—"
-    return number(round(value)) if metric in MONEY else number(value)
-
-
 def verdict_text(check: TargetCheck) -> str:
     """``Đạt``, ``Chưa đạt (thiếu 3,4 điểm %)`` or why it does not apply."""
     if check["met"] is None:
@@ -250,7 +242,7 @@ def summary_text(data: Report) -> str:
     for check in data["targets"]:
         lines.append(
             f"{check['basis']} — {check['aim']} ({_scope_text(check)}): "
-            f"{value_text(check['metric'], check['before'])} → {value_text(check['metric'], check['after'])}, "
+            f"{metric_text(check['metric'], check['before'])} → {metric_text(check['metric'], check['after'])}, "
             f"giảm {_cut_text(check)}: {verdict_text(check)}"
         )
     lines.append(TIME_AGGREGATION)
@@ -341,9 +333,9 @@ def _change_rows(metrics: Sequence[str], changes: dict[str, dict[str, Any]], lab
     for k in metrics:
         c = changes[k]
         rows.append(
-            f"<tr><th>{_e(label(k))}</th><td class='num'>{value_text(k, c['before'])}</td>"
-            f"<td class='num'>{value_text(k, c['after'])}</td>"
-            f"<td class='num'>{value_text(k, c['delta'])}</td>{_pct_cell(c['percent'])}</tr>"
+            f"<tr><th>{_e(label(k))}</th><td class='num'>{metric_text(k, c['before'])}</td>"
+            f"<td class='num'>{metric_text(k, c['after'])}</td>"
+            f"<td class='num'>{metric_text(k, c['delta'])}</td>{_pct_cell(c['percent'])}</tr>"
         )
     return "".join(rows)
 
@@ -355,8 +347,8 @@ def _targets_html(data: Report) -> str:
         rows.append(
             f"<tr class='{cls}'><td>{_e(check['aim'])}<br><span class='muted'>{_e(check['basis'])}</span></td>"
             f"<td>{_e(_scope_text(check))}</td>"
-            f"<td class='num'>{value_text(check['metric'], check['before'])}</td>"
-            f"<td class='num'>{value_text(check['metric'], check['after'])}</td>"
+            f"<td class='num'>{metric_text(check['metric'], check['before'])}</td>"
+            f"<td class='num'>{metric_text(check['metric'], check['after'])}</td>"
             f"<td class='num'>{_e(_cut_text(check))}</td><td class='num'>{number(check['required_cut_percent'])}%</td>"
             f"<td class='verdict'>{_e(verdict_text(check))}</td></tr>"
         )
@@ -377,8 +369,8 @@ def _totals_html(data: Report) -> str:
             w = data["weighted_lead_time_days"]
             body += (
                 "<tr class='info'><th>Thời gian bình quân mỗi hồ sơ, gia quyền theo số hồ sơ/năm (ngày LV, tham khảo)</th>"
-                f"<td class='num'>{value_text('', w['before'])}</td><td class='num'>{value_text('', w['after'])}</td>"
-                f"<td class='num'>{value_text('', w['delta'])}</td>{_pct_cell(w['percent'])}</tr>"
+                f"<td class='num'>{metric_text('', w['before'])}</td><td class='num'>{metric_text('', w['after'])}</td>"
+                f"<td class='num'>{metric_text('', w['delta'])}</td>{_pct_cell(w['percent'])}</tr>"
             )
         groups.append(f"<tbody><tr class='group'><th colspan='5'>{title} ({count} thủ tục)</th></tr>{body}</tbody>")
     return (
@@ -391,7 +383,7 @@ def _totals_html(data: Report) -> str:
 def _pair(p: ProcedureReport, metric: str) -> str:
     c = p["change"][metric]
     return (
-        f"{value_text(metric, c['before'])} → {value_text(metric, c['after'])}"
+        f"{metric_text(metric, c['before'])} → {metric_text(metric, c['after'])}"
         f"<br><span class='{_tone(c['percent'])}'>{percent(c['percent'])}</span>"
     )
 
@@ -424,7 +416,7 @@ def _card(p: ProcedureReport, metric: str, office: bool = False) -> str:
     c = p["change"][metric]
     return (
         f"<div class='card{' office' if office else ''}'><div class='label'>{_e(METRIC_LABELS[metric])}</div>"
-        f"<div class='value'>{value_text(metric, c['before'])} → <b>{value_text(metric, c['after'])}</b></div>"
+        f"<div class='value'>{metric_text(metric, c['before'])} → <b>{metric_text(metric, c['after'])}</b></div>"
         f"<div class='{_tone(c['percent'])}'>{percent(c['percent'])}</div></div>"
     )
 
@@ -588,9 +580,9 @@ def _md_changes(metrics: Sequence[str], changes: dict[str, dict[str, Any]], labe
     return [
         [
             label(k),
-            value_text(k, changes[k]["before"]),
-            value_text(k, changes[k]["after"]),
-            value_text(k, changes[k]["delta"]),
+            metric_text(k, changes[k]["before"]),
+            metric_text(k, changes[k]["after"]),
+            metric_text(k, changes[k]["delta"]),
             percent(changes[k]["percent"]),
         ]
         for k in metrics
@@ -615,8 +607,8 @@ def report_markdown(data: Report) -> str:
                     _m(c["aim"]),
                     _m(c["basis"]),
                     _scope_text(c),
-                    value_text(c["metric"], c["before"]),
-                    value_text(c["metric"], c["after"]),
+                    metric_text(c["metric"], c["before"]),
+                    metric_text(c["metric"], c["after"]),
                     _cut_text(c),
                     f"{number(c['required_cut_percent'])}%",
                     f"**{verdict_text(c)}**",
@@ -639,9 +631,9 @@ def report_markdown(data: Report) -> str:
                 rows.append(
                     [
                         "_Thời gian bình quân mỗi hồ sơ, gia quyền theo số hồ sơ/năm (tham khảo)_",
-                        value_text("", w["before"]),
-                        value_text("", w["after"]),
-                        value_text("", w["delta"]),
+                        metric_text("", w["before"]),
+                        metric_text("", w["after"]),
+                        metric_text("", w["delta"]),
                         percent(w["percent"]),
                     ]
                 )

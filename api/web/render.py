@@ -21,7 +21,7 @@ from starlette.responses import Response
 
 from engine import errors as E
 from engine.calendar import local_time
-from procedures.labels import money, number, percent
+from procedures.labels import metric_text, money, number, percent
 
 from .messages import refusal_text
 from .session import PageRefused, SignInNeeded, csrf_token
@@ -59,9 +59,14 @@ def day(value: dt.date | dt.datetime | str | None) -> str:
     return value.strftime("%d/%m/%Y")
 
 
+def metric(value: Any, key: str) -> str:
+    """``value|metric(key)``: a metric's value as :func:`procedures.labels.metric_text` writes it."""
+    return metric_text(key, value)
+
+
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True)
-    env.filters.update(number=number, money=money, percent=percent, when=when, day=day)
+    env.filters.update(number=number, metric=metric, money=money, percent=percent, when=when, day=day)
     return env
 
 

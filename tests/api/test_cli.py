@@ -230,3 +230,23 @@ def test_compare_writes_a_picture_and_a_page(capsys: pytest.CaptureFixture[str],
         assert code == 0
     page = (tmp_path / "c.html").read_text(encoding="utf-8")
     assert "<svg" in page and "kiem_tra_lai" in page and "Đăng ký khai sinh" in page
+
+
+MONEY_ROWS = ("compliance_cost", "annual_burden", "processing_cost", "annual_processing_cost")
+
+
+def test_compare_human_writes_money_to_the_whole_dong(capsys: pytest.CaptureFixture[str]) -> None:
+    # dang-ky-khai-sinh's processing cost has a fraction of a đồng (an
+    # official's hours at a monthly salary): the JSON keeps it, the table rounds it.
+    v1, v2 = (str(DEFINITIONS / f"dang-ky-khai-sinh.v{n}.yaml") for n in (1, 2))
+    _, raw, _ = run(capsys, "compare", v1, v2, "--json")
+    exact = json.loads(raw)["before"]["processing_cost"]
+    assert exact != round(exact), "the fixture no longer tests rounding"
+    code, out, _ = run(capsys, "compare", v1, v2)
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in MONEY_ROWS}
+    assert set(rows) == set(MONEY_ROWS)
+    for key, line in rows.items():
+        figures = re.findall(r"-?[\d.]+(?:,\d+)?(?=\s|$)", line.split(")", 1)[1])[:3]
+        assert len(figures) == 3 and all("," not in f for f in figures), (key, line)
+    assert f"{round(exact):,}".replace(",", ".") in rows["processing_cost"]

@@ -19,6 +19,8 @@ from api.web.session import csrf_token
 from engine.cases import publish_definition
 from engine.machine import Actor
 from engine.users import add_user, authenticate, issue_token, revoke_tokens
+from procedures import load_text
+from procedures.analysis import analysis
 from tests.conftest import DEFINITIONS, definition_text
 
 CODE = "1.001193"  # Đăng ký khai sinh: a return to the applicant at two steps
@@ -498,3 +500,15 @@ def test_a_nul_character_in_a_form_is_refused_by_its_field_or_the_comment(site: 
     refused = browser.post(f"/ho-so/{case}/rut", data={"csrf": _csrf(page, f"/ho-so/{case}/rut"), "comment": "\x00"})
     assert refused.status_code == 422 and "Ý kiến không được chứa ký tự NUL" in refused.text
     assert site.services.cases.get(_actor(site, "dan"), case).version == 1
+
+
+def test_money_is_written_to_the_whole_dong_on_the_pages(site: Site) -> None:
+    # 1.001193's processing cost has a fraction of a đồng (the metrics keep it)
+    with site.services.store.unit() as uow:
+        rows = sorted((r for r in uow.procedures() if r.code == CODE), key=lambda r: r.version)
+    exact = analysis(load_text(rows[0].body, "<stored>"))["metrics"]["processing_cost"]
+    assert exact != round(exact), "the definition no longer tests rounding"
+    whole, fraction = f"{round(exact):,}".replace(",", "."), f"{exact:,.2f}".replace(",", " ").replace(".", ",").replace(" ", ".")
+    for url in (f"/thu-tuc/{CODE}/1", f"/thu-tuc/{CODE}/so-sanh/1/2"):
+        page = site.client("reform").get(url).text
+        assert whole in page and fraction not in page, url

@@ -309,3 +309,22 @@ def test_markdown_has_targets_totals_and_every_procedure() -> None:
     assert "## 1. Đối chiếu với mục tiêu cải cách" in md and "### Toàn danh mục" in md
     for entry in catalog.entries:
         assert f"### {entry.code} — " in md
+
+
+@pytest.mark.parametrize(
+    ("metric", "value", "text"),
+    [
+        ("processing_cost", 216666.666, "216.667"),
+        ("annual_processing_cost", 303333333333.33, "303.333.333.333"),
+        ("compliance_cost", -12499.5, "-12.500"),  # round half to even on the whole đồng
+        ("office_hours", 4.3333, "4,33"),
+        ("lead_time_days", 2.75, "2,75"),
+        ("steps", 12, "12"),
+        ("within_time_limit", True, "có"),
+        ("processing_cost", None, "—"),
+    ],
+)
+def test_metric_text_writes_money_to_the_whole_dong(metric: str, value: object, text: str) -> None:
+    from procedures.labels import metric_text
+
+    assert metric_text(metric, value) == text
