@@ -99,6 +99,12 @@ class Services:
         )
         return await future
 
+    @property
+    def transaction_threads(self) -> ThreadPoolExecutor | None:
+        """PostgreSQL: the :attr:`Settings.write_threads` threads that run
+        case actions' transactions (None on SQLite, whose one writer runs them)."""
+        return self._side_by_side
+
     async def open_statements(self) -> AsyncStatements | None:
         """PostgreSQL: the pool of asyncio connections on which the running
         event loop makes plain case actions (see

@@ -15,11 +15,14 @@ re-applied on the fresh state, which may then refuse it.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import datetime as dt
+import functools
 import threading
 from collections.abc import Callable, Generator, Iterable, Mapping
+from concurrent.futures import Executor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import and_, or_, select
 
@@ -89,6 +92,18 @@ _UNIQUE_VIOLATION = "23505"
 
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+T = TypeVar("T")
+
+
+async def _aside(executor: Executor | None, work: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``work(*args, **kwargs)`` in a thread of ``executor`` (None: the
+    loop's default), with the caller's context variables, as
+    :func:`asyncio.to_thread` runs it in the default one."""
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, work, *args, **kwargs)
+    return await asyncio.get_running_loop().run_in_executor(executor, call)
 
 
 def seal_entries(case_id: int, prev: str, seq: int, entries: list[Entry], signer: Signer) -> list[EventRecord]:
@@ -569,10 +584,12 @@ class CaseService:
         *,
         if_match: int | None = None,
         idempotency: Idempotency | None = None,
+        executor: Executor | None = None,
     ) -> tuple[User, CaseView | StoredResponse] | None:
         """:meth:`change_signed_in` on the event loop, its two statements
         awaited on ``statements``' connections; what is done again in a
-        transaction goes to a thread.
+        transaction goes to a thread of ``executor`` (the caller's pool of
+        transaction threads; else the loop's default one).
 
         A worker's actions then need no thread each: with four threads
         taking turns at the GIL between round trips, handing it over had
@@ -583,8 +600,8 @@ class CaseService:
         it runs :meth:`change_signed_in` in a thread instead.
         """
         if not statements.on_this_loop():
-            return await asyncio.to_thread(
-                self.change_signed_in, token, case_id, change, if_match=if_match, idempotency=idempotency
+            return await _aside(
+                executor, self.change_signed_in, token, case_id, change, if_match=if_match, idempotency=idempotency
             )
         lookup = token_lookup(token)
         if lookup is None:
@@ -596,7 +613,7 @@ class CaseService:
             return None
         user, result, doing = done
         if result is None:
-            result = await asyncio.to_thread(self._change, user.actor, case_id, if_match, doing, idempotency, None)
+            result = await _aside(executor, self._change, user.actor, case_id, if_match, doing, idempotency, None)
         return user, result
 
     def _signed_in(

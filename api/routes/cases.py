@@ -291,7 +291,13 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
             return services.cases.acting(actor, **doing)
 
         done = await services.cases.change_signed_in_async(
-            statements, token, case_id, change, if_match=version, idempotency=idempotency
+            statements,
+            token,
+            case_id,
+            change,
+            if_match=version,
+            idempotency=idempotency,
+            executor=services.transaction_threads,
         )
         return _signed_in(done)
 
@@ -316,7 +322,13 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
             return services.cases.withdrawing(actor, comment=comment)
 
         done = await services.cases.change_signed_in_async(
-            statements, token, case_id, change, if_match=version, idempotency=idempotency
+            statements,
+            token,
+            case_id,
+            change,
+            if_match=version,
+            idempotency=idempotency,
+            executor=services.transaction_threads,
         )
         return _signed_in(done)
 

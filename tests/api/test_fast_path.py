@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from api import app as app_module
 from api.services import Services
 from api.settings import Settings
+from engine.cases import CaseService
 
 from .conftest import XUAT_NGU, Api, assert_problem, xuat_ngu_data
 
@@ -261,3 +262,28 @@ def test_starting_a_case_plain_or_not_answers_alike(api: Api, framework_calls: l
     }
     assert framework_calls == ["/api/cases"]
     assert_problem(api.client.post("/api/cases", json=body), 401)
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite: the one writer thread (above)
+def test_what_a_plain_action_does_again_in_a_transaction_runs_in_the_action_threads(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # PostgreSQL: an Idempotency-Key used before for another request is not
+    # plain; the action is done again in a transaction, in one of the
+    # worker's write_threads (not the loop's default threads), and refused there.
+    api.publish("che-do-xuat-ngu.v1")
+    user = api.user("an", unit="u1")
+    case = api.start(user, XUAT_NGU, xuat_ngu_data())
+    ran_in: list[str] = []
+    change = CaseService._change
+
+    def recording(self: CaseService, *args: Any) -> Any:
+        ran_in.append(threading.current_thread().name)
+        return change(self, *args)
+
+    monkeypatch.setattr(CaseService, "_change", recording)
+    key = {**user, "Idempotency-Key": "k-1"}
+    api.act(key, case["id"], "nop_ban_khai", "done")
+    assert ran_in == []  # plain: on the loop
+    api.act(key, case["id"], "nop_ban_khai", "done", comment="another request", expect=422)
+    assert ran_in and all(name.startswith("tinhgon-actions") for name in ran_in)

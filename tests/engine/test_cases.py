@@ -9,6 +9,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -546,11 +547,13 @@ def test_on_the_loop_a_procedure_not_compiled_yet_is_compiled_in_a_thread(
     pg_published: Store, signer: Signer, clock: Clock
 ) -> None:
     """A worker's first action on a procedure version compiles it (tens of
-    milliseconds) in the transaction's thread, not on the event loop; the
-    next is the two statements on the loop."""
+    milliseconds) in the transaction's thread (one of the threads the
+    caller gives), not on the event loop; the next is the two statements
+    on the loop."""
     service, tokens = CaseService(pg_published, signer=signer, calendar=CALENDAR, clock=clock), _users(pg_published)
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     fresh = OnTheLoop(service.store, signer=signer, calendar=CALENDAR, clock=clock)
+    threads = ThreadPoolExecutor(2, thread_name_prefix="transactions")
     with service.store.unit() as uow:
         procedure_id = uow.session.get(CaseRow, case.id).procedure_id
     assert fresh.compiled.ready(procedure_id) is None
@@ -563,9 +566,10 @@ def test_on_the_loop_a_procedure_not_compiled_yet_is_compiled_in_a_thread(
 
     fresh.compiled.get = recording  # type: ignore[method-assign]
     sent = _traced(service.store)
-    done = _sign_in_and_act(fresh, tokens[DAN.id], case.id, "nop", "done", if_match=1)
+    done = _sign_in_and_act(fresh, tokens[DAN.id], case.id, "nop", "done", if_match=1, executor=threads)
+    threads.shutdown()
     assert done is not None and isinstance(done[1], CaseView) and done[1].version == 2
-    assert compiled_in and all(t is not threading.main_thread() for t in compiled_in)
+    assert compiled_in and all(t.name.startswith("transactions") for t in compiled_in)  # the caller's threads
     assert fresh.compiled.ready(procedure_id) is not None
     assert len(sent) > 2  # the read, then the transaction
     sent.clear()
