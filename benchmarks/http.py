@@ -10,6 +10,13 @@ measured in the same run:
     serves its app (:func:`api.supervisor.run`: 127.0.0.1, the same worker
     count, log level, timeouts and worker sockets; uvicorn's defaults
     otherwise, so httptools and uvloop on both).
+``commit`` (PostgreSQL only, for information)
+    ``GET /bare-commit`` of the same bare app: one row inserted, in
+    autocommit, through a pool of four asyncio psycopg connections (as many
+    as a tinhgon worker acts on at once), into a table of its own database
+    on the same server. The floor of any request that commits durably on
+    this machine: the report says what share of it actions reach, beside
+    the target's share of the bare endpoint.
 ``action``
     ``POST /api/cases/{id}/actions`` by an official with ``If-Match`` and a
     fresh ``Idempotency-Key`` (as a careful client sends them): each request
@@ -34,7 +41,7 @@ request as soon as the previous answer has arrived (a closed loop), on
 uvloop when it is installed. Requests answered in the first ``--warmup``
 seconds are not counted; then for ``--duration`` seconds each answer counts
 once. Each workload runs ``--rounds`` times, interleaved with the others
-(bare, action, inbox, bare, action, inbox...), so that other work on the
+(bare, commit, action, inbox, bare, commit, action, inbox...), so that other work on the
 machine weighs on all of them alike; the figures pool the rounds. Printed
 per configuration: requests per second, p50 and p99 latency in milliseconds,
 errors, the share of the bare endpoint's throughput, and the CPU time spent
@@ -131,14 +138,44 @@ steps:
 
 
 # -- the baseline app -----------------------------------------------------------------
+COMMIT_ENV = "TINHGON_BENCH_COMMIT_DB"
+"""the database of ``/bare-commit`` (its ``bench_commit`` table), set by the parent"""
+
+
 def bare_app() -> Any:
-    """The bare endpoint: FastAPI, one route, a small JSON answer."""
+    """The bare endpoint: FastAPI, one route, a small JSON answer; with
+    ``$TINHGON_BENCH_COMMIT_DB``, also ``/bare-commit``, one row committed."""
+    from contextlib import asynccontextmanager
+
     from fastapi import FastAPI
 
-    app = FastAPI()
+    conninfo = os.environ.get(COMMIT_ENV)
+    pools: list[Any] = []
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> Any:
+        if conninfo:
+            from psycopg_pool import AsyncConnectionPool
+
+            pool = AsyncConnectionPool(conninfo, min_size=4, max_size=4, kwargs={"autocommit": True}, open=False)
+            await pool.open(wait=True)
+            pools.append(pool)
+        try:
+            yield
+        finally:
+            for pool in pools:
+                await pool.close()
+
+    app = FastAPI(lifespan=lifespan)
 
     @app.get("/bare")
     def bare() -> dict[str, bool]:
+        return {"ok": True}
+
+    @app.get("/bare-commit")
+    async def bare_commit() -> dict[str, bool]:
+        async with pools[0].connection() as conn:
+            await conn.execute("INSERT INTO bench_commit DEFAULT VALUES")
         return {"ok": True}
 
     return app
@@ -167,13 +204,20 @@ def free_port() -> int:
 class Server:
     """A server process in its own group; stopped with SIGTERM, then SIGKILL."""
 
-    def __init__(self, command: list[str], cwd: Path, label: str) -> None:
+    def __init__(self, command: list[str], cwd: Path, label: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.cwd = cwd
         self.log = cwd / f"{label}.log"
         self.command = [c.replace("{port}", str(self.port)) for c in command]
         with self.log.open("wb") as out:
-            self.process = subprocess.Popen(self.command, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            self.process = subprocess.Popen(
+                self.command,
+                cwd=cwd,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, **env} if env else None,
+            )
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -202,11 +246,12 @@ class Server:
 
 
 @contextlib.contextmanager
-def bare_server(workers: int, cwd: Path) -> Iterator[Server]:
+def bare_server(workers: int, cwd: Path, commit_db: str | None) -> Iterator[Server]:
     server = Server(
         [sys.executable, str(Path(__file__).resolve()), "--serve-bare", "{port}", "--workers", str(workers)],
         cwd,
         f"bare{workers}",
+        env={COMMIT_ENV: commit_db} if commit_db else None,
     )
     try:
         server.wait_answering("/bare", None)
@@ -276,6 +321,20 @@ def database(kind: str, cwd: Path) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextlib.contextmanager
+def commit_database(cwd: Path) -> Iterator[str]:
+    """A database of its own for ``/bare-commit``, with its table, as the
+    libpq connection string the bare app takes; dropped at the end."""
+    from sqlalchemy import create_engine, text
+
+    with database("postgresql", cwd) as url:
+        engine = create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE bench_commit (id bigserial PRIMARY KEY, at timestamptz NOT NULL DEFAULT now())"))
+        engine.dispose()
+        yield url.replace("postgresql+psycopg://", "postgresql://", 1)
 
 
 def postgres_reason() -> str | None:
@@ -557,10 +616,13 @@ def measure(args: argparse.Namespace, database_kind: str, workers: int, cwd: Pat
         queues = CaseQueues(cases, c, official)
         inbox = Request("GET", "/api/inbox?limit=20", official)
         bare_request = Request("GET", "/bare", None)
-        results = {"bare": Figures(), "action": Figures(), "inbox": Figures()}
+        commit_request = Request("GET", "/bare-commit", None)
+        results = {"bare": Figures(), "commit": Figures(), "action": Figures(), "inbox": Figures()}
         for _ in range(args.rounds):
             session = service.server.process.pid
             run_load(bare.port, c, args.warmup, args.duration, lambda _n: bare_request, results["bare"], bare.process.pid)
+            if database_kind == "postgresql":
+                run_load(bare.port, c, args.warmup, args.duration, lambda _n: commit_request, results["commit"], bare.process.pid)
             run_load(port, c, args.warmup, args.duration, queues.next_action, results["action"], session)
             run_load(port, c, args.warmup, args.duration, lambda _n: inbox, results["inbox"], session)
         if queues.exhausted:
@@ -568,6 +630,8 @@ def measure(args: argparse.Namespace, database_kind: str, workers: int, cwd: Pat
         serve = " ".join(service.server.command[1:]).replace(str(cwd), "$TMP")
         bare_cmd = " ".join(bare.command[1:]).replace(str(ROOT) + "/", "")
         rows.append(Row(database_kind, workers, "bare", results["bare"], bare_cmd))
+        if database_kind == "postgresql":
+            rows.append(Row(database_kind, workers, "commit", results["commit"], bare_cmd))
         for workload in ("action", "inbox"):
             rows.append(Row(database_kind, workers, workload, results[workload], serve))
         rows.append(Row(database_kind, workers, "start", starts, serve))
@@ -607,9 +671,15 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
             action = next(r for r in group if r.workload == "action")
             ratio = action.figures.rate / bare.figures.rate if bare.figures.rate else 0.0
             met = ratio >= 0.30 and action.figures.errors == 0
+            commit = next((r for r in group if r.workload == "commit"), None)
+            floor = (
+                f" (and {100 * action.figures.rate / commit.figures.rate:.0f}% of one commit per request)"
+                if commit is not None and commit.figures.rate
+                else ""
+            )
             verdicts.append(
                 f"{database_kind}, {workers} worker(s): actions {100 * ratio:.0f}% of bare, "
-                f"{action.figures.errors} error(s): {'met' if met else 'NOT met'}"
+                f"{action.figures.errors} error(s): {'met' if met else 'NOT met'}{floor}"
             )
     print()
     print("target: actions at least 30% of the bare endpoint's throughput, no errors")
@@ -617,7 +687,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         print("  " + v)
     print()
     print("commands:")
-    for cmd in dict.fromkeys(f"  {r.workload if r.workload == 'bare' else 'service'}: {r.command}" for r in rows):
+    for cmd in dict.fromkeys(f"  {r.workload if r.workload in ('bare', 'commit') else 'service'}: {r.command}" for r in rows):
         print(cmd)
     print("  load: " + " ".join(["benchmarks/http.py", *sys.argv[1:]]))
 
@@ -646,7 +716,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             kinds.remove("postgresql")
     rows: list[Row] = []
     for workers in args.workers:
-        with tempfile.TemporaryDirectory(prefix="tinhgon-bench-http-") as tmp, bare_server(workers, Path(tmp)) as bare:
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="tinhgon-bench-http-"))
+            commit_db = stack.enter_context(commit_database(Path(tmp))) if "postgresql" in kinds else None
+            bare = stack.enter_context(bare_server(workers, Path(tmp), commit_db))
             for kind in kinds:
                 run_dir = Path(tmp) / kind
                 run_dir.mkdir()
