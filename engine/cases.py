@@ -316,14 +316,17 @@ class CaseService:
             raise NotPublished(f"procedure {code!r} has no published version")
         return int(proc_id)
 
-    def get(self, actor: Actor, case_id: int) -> CaseView:
+    def get(self, actor: Actor, case_id: int, db: Direct | None = None) -> CaseView:
         """Raises NotFound when the case does not exist or ``actor`` may not see it.
 
         Officials open cases all day: prebuilt reads, as an action makes
-        (one on PostgreSQL, two on SQLite)."""
-        with self.store.direct(write=False) as db:
-            head, machine = self._head(db, case_id, actor, self._case_read)
-            state = state_from(head, self._steps(db, head))
+        (one on PostgreSQL, two on SQLite), in ``db`` when given (see
+        :meth:`~engine.store.Store.reading`)."""
+        if db is None:
+            with self.store.reading() as own:
+                return self.get(actor, case_id, own)
+        head, machine = self._head(db, case_id, actor, self._case_read)
+        state = state_from(head, self._steps(db, head))
         return CaseView.of_state(case_id, head.code, head.procedure_version, head.version, state, machine, now=self.clock())
 
     def events(self, actor: Actor, case_id: int) -> list[EventRecord]:
@@ -849,7 +852,9 @@ class CaseService:
         return None
 
     # -- queries ----------------------------------------------------------------------
-    def inbox(self, actor: Actor, *, limit: int = 50, cursor: str | None = None) -> tuple[list[InboxItem], str | None]:
+    def inbox(
+        self, actor: Actor, *, limit: int = 50, cursor: str | None = None, db: Direct | None = None
+    ) -> tuple[list[InboxItem], str | None]:
         """The active steps ``actor`` may act on, earliest due first (no due
         time last), one page at a time.
 
@@ -857,9 +862,15 @@ class CaseService:
         index, already in due order, and the slices are merged: the query
         costs the page size per role, not the size of the backlog.
 
+        One statement, in ``db`` when given (see
+        :meth:`~engine.store.Store.reading`).
+
         Raises:
             ValueError: ``cursor`` is not one this method returned.
         """
+        if db is None:
+            with self.store.reading() as own:
+                return self.inbox(actor, limit=limit, cursor=cursor, db=own)
         after = read_cursor(cursor) if cursor else None
         roles = sorted(actor.roles)
         params: dict[str, Any] = {f"role_{i}": role for i, role in enumerate(roles)}
@@ -868,29 +879,28 @@ class CaseService:
             params.update(after_due=after[0], after_case=after[1], after_position=after[2])
         statement = inbox_statement(len(roles), after is not None)
         now = self.clock()
-        with self.store.direct(write=False) as db:
-            # One prebuilt statement: the page, with each case's procedure;
-            # names come from the compiled definitions, read once per process.
-            picked = db.all(statement, params)
-            more = len(picked) > limit
-            items = []
-            for row in picked[:limit]:
-                defn = self.compiled.on(row.procedure_id, db).definition
-                step = defn.steps[row.position]
-                items.append(
-                    InboxItem(
-                        case_id=row.case_id,
-                        code=row.code,
-                        version=row.procedure_version,
-                        name=defn.name,
-                        step=step.id,
-                        step_name=step.name,
-                        activated_at=row.activated_at,
-                        due_at=row.due_at,
-                        overdue=row.due_at is not None and row.due_at < now,
-                        cursor=make_cursor(row.due_sort, row.case_id, row.position),
-                    )
+        # One prebuilt statement: the page, with each case's procedure;
+        # names come from the compiled definitions, read once per process.
+        picked = db.all(statement, params)
+        more = len(picked) > limit
+        items = []
+        for row in picked[:limit]:
+            defn = self.compiled.on(row.procedure_id, db).definition
+            step = defn.steps[row.position]
+            items.append(
+                InboxItem(
+                    case_id=row.case_id,
+                    code=row.code,
+                    version=row.procedure_version,
+                    name=defn.name,
+                    step=step.id,
+                    step_name=step.name,
+                    activated_at=row.activated_at,
+                    due_at=row.due_at,
+                    overdue=row.due_at is not None and row.due_at < now,
+                    cursor=make_cursor(row.due_sort, row.case_id, row.position),
                 )
+            )
         return items, (items[-1].cursor if more else None)
 
     def list_cases(

@@ -187,6 +187,20 @@ class Store:
                 pooled.invalidate()  # broken: the pool opens a fresh connection next time
             pooled.close()
 
+    @contextmanager
+    def reading(self) -> Iterator[Direct]:
+        """For reads each of which stands alone (a token check, then a page
+        of the inbox): on PostgreSQL the statements in autocommit, a round
+        trip each, where a transaction adds ``BEGIN`` and ``COMMIT``; on
+        SQLite a reading transaction (its statements are calls, not round
+        trips, and a read of several statements sees one state)."""
+        if self._sqlite:
+            with self.direct(write=False) as db:
+                yield db
+        else:
+            with self.statements() as db:
+                yield db
+
     def user_by_token_hash(self, token_hash: str, db: Direct | None = None) -> Any:
         """``(id, name, unit, roles, permissions)`` of a live token's user, or None.
 

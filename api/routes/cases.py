@@ -229,7 +229,8 @@ def _plain_case_id(request: Request) -> int | None:
 
 async def _fast_case(request: Request) -> Response | None:
     """Reading a case, on the fast path (see :func:`~api.deps.fast_path`):
-    officials open cases all day; the token and the read go in one hop."""
+    officials open cases all day; the token and the read go in one hop,
+    on one connection (each statement alone: :meth:`~engine.store.Store.reading`)."""
     case_id = _plain_case_id(request)
     if case_id is None:
         return None
@@ -237,7 +238,8 @@ async def _fast_case(request: Request) -> Response | None:
     bearer_token(request)
 
     def signed_in_read() -> Response:
-        return _case_response(services.cases.get(signed_in_user(request, services).actor, case_id))
+        with services.store.reading() as db:
+            return _case_response(services.cases.get(signed_in_user(request, services, db).actor, case_id, db))
 
     return await run_in_threadpool(signed_in_read)
 
@@ -423,9 +425,9 @@ def events(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> list[Even
     return [EventPublic.of(e) for e in services.cases.events(actor, case_id)]
 
 
-def _inbox_page(services: Services, actor: Actor, limit: int, cursor: str | None) -> Response:
+def _inbox_page(services: Services, actor: Actor, limit: int, cursor: str | None, db: Direct | None = None) -> Response:
     try:
-        items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor)
+        items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor, db=db)
     except ValueError as exc:
         raise ApiProblem(422, str(exc), kind="invalid-cursor") from None
     return _json(Page[InboxItemPublic](items=[InboxItemPublic.of(i) for i in items], next_cursor=next_cursor))
@@ -438,7 +440,8 @@ async def _fast_inbox(request: Request) -> Response | None:
     """The inbox's fast path (see :func:`~api.deps.fast_path`): officials
     open it all day. Plain query parameters (``limit`` a number up to 200,
     ``cursor`` up to 200 characters, each at most once) are read here, and
-    the token check and the query run in one thread-pool call."""
+    the token check and the query run in one thread-pool call, on one
+    connection (each statement alone: :meth:`~engine.store.Store.reading`)."""
     params = request.query_params
     if len(params.keys()) != len(params.multi_items()):
         return None
@@ -449,7 +452,8 @@ async def _fast_inbox(request: Request) -> Response | None:
     bearer_token(request)
 
     def signed_in_inbox() -> Response:
-        return _inbox_page(services, signed_in_user(request, services).actor, int(raw_limit), cursor)
+        with services.store.reading() as db:
+            return _inbox_page(services, signed_in_user(request, services, db).actor, int(raw_limit), cursor, db)
 
     return await run_in_threadpool(signed_in_inbox)
 

@@ -19,6 +19,7 @@ from api import app as app_module
 from api.services import Services
 from api.settings import Settings
 from engine.cases import CaseService
+from engine.direct import Direct
 
 from .conftest import XUAT_NGU, Api, assert_problem, xuat_ngu_data
 
@@ -287,3 +288,32 @@ def test_what_a_plain_action_does_again_in_a_transaction_runs_in_the_action_thre
     assert ran_in == []  # plain: on the loop
     api.act(key, case["id"], "nop_ban_khai", "done", comment="another request", expect=422)
     assert ran_in and all(name.startswith("tinhgon-actions") for name in ran_in)
+
+
+def test_the_inbox_and_a_case_read_check_the_token_and_read_on_one_connection(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The token's check and the read are each one statement, in one checkout
+    # of a connection: on PostgreSQL in autocommit (a round trip each, no
+    # BEGIN and COMMIT), on SQLite in one reading transaction.
+    api.publish("che-do-xuat-ngu.v1")
+    case_id, an = _case_at_second_step(api)
+    officer = api.official("dai_doi")
+    opened: list[bool] = []
+    init = Direct.__init__
+
+    def recording(self: Direct, dbapi_connection: Any, *args: Any, **kwargs: Any) -> None:
+        opened.append(bool(getattr(dbapi_connection, "autocommit", False)))
+        init(self, dbapi_connection, *args, **kwargs)
+
+    monkeypatch.setattr(Direct, "__init__", recording)
+    sent = []
+    api.services.store.trace = lambda sql, _parameters: sent.append(sql.split()[0])
+    try:
+        postgresql = api.services.store.dialect == "postgresql"
+        reads = (("/api/inbox?limit=5", officer, 2), (f"/api/cases/{case_id}", an, 2 if postgresql else 3))  # SQLite: case, steps
+        for path, headers, statements in reads:
+            opened.clear()
+            sent.clear()
+            assert api.client.get(path, headers=headers).status_code == 200
+            assert len(sent) == statements and opened == [postgresql], (path, sent, opened)
+    finally:
+        api.services.store.trace = None
