@@ -292,16 +292,7 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
         def change(actor: Actor) -> EngineChange:
             return services.cases.acting(actor, **doing)
 
-        done = await services.cases.change_signed_in_async(
-            statements,
-            token,
-            case_id,
-            change,
-            if_match=version,
-            idempotency=idempotency,
-            executor=services.transaction_threads,
-        )
-        return _signed_in(done)
+        return await _change_signed_in(services, statements, token, case_id, change, version, idempotency)
 
     return Change(run, prepare, signed_in, rendered)
 
@@ -323,18 +314,32 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
         def change(actor: Actor) -> EngineChange:
             return services.cases.withdrawing(actor, comment=comment)
 
-        done = await services.cases.change_signed_in_async(
-            statements,
-            token,
-            case_id,
-            change,
-            if_match=version,
-            idempotency=idempotency,
-            executor=services.transaction_threads,
-        )
-        return _signed_in(done)
+        return await _change_signed_in(services, statements, token, case_id, change, version, idempotency)
 
     return Change(run, prepare, signed_in, rendered)
+
+
+async def _change_signed_in(
+    services: Services,
+    statements: AsyncStatements,
+    token: str,
+    case_id: int,
+    change: Callable[[Actor], EngineChange],
+    version: int | None,
+    idempotency: Idempotency | None,
+) -> CaseView | StoredResponse:
+    """A plain action's or withdrawal's change on the event loop; what it
+    does again in a transaction runs in the worker's transaction threads."""
+    done = await services.cases.change_signed_in_async(
+        statements,
+        token,
+        case_id,
+        change,
+        if_match=version,
+        idempotency=idempotency,
+        executor=services.transaction_threads,
+    )
+    return _signed_in(done)
 
 
 def _signed_in(done: tuple[User, CaseView | StoredResponse] | None) -> CaseView | StoredResponse:
