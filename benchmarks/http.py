@@ -687,7 +687,7 @@ def report(rows: list[Row], args: argparse.Namespace) -> None:
         print("  " + v)
     print()
     print("commands:")
-    for cmd in dict.fromkeys(f"  {r.workload if r.workload in ('bare', 'commit') else 'service'}: {r.command}" for r in rows):
+    for cmd in dict.fromkeys(f"  {'bare' if r.workload in ('bare', 'commit') else 'service'}: {r.command}" for r in rows):
         print(cmd)
     print("  load: " + " ".join(["benchmarks/http.py", *sys.argv[1:]]))
 

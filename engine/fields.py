@@ -20,6 +20,13 @@ NUL_TEXT = "text must not contain NUL characters"
 """The problem of a text value holding a NUL character"""
 
 
+def has_nul(text: str) -> bool:
+    """Whether ``text`` holds a NUL character, which PostgreSQL stores in no
+    text (nor in JSON it reads back): such a text is refused on every
+    database alike, so that both keep the same."""
+    return "\x00" in text
+
+
 def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> dict[str, Any]:
     """``data`` as a plain dict when it satisfies ``defn.fields``.
 
@@ -42,7 +49,7 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
             continue
         if value is None:
             continue
-        if isinstance(value, str) and "\x00" in value:  # PostgreSQL stores none, in text or in JSON it reads back
+        if isinstance(value, str) and has_nul(value):
             problems.append(FieldProblem(key, NUL_TEXT))
             continue
         if not value_fits(value, spec.type, spec.values):

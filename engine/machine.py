@@ -34,7 +34,7 @@ from procedures.conditions import evaluate
 from procedures.model import Definition, Effect, Step, bits
 
 from .errors import CaseClosed, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive, UnstorableText
-from .fields import amend, check_data
+from .fields import amend, check_data, has_nul
 
 # Step statuses and case statuses, as the format names them.
 WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED = "waiting", "active", "completed", "skipped", "cancelled"
@@ -563,5 +563,5 @@ class CompiledProcedure:
 def _storable(comment: str | None, case_id: int | None) -> None:
     """Refuse a comment PostgreSQL could not store (a NUL character), on
     every database alike."""
-    if comment is not None and "\x00" in comment:
+    if comment is not None and has_nul(comment):
         raise UnstorableText("the comment must not contain NUL characters", case_id=case_id)

@@ -13,20 +13,22 @@ import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import cast
 
-from sqlalchemy import select, update
+from sqlalchemy import String, select, update
 
 from .db import TokenRow, UserRow
 from .direct import Direct
 from .errors import Conflict, EngineError
+from .fields import has_nul
 from .machine import Actor
 from .store import Store, UnitOfWork
 
 PERMISSIONS = frozenset({"reform", "admin"})
 TOKEN_PREFIX = "tg_"
 _ID = re.compile(r"[A-Za-z0-9_.@-]{1,100}")
-UNIT_LENGTH = 100
-"""the longest unit a user (and so a case) may have: the ``unit`` columns' length"""
+UNIT_LENGTH = cast(int, cast(String, UserRow.__table__.c["unit"].type).length)
+"""the longest unit a user (and so a case) may have: the ``unit`` column's length"""
 
 
 class InvalidUser(EngineError):
@@ -84,7 +86,7 @@ def add_user(
         raise InvalidUser(f"user id {user_id!r}: use 1-100 letters, digits or _ . @ -")
     if not name.strip() or not unit.strip():
         raise InvalidUser(f"user {user_id!r}: name and unit must not be empty")
-    if "\x00" in name or "\x00" in unit:  # PostgreSQL stores no NUL in text; SQLite would, and differ
+    if has_nul(name) or has_nul(unit):
         raise InvalidUser(f"user {user_id!r}: name and unit must not contain NUL characters")
     if len(unit) > UNIT_LENGTH:
         raise InvalidUser(f"user {user_id!r}: unit is {len(unit)} characters long; at most {UNIT_LENGTH}")
