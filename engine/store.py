@@ -205,10 +205,12 @@ class Store:
         """``(id, name, unit, roles, permissions)`` of a live token's user, or None.
 
         Every request asks this, so it is one prebuilt statement, run
-        directly: in ``db`` when given (the request's own transaction)."""
+        directly: in ``db`` when given (the request's own transaction), else
+        as a read that stands alone (:meth:`reading`: on PostgreSQL one
+        round trip in autocommit, not three)."""
         if db is not None:
             return db.one(_USER_BY_TOKEN, {"h": token_hash})
-        with self.direct(write=False) as own:
+        with self.reading() as own:
             return own.one(_USER_BY_TOKEN, {"h": token_hash})
 
     def dispose(self) -> None:
