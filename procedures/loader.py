@@ -47,7 +47,7 @@ from .schema import (
     RoleSpec,
     StepSpec,
 )
-from .yamlio import Path, YamlProblems, format_path, line_of, load_yaml, to_plain
+from .yamlio import Map, Path, Seq, YamlProblems, format_path, line_of, load_yaml, to_plain
 
 _NESTED_MODELS: dict[str, type[BaseModel]] = {
     "cost_model": CostModelSpec,
@@ -67,6 +67,9 @@ _TYPE_WORDS = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
+
+
+SHAPE = "a definition is a YAML mapping with keys format, code, name, version, roles, documents, steps"
 
 
 def load_path(path: str | os.PathLike[str]) -> Definition:
@@ -106,6 +109,14 @@ def load_text(text: str, source: str = "<text>") -> Definition:
         root = load_yaml(text, notes=notes)
     except YamlProblems as exc:
         raise DefinitionError(source, exc.problems) from None
+    if not isinstance(root, (Map, Seq)):
+        # Nothing, or one bare value: no node of ours carries a line, so say
+        # where the document starts (line 1 of a file of blanks and comments).
+        line = next((n for n, row in enumerate(text.splitlines(), 1) if row.strip() and not row.lstrip().startswith("#")), 1)
+        what = (
+            "the file holds no YAML document (it is empty or only comments)" if root is None else "the file holds one bare value"
+        )
+        raise DefinitionError(source, [Problem(line, "", f"{what}; {SHAPE}")])
     return build(root, source, notes)
 
 
@@ -225,7 +236,7 @@ class _Checker:
     def run(self) -> Definition:
         root = self.root
         if not isinstance(root, Mapping):
-            self.add((), "a definition is a YAML mapping with keys format, code, name, version, roles, documents, steps")
+            self.add((), SHAPE)
             raise self.fail()
         fmt = root.get("format")
         if "format" in root and fmt != FORMAT:

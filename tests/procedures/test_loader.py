@@ -74,6 +74,24 @@ def test_a_nul_character_in_a_text_is_refused_at_its_line(written: str) -> None:
     assert (line, path, message) == (12, "steps[0].name", "text must not contain NUL characters")
 
 
+@pytest.mark.parametrize(
+    ("text", "line", "said"),
+    [
+        ("", 1, "no YAML document"),
+        ("# chưa viết gì\n\n   \n", 1, "no YAML document"),
+        ("# một dòng chú thích\n\nthu tuc\n", 3, "one bare value"),
+        ("- a\n- b\n", 1, "a definition is a YAML mapping"),
+    ],
+)
+def test_a_file_that_is_no_mapping_is_refused_at_the_line_where_it_starts(text: str, line: int, said: str) -> None:
+    with pytest.raises(DefinitionError) as info:
+        load_text(text, source="t.yaml")
+    [problem] = info.value.problems
+    assert (problem.line, problem.path) == (line, "")
+    assert said in problem.message and "format, code, name" in problem.message
+    assert str(info.value).startswith(f"t.yaml:{line}: (document): ")
+
+
 def test_unknown_top_level_key() -> None:
     line, path, _ = only("colour: red\n" + VALID)
     assert (line, path) == (5, "colour")
