@@ -15,25 +15,49 @@ from typing import Any
 
 from engine.audit import Signer, Verifier
 from engine.cases import CaseService
+from engine.db import reach
 from engine.schema import current, upgrade
 from engine.settings import database_url, key_path
 from engine.store import Store
+
+
+def reached_store(url: str) -> Store:
+    """The database at ``url``, once it answers (else
+    :class:`engine.errors.DatabaseUnavailable`, with the reason)."""
+    store = Store(url)
+    try:
+        reach(store.engine)
+    except BaseException:
+        store.dispose()
+        raise
+    return store
+
+
+def migrated_store(url: str) -> Store:
+    """The database at ``url``, reached and migrated to the newest schema;
+    its connections closed if either fails."""
+    store = reached_store(url)
+    try:
+        upgrade(store.engine)
+    except BaseException:
+        store.dispose()
+        raise
+    return store
 
 
 @contextmanager
 def open_store(args: argparse.Namespace) -> Iterator[Store]:
     """The database named on the command line, migrated to the newest
     schema; its connections closed at the end, whatever the command met."""
-    store = Store(database_url(args.database_url))
+    store = migrated_store(database_url(args.database_url))
     try:
-        upgrade(store.engine)
         yield store
     finally:
         store.dispose()
 
 
 def cmd_db_upgrade(args: argparse.Namespace) -> int:
-    store = Store(database_url(args.database_url))
+    store = reached_store(database_url(args.database_url))
     try:
         before = current(store.engine)
         after = upgrade(store.engine)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.calendar import CalendarError, WorkingCalendar, load_calendar, local_time
+from engine.errors import DatabaseUnavailable
 from procedures import (
     Definition,
     DefinitionError,
@@ -478,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return code
     except (DefinitionError, ReadError) as exc:
         print(str(exc), file=sys.stderr)
+        return EXIT_INVALID
+    except DatabaseUnavailable as exc:
+        print(f"tinhgon: {exc}", file=sys.stderr)
         return EXIT_INVALID
     except OSError as exc:
         print(f"tinhgon: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

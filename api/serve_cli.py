@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from engine.cases import publish_definition
-from engine.errors import Conflict
-from engine.schema import upgrade
+from engine.db import shown_url
+from engine.errors import Conflict, DatabaseUnavailable
 from engine.settings import DATABASE_ENV, KEY_ENV, database_url, key_path
 from engine.store import Store, UnitOfWork
 from engine.users import add_user, issue_token, revoke_tokens
@@ -25,7 +25,7 @@ from procedures import Definition, load_path
 from procedures.catalog import definition_files
 from procedures.errors import DefinitionError, ReadError
 
-from .admin_cli import database_option, open_store
+from .admin_cli import database_option, migrated_store, open_store
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
 DEMO_UNIT = "demo"
@@ -141,8 +141,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
-    store = Store(url)
-    upgrade(store.engine)
+    try:
+        store = migrated_store(url)
+    except DatabaseUnavailable as exc:
+        print(f"tinhgon serve: {exc}", file=sys.stderr)
+        for sock in sockets or ():
+            sock.close()
+        return 2
     try:
         definitions = load_definitions(store, folder) if folder else []
     except StartError as exc:
@@ -154,7 +159,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     tokens = first_users(store, definitions, demo=args.demo)
     store.dispose()
     where = f"http://{args.host}:{args.port}/"
-    print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {url}")
+    print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {shown_url(url)}")
     for label, token in tokens:
         print(f"{label} token: {token}")
     print(f"tinhgon: serving on {where} with {args.workers} worker(s); sign in at {where}dang-nhap", flush=True)
@@ -171,6 +176,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         sockets=sockets,
     )
     return 0
+
+
+def _whole(text: str, low: int, high: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"{what} {low} to {high}, not {value}")
+    return value
+
+
+def _port(text: str) -> int:
+    return _whole(text, 0, 65535, "a TCP port is")
+
+
+def _workers(text: str) -> int:
+    return _whole(text, 1, 64, "the number of workers is")
 
 
 def add_parsers(sub: Any) -> None:
@@ -202,8 +225,10 @@ def add_parsers(sub: Any) -> None:
         "--definitions", metavar="DIR", help="definitions to load and publish at start (default: definitions/ when it exists)"
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="uvicorn worker processes sharing one database")
+    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument(
+        "--workers", type=_workers, default=1, metavar="N", help="uvicorn worker processes sharing one database (1 to 64)"
+    )
     p.add_argument("--calendar", metavar="FILE", help="the operator's calendar file (days off, make-up days, hours)")
     p.add_argument("--key-file", metavar="FILE", help="the signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)")
     p.add_argument(

@@ -34,8 +34,10 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from .errors import DatabaseUnavailable
 
 DEFAULT_URL = "sqlite:///tinhgon.db"
 NO_DUE = dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
@@ -299,6 +301,7 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    _check_url(url)
     # Every request of a worker may hold a connection at once (the service
     # runs them in up to 40 threads): connections beyond the pool's size are
     # opened and closed per use, which under load cost more than the
@@ -327,6 +330,46 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     if ping_idle:
         _ping_when_idle(engine)
     return engine
+
+
+URL_FORMS = "sqlite:///FILE or postgresql+psycopg://USER@HOST[:PORT]/DATABASE"
+
+
+def shown_url(url: str) -> str:
+    """``url`` with its password, if any, replaced by ``***``: for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a URL)"
+
+
+def _check_url(url: str) -> None:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailable(f"the database URL given cannot be read as a URL; use {URL_FORMS}") from None
+    backend, driver = parsed.get_backend_name(), parsed.get_driver_name()
+    if (backend, driver) not in (("sqlite", "pysqlite"), ("postgresql", "psycopg")):
+        raise DatabaseUnavailable(
+            f"tinhgon keeps its data in SQLite or PostgreSQL through psycopg, not {parsed.drivername!r}; use {URL_FORMS}"
+        )
+
+
+def reach(engine: Engine) -> None:
+    """Open and close one connection, so that a command finds out at once,
+    with a readable reason, that the database is not there.
+
+    Raises:
+        DatabaseUnavailable: the server refused or did not answer, or the
+            SQLite file cannot be opened.
+    """
+    try:
+        with engine.connect():
+            pass
+    except (OperationalError, InterfaceError) as exc:
+        reason = " ".join(line.strip() for line in str(exc.orig or exc).splitlines() if line.strip())
+        shown = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnavailable(f"cannot open the database {shown}: {reason}") from None
 
 
 IDLE_PING_SECONDS = 2.0

@@ -146,3 +146,9 @@ class GuidedReturn:
             "at": self.at,
             "missing": list(self.missing),
         }
+
+
+class DatabaseUnavailable(TinhgonError):
+    """The database named cannot be used: its URL is not one tinhgon
+    reads, or nothing answers there. Not an :class:`EngineError`: it
+    stops a command or a start, it is no answer to a request."""

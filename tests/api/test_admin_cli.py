@@ -11,8 +11,10 @@ from sqlalchemy import text
 from api.cli import main
 from engine.audit import Signer
 from engine.cases import CaseService, publish_definition
+from engine.db import shown_url
 from engine.schema import current, head
 from engine.store import Store
+from tests.conftest import POSTGRES
 from tests.engine.conftest import CALENDAR, applicant, office
 from tests.engine.test_cases import CODE, body
 
@@ -88,3 +90,48 @@ def test_audit_verify_without_the_key_says_so(tmp_path: Path, capsys: pytest.Cap
     url = f"sqlite:///{tmp_path / 'x.db'}"
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(tmp_path / "nope.key")]) == 1
     assert "nope.key" in capsys.readouterr().err
+
+
+NO_DATABASE = POSTGRES.rsplit("/", 1)[0].replace("postgres@", "postgres:sekret@", 1) + "/tinhgon_no_such_database"
+
+
+@pytest.mark.parametrize(
+    ("url", "told"),
+    [
+        ("mysql://root@127.0.0.1/test", "SQLite or PostgreSQL through psycopg, not 'mysql'"),
+        ("postgresql+asyncpg://db/x", "not 'postgresql+asyncpg'"),
+        ("not a url", "cannot be read as a URL"),
+        ("sqlite:////nonexistent-folder/x.db", "cannot open the database sqlite:////nonexistent-folder/x.db: unable to open"),
+        (NO_DATABASE, "cannot open the database postgresql+psycopg://postgres:***@"),
+    ],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["db", "upgrade"], ["user", "add", "lan", "--name", "Lan", "--unit", "d1"], ["audit", "verify"], ["serve"]],
+    ids=lambda c: " ".join(c[:2]),
+)
+def test_a_database_that_cannot_be_used_is_one_line_and_status_2(
+    url: str, told: str, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every command that needs the database says which one and why, without
+    # a traceback, and never shows a password that was in its URL.
+    extra = ["--key-file", str(tmp_path / "k")] if command[0] in ("serve", "audit") else []
+    assert main([*command, "--database-url", url, *extra]) == 2
+    err = capsys.readouterr().err
+    assert told in err and "Traceback" not in err and "sekret" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "k").exists()
+
+
+def test_shown_urls_hide_the_password() -> None:
+    assert shown_url("postgresql+psycopg://lan:mat-khau@db:5432/tinhgon") == "postgresql+psycopg://lan:***@db:5432/tinhgon"
+    assert shown_url("sqlite:///tinhgon.db") == "sqlite:///tinhgon.db"
+    assert shown_url("::") == "(not a URL)"
+
+
+@pytest.mark.parametrize(("option", "value"), [("--workers", "0"), ("--workers", "many"), ("--port", "65536"), ("--port", "-1")])
+def test_serve_refuses_a_worker_count_or_port_out_of_range(option: str, value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", option, value])
+    assert exited.value.code == 2
+    assert f"argument {option}:" in capsys.readouterr().err
