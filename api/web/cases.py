@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from engine import errors as E
@@ -24,6 +24,8 @@ from procedures.diagram import diagram
 from procedures.model import Definition, Effect
 
 from ..deps import ServicesDep
+from ..routes.cases import MAX_ID, CaseId
+from ..routes.procedures import Code
 from ..services import Services
 from .forms import choice_text, field_errors, form_fields, parse_form
 from .messages import CASE_STATUS, EVENT_TYPES, REFUSALS, STEP_STATUS, effect_text, outcome_text, refusal_text
@@ -95,7 +97,9 @@ def inbox(request: Request, services: ServicesDep, user: PageUser, sau: str | No
 
 
 @router.get("/ho-so", response_class=HTMLResponse)
-def case_list(request: Request, services: ServicesDep, user: PageUser, sau: int | None = None) -> Response:
+def case_list(
+    request: Request, services: ServicesDep, user: PageUser, sau: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
+) -> Response:
     views, next_cursor = services.cases.list_cases(user.actor, limit=50, cursor=sau)
     names: dict[str, str] = {}
     with services.store.unit(write=False) as uow:
@@ -137,12 +141,12 @@ def _start_page(
 
 
 @router.get("/ho-so/moi/{code}", response_class=HTMLResponse)
-def start_form(request: Request, code: str, services: ServicesDep, user: PageUser) -> Response:
+def start_form(request: Request, code: Code, services: ServicesDep, user: PageUser) -> Response:
     return _start_page(request, services, user, code)
 
 
 @router.post("/ho-so/moi/{code}", response_class=HTMLResponse)
-def start(request: Request, code: str, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
+def start(request: Request, code: Code, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
     with services.store.unit(write=False) as uow:
         row = uow.newest_published(code)
     defn = services.compiled.get(row).definition
@@ -257,7 +261,7 @@ def _case_page(
 
 
 @router.get("/ho-so/{case_id}", response_class=HTMLResponse)
-def case_page(request: Request, case_id: int, services: ServicesDep, user: PageUser) -> Response:
+def case_page(request: Request, case_id: CaseId, services: ServicesDep, user: PageUser) -> Response:
     return _case_page(request, services, user.actor, case_id)
 
 
@@ -299,7 +303,7 @@ def _data_refused(
 
 
 @router.post("/ho-so/{case_id}/xu-ly", response_class=HTMLResponse)
-def act(request: Request, case_id: int, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
+def act(request: Request, case_id: CaseId, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
     step, outcome, comment = form.get("step"), form.get("outcome"), form.get("comment")
     comment = comment.strip() if isinstance(comment, str) else ""
     if not isinstance(step, str) or not isinstance(outcome, str):
@@ -335,7 +339,7 @@ def act(request: Request, case_id: int, services: ServicesDep, user: PageUser, f
 
 
 @router.post("/ho-so/{case_id}/rut", response_class=HTMLResponse)
-def withdraw(request: Request, case_id: int, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
+def withdraw(request: Request, case_id: CaseId, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
     comment = form.get("comment")
     comment = comment.strip() if isinstance(comment, str) else ""
     try:

@@ -30,7 +30,7 @@ from procedures.metrics import METRIC_NAMES, change
 from procedures.simplify import simplify
 
 from ..deps import ServicesDep
-from ..routes.procedures import publish_version, store_simplified, store_upload
+from ..routes.procedures import Code, Version, publish_version, store_simplified, store_upload
 from ..services import Services
 from .messages import FIX_WORDS, PROCEDURE_STATUS
 from .render import PageRoute, page
@@ -118,7 +118,7 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
 
 
 def _procedure_page(
-    request: Request, services: Services, code: str, version: int, *, error: str | None = None, status_code: int = 200
+    request: Request, services: Services, code: Code, version: Version, *, error: str | None = None, status_code: int = 200
 ) -> Response:
     rows = _versions(services, code)
     row = _pick(rows, version)
@@ -151,12 +151,12 @@ def _procedure_page(
 
 
 @router.get("/thu-tuc/{code}/{version}", response_class=HTMLResponse)
-def procedure_page(request: Request, code: str, version: int, services: ServicesDep, user: PageUser) -> Response:
+def procedure_page(request: Request, code: Code, version: Version, services: ServicesDep, user: PageUser) -> Response:
     return _procedure_page(request, services, code, version)
 
 
 @router.get("/thu-tuc/{code}/so-sanh/{a}/{b}", response_class=HTMLResponse)
-def compare_page(request: Request, code: str, a: int, b: int, services: ServicesDep, user: PageUser) -> Response:
+def compare_page(request: Request, code: Code, a: Version, b: Version, services: ServicesDep, user: PageUser) -> Response:
     rows = _versions(services, code)
     before, after = _definition(services, _pick(rows, a)), _definition(services, _pick(rows, b))
     result = compare(before, after)
@@ -215,7 +215,7 @@ def upload(request: Request, services: ServicesDep, user: PageUser, form: Checke
 
 @router.post("/thu-tuc/{code}/{version}/don-gian-hoa", response_class=HTMLResponse)
 def simplify_version(
-    request: Request, code: str, version: int, services: ServicesDep, user: PageUser, form: CheckedForm
+    request: Request, code: Code, version: Version, services: ServicesDep, user: PageUser, form: CheckedForm
 ) -> Response:
     _reform(user)
     try:
@@ -231,7 +231,7 @@ def simplify_version(
 
 
 @router.post("/thu-tuc/{code}/{version}/cong-bo", response_class=HTMLResponse)
-def publish(request: Request, code: str, version: int, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
+def publish(request: Request, code: Code, version: Version, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
     _reform(user)
     publish_version(services, code, version)
     return RedirectResponse(f"/thu-tuc/{code}/{version}?da=cong-bo", status_code=303)

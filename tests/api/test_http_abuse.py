@@ -13,8 +13,11 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from api import web
+from api.deps import SESSION_COOKIE
 from api.routes.cases import _idempotency, _Rendered
 from api.schemas import ActionCreate
+from api.web.render import PageRoute
 from engine.db import IdempotencyRow
 from engine.rows import key_lock
 from tests.api.conftest import (
@@ -400,3 +403,44 @@ def _request_hash(api: Api, case_id: int, body: dict[str, Any]) -> str:
     idem = _idempotency("busy", f"actions/{case_id}", ActionCreate(**body).model_dump(mode="json"), _Rendered())
     assert idem is not None
     return idem.request_hash
+
+
+HOSTILE = ("0", "-1", str(2**31), str(2**63), "99999999999999999999", "1e3", "%00", "x%00y", "%ff%fe", "a" * 300, "..%2F..")
+"""What a forged address may put in a page's path: beyond every integer
+column, NUL (which PostgreSQL keeps in no text), bytes that are no UTF-8."""
+
+
+BROWSER = {"Accept": "text/html,application/xhtml+xml"}
+
+
+def test_no_page_answers_a_hostile_address_with_a_server_error(api: Api, world: dict[str, Any]) -> None:
+    # Every web page route, each of its path parameters in turn given each
+    # hostile value (the others a plausible one), by a user who may see
+    # every page: a page in Vietnamese with a 4xx status, never a 500.
+
+    admin = api.user("quan_tri", unit="bo", permissions=["admin", "reform"])
+    api.client.cookies.set(SESSION_COOKIE, admin["Authorization"].removeprefix("Bearer "))
+    plausible = {"code": XUAT_NGU, "version": "1", "a": "1", "b": "1", "case_id": str(world["case"]["id"])}
+    before = api.snapshot()
+    tried = 0
+    try:
+        for route in (*web.cases.router.routes, *web.procedures.router.routes):
+            assert isinstance(route, PageRoute)
+            if not route.param_convertors:
+                continue
+            for method in sorted(route.methods):
+                for name in route.param_convertors:
+                    for value in HOSTILE:
+                        path = route.path_format.format(**{**plausible, name: value})
+                        response = api.client.request(method, path, headers=BROWSER)
+                        tried += 1
+                        assert 400 <= response.status_code < 500, (method, path, response.status_code)
+                        assert response.headers["content-type"].startswith("text/html"), (method, path)
+        for query in ("/ho-so?sau=", "/hop-thu?sau="):
+            for value in HOSTILE:
+                response = api.client.get(query + value, headers=BROWSER)
+                assert response.status_code in (200, 404), (query + value, response.status_code)
+    finally:
+        api.client.cookies.clear()
+    assert tried > 100
+    assert api.snapshot() == before
