@@ -10,6 +10,7 @@ the user may not see is a 404 page, a step without the role a 403.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
@@ -265,9 +266,18 @@ def case_page(request: Request, case_id: CaseId, services: ServicesDep, user: Pa
     return _case_page(request, services, user.actor, case_id)
 
 
+_FORM_VERSION = re.compile(r"[0-9]{1,11}")
+
+
 def _version(form: Any) -> int | None:
+    """The case version the page was drawn at (its forms send it), for
+    ``if_match``: None when the form sends none; 0, which no case ever has,
+    for anything but ASCII digits, so that a forged value is refused as a
+    stale page instead of skipping the check."""
     raw = form.get("version")
-    return int(raw) if isinstance(raw, str) and raw.isdigit() and len(raw) < 12 else None
+    if raw is None:
+        return None
+    return int(raw) if isinstance(raw, str) and _FORM_VERSION.fullmatch(raw) else 0
 
 
 def _refused(request: Request, services: Services, actor: Actor, case_id: int, exc: E.EngineError, comment: str = "") -> Response:

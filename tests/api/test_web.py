@@ -448,6 +448,23 @@ def test_a_stale_page_is_refused_and_the_applicant_withdraws(site: Site) -> None
     assert "Đã rút hồ sơ." in text and "đã rút" in text and "“Nộp nhầm”" in text
 
 
+@pytest.mark.parametrize("version", ["²", "1.0", " 1", "9" * 30, ""])
+@pytest.mark.parametrize("form", ["xu-ly", "rut"])
+def test_a_forged_page_version_is_refused_as_stale(site: Site, form: str, version: str) -> None:
+    # Only ASCII digits are a version; anything else a form sends is a page
+    # no case was ever at (refused like a stale one), not a reason to skip
+    # the check, nor a server error.
+    case = _start(site, "dan")
+    browser = site.client("dan")
+    page = browser.get(f"/ho-so/{case}").text
+    action = f"/ho-so/{case}/{form}"
+    sent = {"csrf": _csrf(page, action), "version": version, "step": "nop_ho_so", "outcome": "done", "comment": ""}
+    before = site.services.cases.get(_actor(site, "dan"), case)
+    refused = browser.post(action, data=sent)
+    assert refused.status_code == 409 and "Hồ sơ vừa được cập nhật" in refused.text
+    assert site.services.cases.get(_actor(site, "dan"), case) == before
+
+
 def test_the_applicant_corrects_the_case_data_while_answering_a_return(site: Site) -> None:
     case = _start(site, "dan")
     _act(site, "dan", case, "nop_ho_so", "done")
