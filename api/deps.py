@@ -27,6 +27,14 @@ M = TypeVar("M", bound=BaseModel)
 # in its thread pool, and each such hop cost more than the work it carried
 # (five per request before). Only a token still to be checked goes to a
 # thread, since that reads the database.
+def declared_length(request: Request) -> int | None:
+    """The body size the client declared in ``Content-Length``, when that
+    is a plain number (ASCII digits: ``str.isdigit`` takes "²" too); the
+    limits check it first, then count what arrives."""
+    declared = request.headers.get("content-length")
+    return int(declared) if declared is not None and declared.isascii() and declared.isdigit() else None
+
+
 async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services

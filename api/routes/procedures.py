@@ -18,7 +18,7 @@ from procedures.compare_view import compare_diagram
 from procedures.diagram import diagram
 from procedures.simplify import Simplification, next_version_text
 
-from ..deps import ReformDep, ServicesDep, UserDep
+from ..deps import ReformDep, ServicesDep, UserDep, declared_length
 from ..problems import ApiProblem, documented
 from ..schemas import ProcedureDetail, ProcedureStored, ProcedureSummary, SimplifyResult
 
@@ -46,8 +46,8 @@ def _now() -> dt.datetime:
 
 async def read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = declared_length(request)
+    if declared is not None and declared > limit:
         raise ApiProblem(413, f"the body is {declared} bytes; the limit is {limit}", kind="too-large")
     chunks, size = [], 0
     async for chunk in request.stream():

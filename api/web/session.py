@@ -29,7 +29,7 @@ from starlette.responses import Response
 
 from engine.users import User, authenticate
 
-from ..deps import SESSION_COOKIE, ServicesDep
+from ..deps import SESSION_COOKIE, ServicesDep, declared_length
 
 LOGIN_COOKIE = "tinhgon_login"
 CSRF_FIELD = "csrf"
@@ -104,9 +104,9 @@ PageUser = Annotated[User, Depends(page_user)]
 
 
 async def _read_form(request: Request) -> FormData:
-    declared = request.headers.get("content-length")
+    declared = declared_length(request)
     limit = int(request.app.state.services.settings.max_upload_bytes) + FORM_OVERHEAD
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    if declared is not None and declared > limit:
         raise PageRefused(413, f"Nội dung gửi lên quá lớn (giới hạn {limit // 1024} KB).")
     return await request.form(max_files=2, max_fields=500, max_part_size=limit)
 

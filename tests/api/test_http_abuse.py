@@ -11,10 +11,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from sqlalchemy import func, select
+from starlette.requests import Request
 
 from api import web
-from api.deps import SESSION_COOKIE
+from api.deps import SESSION_COOKIE, declared_length
 from api.routes.cases import _idempotency, _Rendered
 from api.schemas import ActionCreate
 from api.web.render import PageRoute
@@ -444,3 +446,11 @@ def test_no_page_answers_a_hostile_address_with_a_server_error(api: Api, world: 
         api.client.cookies.clear()
     assert tried > 100
     assert api.snapshot() == before
+
+
+@pytest.mark.parametrize(("sent", "read"), [(b"12", 12), (b"0", 0), ("²".encode("latin-1"), None), (b"-1", None), (b" 1", None)])
+def test_only_a_plain_number_is_a_declared_body_size(sent: bytes, read: int | None) -> None:
+    # A header is latin-1: "²" passes str.isdigit and breaks int(). A size
+    # that is no plain number is left to the count of what arrives.
+    scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", sent)]}
+    assert declared_length(Request(scope)) == read
