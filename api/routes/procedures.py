@@ -34,6 +34,8 @@ router = APIRouter(
     ),
 )
 WRITE_RESPONSES = documented({403: "changing procedures needs the reform permission"})
+UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii"})
+"""Charsets a definition may be declared in: UTF-8, or ASCII, which is a part of it."""
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 SVG = "image/svg+xml"
 Code = Annotated[str, Path(max_length=100, pattern=r"^[^\x00-\x1f]+$", examples=["QP-CS-XN-02"])]
@@ -138,18 +140,28 @@ def list_procedures(services: ServicesDep, user: UserDep) -> list[ProcedureSumma
             {
                 409: "this code and version exist already",
                 413: "the body is over the upload limit",
-                415: "not application/yaml",
+                415: "not application/yaml, or declared in a charset other than UTF-8",
                 422: "not a valid definition, malformed YAML, or one that expands beyond its limits: errors [{line, path, message}]",
             }
         ),
     },
 )
 async def upload(request: Request, services: ServicesDep, user: ReformDep) -> ProcedureStored:
-    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media, *parameters = (part.strip() for part in request.headers.get("content-type", "").split(";"))
+    media = media.lower()
     if media not in YAML_TYPES:
         raise ApiProblem(
             415, f"send the definition as application/yaml, not {media or 'no content type'}", kind="unsupported-media-type"
         )
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        charset = value.strip().strip('"').lower()
+        if name.strip().lower() == "charset" and charset not in UTF8_NAMES:
+            raise ApiProblem(
+                415,
+                f"a definition is read as UTF-8; send it as charset=utf-8, not {charset or 'an empty charset'}",
+                kind="unsupported-media-type",
+            )
     raw = await read_limited(request, services.settings.max_upload_bytes)
     row = store_upload(services, raw)
     return ProcedureStored(code=row.code, version=row.version, status="draft")

@@ -94,7 +94,15 @@ def test_yaml_bombs_malformed_yaml_and_invalid_definitions_are_422(api: Api) -> 
 def test_unknown_content_types_are_415(api: Api) -> None:
     before = api.snapshot()
     body = definition_body("che-do-xuat-ngu.v1").encode()
-    for content_type in ("text/plain", "application/json", "multipart/form-data; boundary=x", "application/yaml-ish"):
+    for content_type in (
+        "text/plain",
+        "application/json",
+        "multipart/form-data; boundary=x",
+        "application/yaml-ish",
+        "application/yaml; charset=latin-1",  # read as UTF-8 all the same: say so instead
+        'text/yaml; charset="UTF-16"',
+        "application/yaml; charset=",
+    ):
         response = api.client.post("/api/procedures", content=body, headers={**api.reformer(), "Content-Type": content_type})
         assert_problem(response, 415, "unsupported-media-type")
     assert_problem(api.client.post("/api/procedures", content=body, headers=api.reformer()), 415)
@@ -102,6 +110,9 @@ def test_unknown_content_types_are_415(api: Api) -> None:
     # the YAML media types are all taken, parameters too
     ok = api.client.post("/api/procedures", content=body, headers={**api.reformer(), "Content-Type": "text/yaml; charset=utf-8"})
     assert ok.status_code == 201, ok.text
+    again = body.replace(b"\nversion: 1\n", b"\nversion: 9\n")
+    quoted = {**api.reformer(), "Content-Type": 'Application/YAML; Charset="UTF-8"; x=1'}
+    assert api.client.post("/api/procedures", content=again, headers=quoted).status_code == 201
 
 
 def test_existing_code_and_version_is_409(api: Api) -> None:
