@@ -309,14 +309,14 @@ def database(kind: str, cwd: Path) -> Iterator[str]:
     if kind == "sqlite":
         yield f"sqlite:///{cwd / 'bench.db'}"
         return
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine, make_url, text
 
     name = f"tinhgon_bench_http_{uuid.uuid4().hex[:8]}"
     admin = create_engine(POSTGRES, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield POSTGRES.rsplit("/", 1)[0] + "/" + name
+        yield make_url(POSTGRES).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
