@@ -30,7 +30,7 @@ from procedures import load_text
 
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
-from .db import CaseRow, CaseStepRow, EventRow, ProcedureRow
+from .db import CaseRow, CaseStepRow, EventRow, ProcedureRow, duplicate_key
 from .direct import Ask, Direct, Statement, run_steps, run_steps_async
 from .errors import (
     CaseClosed,
@@ -86,8 +86,6 @@ from .views import CaseView, InboxItem, StoredResponse
 
 RETRIES = 8
 """How often an action without ``If-Match`` is re-applied after losing a race."""
-_UNIQUE_VIOLATION = "23505"
-"""PostgreSQL's SQLSTATE for a duplicate key"""
 
 
 def utcnow() -> dt.datetime:
@@ -662,7 +660,7 @@ class CaseService:
         try:
             moved = yield write, values
         except Exception as exc:
-            if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:  # not the key, stored meanwhile
+            if not duplicate_key(exc):  # not the key, stored meanwhile
                 raise
             return user, None, doing
         return user, (plan.view if moved is not None and moved[0] == 1 else None), doing

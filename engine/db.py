@@ -14,6 +14,7 @@ snapshot. PostgreSQL is reached through psycopg 3
 from __future__ import annotations
 
 import datetime as dt
+import sqlite3
 import time
 from typing import Any, ClassVar
 
@@ -330,6 +331,19 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     if ping_idle:
         _ping_when_idle(engine)
     return engine
+
+
+UNIQUE_VIOLATION = "23505"
+"""PostgreSQL's SQLSTATE for a duplicate key"""
+
+
+def duplicate_key(exc: BaseException) -> bool:
+    """Whether ``exc`` (a driver's error, or SQLAlchemy's around one) is a
+    duplicate key: another transaction stored the same key first."""
+    orig = getattr(exc, "orig", None) or exc
+    if getattr(orig, "sqlstate", None) == UNIQUE_VIOLATION:
+        return True
+    return isinstance(orig, sqlite3.IntegrityError) and str(orig).startswith("UNIQUE constraint failed")
 
 
 URL_FORMS = "sqlite:///FILE or postgresql+psycopg://USER@HOST[:PORT]/DATABASE"

@@ -21,13 +21,14 @@ from contextlib import AbstractContextManager, asynccontextmanager, contextmanag
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
 from procedures.model import Definition
 
 from . import db as db_module
-from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect
+from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect, duplicate_key
 from .direct import AsyncOne, Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
 from .rows import NEWEST_PUBLISHED
@@ -335,9 +336,24 @@ class UnitOfWork:
             created_at=now,
             published_at=now if status == PUBLISHED else None,
         )
-        self.session.add(row)
-        self.session.flush()
+        self.insert(row, f"procedure {defn.code} version {defn.version} exists already")
         return row
+
+    def insert(self, row: Any, taken: str) -> None:
+        """Add ``row`` now, after its caller found its key free.
+
+        Raises:
+            Conflict: ``taken``; another transaction stored the same key
+                since (on PostgreSQL two can look at once; the one that
+                inserts second fails on the unique constraint).
+        """
+        self.session.add(row)
+        try:
+            self.session.flush()
+        except IntegrityError as exc:
+            if not duplicate_key(exc):
+                raise
+            raise Conflict(taken) from None
 
     def publish(self, code: str, version: int, *, now: dt.datetime) -> ProcedureRow:
         row = self.procedure(code, version)

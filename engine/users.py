@@ -99,8 +99,7 @@ def add_user(
     if uow.session.get(UserRow, user_id) is not None:
         raise Conflict(f"user {user_id!r} exists already")
     row = UserRow(id=user_id, name=name, unit=unit, roles=list(roles), permissions=list(permissions), created_at=_now())
-    uow.session.add(row)
-    uow.session.flush()
+    uow.insert(row, f"user {user_id!r} exists already")
     return User.of(row)
 
 

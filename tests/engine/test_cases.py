@@ -16,9 +16,10 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
+from sqlalchemy.orm import Session
 
 from engine.audit import Signer
-from engine.cases import CaseService, Idempotency, publish_definition
+from engine.cases import CaseService, Idempotency, publish_definition, utcnow
 from engine.db import Base, CaseRow, CaseStepRow, EventRow, IdempotencyRow
 from engine.errors import (
     CaseClosed,
@@ -37,9 +38,10 @@ from engine.errors import (
 from engine.machine import Actor, CompiledProcedure
 from engine.rows import key_lock
 from engine.schema import current, head, upgrade
-from engine.store import AsyncStatements, Store
-from engine.users import add_user, issue_token, revoke_tokens
+from engine.store import AsyncStatements, Store, UnitOfWork
+from engine.users import add_user, all_users, issue_token, revoke_tokens
 from engine.views import CaseView, StoredResponse
+from procedures import load_text
 from tests.conftest import _reset_postgres, definition_text
 from tests.engine.conftest import CALENDAR, Clock, applicant, local, office
 from tests.engine.test_machine import SMALL
@@ -96,6 +98,56 @@ def test_publishing_the_same_body_twice_is_one_version_and_another_body_is_refus
     assert first.id == again.id
     with pytest.raises(Conflict, match="another body"):
         publish_definition(store, body() + "# changed\n")
+
+
+def test_a_version_or_user_stored_meanwhile_by_another_transaction_is_a_conflict(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each looks for the key first; a transaction that looked before another
+    # one stored it (PostgreSQL lets both look at once) meets the unique
+    # constraint instead, and that is the same Conflict, not a database error.
+    defn = load_text(body(3))
+    with store.unit() as uow:
+        uow.add_procedure(defn, body(3), now=utcnow())
+        add_user(uow, "lan", name="Lan", unit="u1")
+    with monkeypatch.context() as looked_too_early:
+        looked_too_early.setattr(UnitOfWork, "find_procedure", lambda self, code, version: None)
+        with pytest.raises(Conflict, match="version 3 exists already"), store.unit() as uow:
+            uow.add_procedure(defn, body(3), now=utcnow())
+    with monkeypatch.context() as looked_too_early:
+        looked_too_early.setattr(Session, "get", lambda self, *args, **kwargs: None)
+        with pytest.raises(Conflict, match="user 'lan' exists already"), store.unit() as uow:
+            add_user(uow, "lan", name="Lan", unit="u1")
+    with store.unit(write=False) as uow:
+        assert [r.version for r in uow.procedures()] == [3]
+        assert [u.id for u in all_users(uow)] == ["lan"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_two_uploads_of_one_version_at_once_store_one_and_refuse_the_other(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Both transactions look (nothing there) before either inserts.
+    looked = threading.Barrier(2, timeout=10)
+    find = UnitOfWork.find_procedure
+
+    def find_then_wait(self: UnitOfWork, code: str, version: int) -> Any:
+        found = find(self, code, version)
+        looked.wait()
+        return found
+
+    monkeypatch.setattr(UnitOfWork, "find_procedure", find_then_wait)
+    defn = load_text(body(4))
+
+    def upload() -> str:
+        try:
+            with store.unit() as uow:
+                uow.add_procedure(defn, body(4), now=utcnow())
+        except Conflict as exc:
+            return str(exc)
+        return "stored"
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = sorted(pool.map(lambda _: upload(), range(2)))
+    assert answers == ["procedure T-1 version 4 exists already", "stored"]
 
 
 def test_a_code_with_no_published_version_starts_no_case(service: CaseService) -> None:
