@@ -127,9 +127,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     key = key_path(args.key_file)
     folder = Path(args.definitions) if args.definitions else (Path("definitions") if Path("definitions").is_dir() else None)
     if args.calendar:
-        from engine.calendar import load_calendar
+        from engine.calendar import CalendarError, load_calendar
 
-        load_calendar(args.calendar)  # refuse a bad file before any worker starts
+        try:
+            load_calendar(args.calendar)  # refuse a bad file before any worker starts
+        except CalendarError as exc:
+            print(f"tinhgon serve: cannot start:\n{exc}", file=sys.stderr)
+            return 2
     # The address first: a start that cannot listen stops before it creates
     # the first users, whose tokens it would otherwise never print.
     sockets = None

@@ -113,6 +113,16 @@ def test_serve_refuses_an_invalid_definition(tmp_path: Path, capsys: pytest.Capt
     assert "bad.yaml:1" in capsys.readouterr().err
 
 
+def test_serve_refuses_a_bad_calendar_before_touching_the_database(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    calendar = tmp_path / "lich.yaml"
+    calendar.write_text("days_off: [2027-02-30]\n", encoding="utf-8")
+    code = main(["serve", "--calendar", str(calendar), "--database-url", f"sqlite:///{tmp_path / 's.db'}"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "cannot start" in err and "lich.yaml:1: days_off[0]" in err
+    assert not (tmp_path / "s.db").exists()
+
+
 def test_first_start_creates_the_admin_and_demo_users_once(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     upgrade(store.engine)
