@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from datetime import datetime
@@ -303,6 +304,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     a, b = out.load(args.before), out.load(args.after)
     if a is None or b is None:
         return out.status()
+    if a.code != b.code:
+        print(
+            f"tinhgon: warning: {args.before} is procedure {a.code} and {args.after} is procedure {b.code}:"
+            " this compares two different procedures, not two versions of one",
+            file=sys.stderr,
+        )
     result = compare(a, b)
     if args.output:
         _write_compare(a, b, args.output)
@@ -483,6 +490,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DatabaseUnavailable as exc:
         print(f"tinhgon: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except BrokenPipeError:
+        # The reader went away (`tinhgon analyze ... | head`): stop quietly,
+        # and keep Python from reporting the pipe again as it flushes at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
     except OSError as exc:
         print(f"tinhgon: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_FAILED

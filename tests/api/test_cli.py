@@ -184,6 +184,29 @@ def test_compare_human(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
     assert code == 0 and "kiem_tra_lai" in out and "%" in out
 
 
+def test_compare_warns_when_the_files_are_two_procedures(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "compare", XUAT_NGU, KHAI_SINH, "--json")
+    assert code == 0 and json.loads(out)["before"]["steps"] == 15
+    assert "warning:" in err and "two different procedures" in err
+    _, _, same = run(
+        capsys, "compare", str(DEFINITIONS / "che-do-xuat-ngu.v1.yaml"), str(DEFINITIONS / "che-do-xuat-ngu.v2.yaml")
+    )
+    assert same == ""
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly() -> None:
+    # `tinhgon analyze DIR --json | head -c 1`: no "Broken pipe" report. The
+    # output (over 100 KB) is more than a pipe holds, so the write fails.
+    command = [*tinhgon_command(), "analyze", str(DEFINITIONS), "--json"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        assert proc.stdout.read(1) == b"["
+        proc.stdout.close()
+        err = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 1
+    assert err == "", err
+
+
 def test_schema_is_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "schema")
     schema = json.loads(out)
