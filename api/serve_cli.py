@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.audit import KeyFileError, Signer
 from engine.cases import publish_definition
 from engine.db import shown_url
 from engine.errors import Conflict, DatabaseUnavailable
@@ -126,6 +127,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = database_url(args.database_url)
     key = key_path(args.key_file)
     folder = Path(args.definitions) if args.definitions else (Path("definitions") if Path("definitions").is_dir() else None)
+    try:
+        Signer.load_or_create(key)  # here, once: a bad key file stops the start before anything is written
+    except KeyFileError as exc:
+        print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
+        return 2
     if args.calendar:
         from engine.calendar import CalendarError, load_calendar
 
