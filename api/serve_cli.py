@@ -127,11 +127,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     url = database_url(args.database_url)
     key = key_path(args.key_file)
     folder = Path(args.definitions) if args.definitions else (Path("definitions") if Path("definitions").is_dir() else None)
-    try:
-        Signer.load_or_create(key)  # here, once: a bad key file stops the start before anything is written
-    except KeyFileError as exc:
-        print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
-        return 2
     if args.calendar:
         from engine.calendar import CalendarError, load_calendar
 
@@ -159,7 +154,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             sock.close()
         return 2
     try:
+        # Read (or created) here, once: a key file that is not one stops the
+        # start before the first users are made and their tokens printed.
+        Signer.load_or_create(key)
         definitions = load_definitions(store, folder) if folder else []
+    except KeyFileError as exc:
+        print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
+        store.dispose()
+        for sock in sockets or ():
+            sock.close()
+        return 2
     except StartError as exc:
         print(f"tinhgon serve: cannot start:\n{exc}", file=sys.stderr)
         store.dispose()

@@ -128,17 +128,21 @@ def test_serve_refuses_a_signing_key_it_cannot_read_before_touching_the_database
     tmp_path: Path, capsys: pytest.CaptureFixture[str], bad: str | None
 ) -> None:
     # Before, each worker found out in its own start-up, with a traceback,
-    # after the first users had been created and their tokens printed.
+    # after the first users had been created and their tokens printed; now
+    # the start stops before it publishes or creates anything.
     key = tmp_path / "signing.key"
     if bad is None:
         key.mkdir()  # a folder where the key should be
     else:
         key.write_text(bad, encoding="utf-8")
-    code = main(["serve", "--key-file", str(key), "--database-url", f"sqlite:///{tmp_path / 's.db'}"])
-    assert code == 2
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    assert main(["serve", "--key-file", str(key), "--database-url", url, "--definitions", str(DEFINITIONS)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"tinhgon serve: cannot start: {key}") and "Traceback" not in err
-    assert not (tmp_path / "s.db").exists()
+    store = Store(url)
+    with store.unit(write=False) as uow:
+        assert uow.user_count() == 0 and uow.procedures() == []
+    store.dispose()
 
 
 def test_first_start_creates_the_admin_and_demo_users_once(tmp_path: Path) -> None:
