@@ -35,7 +35,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import ArgumentError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .errors import DatabaseUnavailable
@@ -380,7 +380,7 @@ def reach(engine: Engine) -> None:
     try:
         with engine.connect():
             pass
-    except (OperationalError, InterfaceError) as exc:
+    except DBAPIError as exc:  # OperationalError, InterfaceError, or DatabaseError for a file that is no database
         reason = " ".join(line.strip() for line in str(exc.orig or exc).splitlines() if line.strip())
         shown = engine.url.render_as_string(hide_password=True)
         raise DatabaseUnavailable(f"cannot open the database {shown}: {reason}") from None

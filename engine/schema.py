@@ -14,7 +14,10 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, text
+from alembic.util import CommandError
+from sqlalchemy import Connection, Engine, text
+
+from .errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _LOCK_ID = 0x7467_6E01  # any constant, the same in every process
@@ -40,11 +43,31 @@ def current(engine: Engine) -> str | None:
 
 
 def upgrade(engine: Engine) -> str:
-    """Bring the database to the newest revision; returns it."""
+    """Bring the database to the newest revision; returns it.
+
+    Raises:
+        DatabaseUnavailable: the database is at a revision this tinhgon
+            does not know (a newer tinhgon wrote it, or another program).
+    """
     config = _config()
     with engine.connect().execution_options(tinhgon_write=True) as connection, connection.begin():
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+        _known(connection, engine)
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
     return head()
+
+
+def _known(connection: Connection, engine: Engine) -> None:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    if revision is None:
+        return
+    try:
+        ScriptDirectory.from_config(_config()).get_revision(revision)
+    except CommandError:
+        shown = engine.url.render_as_string(hide_password=True)
+        raise DatabaseUnavailable(
+            f"the database {shown} is at schema revision {revision!r}, which this tinhgon does not know"
+            f" (its newest is {head()!r}): a newer tinhgon wrote it, or it is not tinhgon's; nothing was changed"
+        ) from None

@@ -135,3 +135,32 @@ def test_serve_refuses_a_worker_count_or_port_out_of_range(option: str, value: s
         main(["serve", option, value])
     assert exited.value.code == 2
     assert f"argument {option}:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["user", "add", "lan", "--name", "Lan", "--unit", "d1"], ["serve"]])
+def test_a_database_at_a_revision_this_tinhgon_does_not_know_is_left_alone(
+    database_url: str, command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A newer tinhgon's database (or another program's): one line, status 2,
+    # and its schema untouched, instead of Alembic's traceback.
+    assert main(["db", "upgrade", "--database-url", database_url]) == 0
+    store = Store(database_url)
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = 'ffffffffffff'"))
+    capsys.readouterr()
+    extra = ["--key-file", str(tmp_path / "k")] if command[0] == "serve" else []
+    assert main([*command, "--database-url", database_url, *extra]) == 2
+    err = capsys.readouterr().err
+    assert "schema revision 'ffffffffffff', which this tinhgon does not know" in err and "Traceback" not in err
+    assert current(store.engine) == "ffffffffffff"
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 0
+    store.dispose()
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_kept(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(b"this is a text file, not SQLite " * 40)
+    assert main(["db", "upgrade", "--database-url", f"sqlite:///{path}"]) == 2
+    assert "file is not a database" in capsys.readouterr().err
+    assert path.read_bytes() == b"this is a text file, not SQLite " * 40
