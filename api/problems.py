@@ -7,6 +7,7 @@ with an id and answered 500 with that id, never as a client error.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -94,6 +95,18 @@ class ApiProblem(Exception):
         self.status, self.detail, self.kind, self.headers, self.extra = status, detail, kind, headers, extra
 
 
+class ProblemResponse(JSONResponse):
+    """A problem document. Its details may quote what the client sent, and
+    JSON may carry a lone surrogate (``"\\ud800"``) that has no UTF-8: such
+    a character is written back as the same JSON escape, never a 500."""
+
+    media_type = PROBLEM
+
+    def render(self, content: Any) -> bytes:
+        text = json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        return text.encode("utf-8", "backslashreplace")
+
+
 def problem(
     status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -104,7 +117,7 @@ def problem(
         "detail": detail,
         **extra,
     }
-    return JSONResponse(body, status_code=status, media_type=PROBLEM, headers=headers)
+    return ProblemResponse(body, status_code=status, headers=headers)
 
 
 def engine_problem(exc: E.EngineError) -> JSONResponse:

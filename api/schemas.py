@@ -12,6 +12,7 @@ from pydantic_core import to_json
 
 from engine.audit import EventRecord
 from engine.calendar import local_time
+from engine.fields import NUL_TEXT, unstorable
 from engine.views import CaseView, InboxItem
 
 T = TypeVar("T")
@@ -22,14 +23,15 @@ def _local(value: dt.datetime | None) -> dt.datetime | None:
 
 
 def no_nul(value: Any) -> None:
-    """Raise ValueError when a text anywhere in ``value`` (keys too) holds a
-    NUL character, which PostgreSQL cannot store in text or JSON."""
+    """Raise ValueError when a text anywhere in ``value`` (keys too) is one
+    no database here keeps (:func:`engine.fields.unstorable`: a NUL
+    character, a lone surrogate)."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):
-            if "\x00" in item:
-                raise ValueError("text must not contain NUL characters")
+            if unstorable(item):
+                raise ValueError(NUL_TEXT)
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())
@@ -38,7 +40,7 @@ def no_nul(value: Any) -> None:
 
 
 class Strict(BaseModel):
-    """What a client sends: no unknown keys, and no NUL in any text."""
+    """What a client sends: no unknown keys, and no NUL or lone surrogate in any text."""
 
     model_config = ConfigDict(extra="forbid")
 

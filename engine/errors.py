@@ -40,8 +40,9 @@ class InvalidAction(EngineError):
 
 
 class UnstorableText(InvalidAction):
-    """A comment holding a NUL character, which PostgreSQL cannot store
-    (refused on every database alike; the same problem to API clients)."""
+    """A comment holding a NUL character, which PostgreSQL cannot store, or
+    a lone surrogate, which has no UTF-8 (refused on every database alike;
+    the same problem to API clients)."""
 
 
 class Forbidden(EngineError):

@@ -16,23 +16,29 @@ from procedures.model import Definition
 
 from .errors import FieldProblem, InvalidData
 
-NUL_TEXT = "text must not contain NUL characters"
-"""The problem of a text value holding a NUL character"""
+NUL_TEXT = "text must not contain NUL characters or lone surrogates"
+"""The problem of a text value that no database here keeps alike"""
 
 
-def has_nul(text: str) -> bool:
-    """Whether ``text`` holds a NUL character, which PostgreSQL stores in no
-    text (nor in JSON it reads back): such a text is refused on every
-    database alike, so that both keep the same."""
-    return "\x00" in text
+def unstorable(text: str) -> bool:
+    """Whether ``text`` holds what is refused on every database alike: a NUL
+    character (PostgreSQL stores none, in text or in JSON) or a lone
+    surrogate (a ``\\ud800`` escape in JSON, or an undecodable byte in a
+    command-line argument: it has no UTF-8, so neither database can take it)."""
+    if "\x00" in text:
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> dict[str, Any]:
     """``data`` as a plain dict when it satisfies ``defn.fields``.
 
-    ``None`` values count as absent (a form's empty input). A text holding a
-    NUL character is refused on every database, since PostgreSQL can store
-    none.
+    ``None`` values count as absent (a form's empty input). A text that is
+    :func:`unstorable` (a field name too) is refused on every database.
 
     Raises:
         InvalidData: one :class:`FieldProblem` per offending field.
@@ -42,6 +48,9 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
     problems: list[FieldProblem] = []
     out: dict[str, Any] = {}
     for key, value in data.items():
+        if isinstance(key, str) and unstorable(key):
+            problems.append(FieldProblem("(data)", f"a field name: {NUL_TEXT}"))
+            continue
         spec = defn.field_by_id.get(key) if isinstance(key, str) else None
         if spec is None:
             known = ", ".join(f.id for f in defn.fields) or "none"
@@ -49,7 +58,7 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
             continue
         if value is None:
             continue
-        if isinstance(value, str) and has_nul(value):
+        if isinstance(value, str) and unstorable(value):
             problems.append(FieldProblem(key, NUL_TEXT))
             continue
         if not value_fits(value, spec.type, spec.values):

@@ -34,7 +34,7 @@ from procedures.conditions import evaluate
 from procedures.model import Definition, Effect, Step, bits
 
 from .errors import CaseClosed, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive, UnstorableText
-from .fields import amend, check_data, has_nul
+from .fields import amend, check_data, unstorable
 
 # Step statuses and case statuses, as the format names them.
 WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED = "waiting", "active", "completed", "skipped", "cancelled"
@@ -452,7 +452,7 @@ class CompiledProcedure:
         active, guide once), then ``data`` and ``missing``.
 
         Raises:
-            UnstorableText: ``comment`` holds a NUL character.
+            UnstorableText: ``comment`` holds a NUL character or a lone surrogate.
             InvalidAction: no such step or outcome, or ``missing`` names
                 documents the procedure does not have, or ``data`` on a
                 step that is not the applicant's.
@@ -517,7 +517,7 @@ class CompiledProcedure:
         """The applicant withdraws the case: every unfinished step is cancelled.
 
         Raises:
-            UnstorableText: ``comment`` holds a NUL character.
+            UnstorableText: ``comment`` holds a NUL character or a lone surrogate.
             Forbidden: the actor is not the case's applicant.
             CaseClosed: the case is already closed.
         """
@@ -561,7 +561,7 @@ class CompiledProcedure:
 
 
 def _storable(comment: str | None, case_id: int | None) -> None:
-    """Refuse a comment PostgreSQL could not store (a NUL character), on
-    every database alike."""
-    if comment is not None and has_nul(comment):
-        raise UnstorableText("the comment must not contain NUL characters", case_id=case_id)
+    """Refuse a comment no database here could store (a NUL character, a
+    lone surrogate), on every database alike."""
+    if comment is not None and unstorable(comment):
+        raise UnstorableText("the comment must not contain NUL characters or lone surrogates", case_id=case_id)

@@ -20,7 +20,7 @@ from sqlalchemy import String, select, update
 from .db import TokenRow, UserRow
 from .direct import Direct
 from .errors import Conflict, EngineError
-from .fields import has_nul
+from .fields import unstorable
 from .machine import Actor
 from .store import Store, UnitOfWork
 
@@ -77,7 +77,7 @@ def add_user(
 
     Raises:
         InvalidUser: a bad id, an empty name or unit, a unit longer than
-            100 characters, a NUL character in the name or unit, or an
+            100 characters, a NUL character or a lone surrogate in the name or unit, or an
             unknown permission.
         Conflict: the id is taken.
     """
@@ -86,8 +86,8 @@ def add_user(
         raise InvalidUser(f"user id {user_id!r}: use 1-100 letters, digits or _ . @ -")
     if not name.strip() or not unit.strip():
         raise InvalidUser(f"user {user_id!r}: name and unit must not be empty")
-    if has_nul(name) or has_nul(unit):
-        raise InvalidUser(f"user {user_id!r}: name and unit must not contain NUL characters")
+    if unstorable(name) or unstorable(unit):
+        raise InvalidUser(f"user {user_id!r}: name and unit must not contain NUL characters or lone surrogates")
     if len(unit) > UNIT_LENGTH:
         raise InvalidUser(f"user {user_id!r}: unit is {len(unit)} characters long; at most {UNIT_LENGTH}")
     unknown = sorted(set(permissions) - PERMISSIONS)

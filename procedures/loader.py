@@ -104,6 +104,14 @@ def load_bytes(raw: bytes, source: str = "<bytes>") -> Definition:
 
 def load_text(text: str, source: str = "<text>") -> Definition:
     text = text.removeprefix("\ufeff")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate: a str made from bytes that were no UTF-8
+        line = text.count("\n", 0, exc.start) + 1
+        bad = f"U+{ord(text[exc.start]):04X}"
+        raise DefinitionError(
+            source, [Problem(line, "", f"the text holds {bad}, a lone surrogate, which is no character")]
+        ) from None
     notes: list[Problem] = []
     try:
         root = load_yaml(text, notes=notes)

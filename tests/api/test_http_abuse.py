@@ -17,6 +17,7 @@ from starlette.requests import Request
 
 from api import web
 from api.deps import SESSION_COOKIE, declared_length
+from api.problems import problem
 from api.routes.cases import _idempotency, _Rendered
 from api.schemas import ActionCreate
 from api.web.render import PageRoute
@@ -369,6 +370,34 @@ def test_nul_characters_are_refused_not_a_server_error(api: Api, world: dict[str
     assert_problem(post_action(api, case_id, STEP, officer, **{"Idempotency-Key": "a\x01b"}), 422)
 
 
+def test_lone_surrogates_anywhere_in_a_body_are_422_not_a_server_error(api: Api, world: dict[str, Any]) -> None:
+    # JSON may escape half of a surrogate pair ("\ud800"), which Python reads
+    # as a str no database can store (no UTF-8): refused wherever it is, and
+    # the problem that quotes it is still written.
+    an, case_id = world["applicant"], world["case"]["id"]
+    data = json.dumps(xuat_ngu_data())
+    before = api.snapshot()
+    head = f'{{"procedure": "{XUAT_NGU}", '
+    starts = [
+        head + '"unit": "u1", "data": ' + data.replace('"ho_ten": "', '"ho_ten": "\\ud800') + "}",
+        head + '"unit": "u1", "data": ' + data.replace('"ho_ten"', '"\\udc00"') + "}",
+        head + '"unit": "u\\udfff", "data": ' + data + "}",
+    ]
+    for body in starts:
+        assert_problem(api.client.post("/api/cases", content=body.encode(), headers={**an, **JSON}), 422)
+    for body in (
+        '{"step": "lap_danh_sach", "outcome": "done", "comment": "a\\ud800"}',
+        '{"step": "lap_danh_sach", "outcome": "done", "missing": ["\\udc00"]}',
+        '{"step": "lap_danh_sach", "outcome": "done", "data": {"\\ud800": 1}}',
+        '{"step": "\\ud800", "outcome": "done"}',
+    ):
+        assert_problem(post_action(api, case_id, body, world["officer"]), 422)
+    assert_problem(
+        api.client.post(f"/api/cases/{case_id}/withdraw", content=b'{"comment": "\\ud800"}', headers={**an, **JSON}), 422
+    )
+    assert api.snapshot() == before
+
+
 def test_a_key_whose_first_request_is_in_flight_is_409_until_its_lease_ends(api: Api, world: dict[str, Any]) -> None:
     case_id, officer = world["case"]["id"], world["officer"]
     url_body = {"step": "lap_danh_sach", "outcome": "done"}
@@ -465,3 +494,15 @@ def test_only_a_plain_number_is_a_declared_body_size(sent: bytes, read: int | No
     # that is no plain number is left to the count of what arrives.
     scope = {"type": "http", "method": "POST", "path": "/", "headers": [(b"content-length", sent)]}
     assert declared_length(Request(scope)) == read
+
+
+def test_a_problem_quoting_a_lone_surrogate_is_still_written_as_json() -> None:
+    response = problem(422, "no step '\ud800x'", kind="invalid-action", step="\udc00")
+    assert json.loads(response.body) == {
+        "type": "https://tinhgon.vn/problems/invalid-action",
+        "title": "Unprocessable content",
+        "status": 422,
+        "detail": "no step '\ud800x'",
+        "step": "\udc00",
+    }
+    assert response.headers["content-type"] == "application/problem+json"

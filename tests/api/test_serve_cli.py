@@ -215,6 +215,7 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFi
         ("Lan\x00", "d1", "must not contain NUL"),
         ("Lan", "d\x001", "must not contain NUL"),
         ("Lan", "d" * 101, "unit is 101 characters long; at most 100"),
+        ("Lan\udcff", "d1", "or lone surrogates"),  # an argument that was no UTF-8 (Python's surrogateescape)
         ("  ", "d1", "must not be empty"),
     ],
 )

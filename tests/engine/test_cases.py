@@ -35,6 +35,7 @@ from engine.errors import (
     StaleCase,
     StepNotActive,
 )
+from engine.fields import NUL_TEXT
 from engine.machine import Actor, CompiledProcedure
 from engine.rows import key_lock
 from engine.schema import current, head, upgrade
@@ -249,10 +250,14 @@ def test_invalid_data_creates_no_case(published: Store, service: CaseService) ->
     assert counts(published) == (0, 0, 0)
 
 
-def test_a_nul_character_is_refused_in_data_and_comments_and_nothing_is_written(store: Store, service: CaseService) -> None:
+@pytest.mark.parametrize("bad", ["\x00", "\ud800"], ids=["NUL", "lone surrogate"])
+def test_unstorable_text_is_refused_in_data_and_comments_and_nothing_is_written(
+    store: Store, service: CaseService, bad: str
+) -> None:
     """PostgreSQL stores no NUL, in text or in JSON it reads back (an
-    amendment's event had failed inside the write); the engine refuses one
-    on every database, as the field's problem or the action's."""
+    amendment's event had failed inside the write), and a lone surrogate
+    (JSON's "\\ud800") has no UTF-8 for either database: the engine refuses
+    both on every database, as the field's problem or the action's."""
     publish_definition(
         store,
         definition_text(
@@ -261,17 +266,20 @@ def test_a_nul_character_is_refused_in_data_and_comments_and_nothing_is_written(
         now=local(2027, 1, 4, 8, 0),
     )
     with pytest.raises(InvalidData) as caught:
-        service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "ten": "Lan\x00"})
-    assert [(p.field, p.message) for p in caught.value.problems] == [("ten", "text must not contain NUL characters")]
+        service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "ten": f"Lan{bad}"})
+    assert [(p.field, p.message) for p in caught.value.problems] == [("ten", NUL_TEXT)]
+    with pytest.raises(InvalidData) as caught:
+        service.start(DAN, code=CODE, unit="u1", data={"kind": "a", f"t{bad}": 1})
+    assert [(p.field, p.message) for p in caught.value.problems] == [("(data)", f"a field name: {NUL_TEXT}")]
     assert counts(store) == (0, 0, 0)
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "ten": "Lan"})
     before = counts(store), service.get(DAN, case.id), service.events(DAN, case.id)
     with pytest.raises(InvalidData):
-        service.act(DAN, case.id, step="nop", outcome="done", data={"ten": "\x00"})
-    with pytest.raises(InvalidAction, match="NUL"):
-        service.act(DAN, case.id, step="nop", outcome="done", comment="a\x00b")
-    with pytest.raises(InvalidAction, match="NUL"):
-        service.withdraw(DAN, case.id, comment="\x00")
+        service.act(DAN, case.id, step="nop", outcome="done", data={"ten": bad})
+    with pytest.raises(InvalidAction, match="NUL characters or lone surrogates"):
+        service.act(DAN, case.id, step="nop", outcome="done", comment=f"a{bad}b")
+    with pytest.raises(InvalidAction, match="NUL characters or lone surrogates"):
+        service.withdraw(DAN, case.id, comment=bad)
     assert (counts(store), service.get(DAN, case.id), service.events(DAN, case.id)) == before
     done = service.act(DAN, case.id, step="nop", outcome="done", data={"ten": "Lan Anh"}, comment="đủ")
     assert done.version == 2 and done.data["ten"] == "Lan Anh"

@@ -74,6 +74,15 @@ def test_a_nul_character_in_a_text_is_refused_at_its_line(written: str) -> None:
     assert (line, path, message) == (12, "steps[0].name", "text must not contain NUL characters")
 
 
+def test_a_text_holding_a_lone_surrogate_is_refused_at_its_line() -> None:
+    # Only a str made from bytes that were no UTF-8 holds one (a file is
+    # read strictly as UTF-8, and YAML refuses the escape itself).
+    with pytest.raises(DefinitionError) as info:
+        load_text(definition_text(VALID.replace("name: Nộp,", "name: Nộp\udcff,")), source="t.yaml")
+    [problem] = info.value.problems
+    assert (problem.line, problem.message) == (12, "the text holds U+DCFF, a lone surrogate, which is no character")
+
+
 @pytest.mark.parametrize(
     ("text", "line", "said"),
     [
