@@ -13,6 +13,7 @@ from pydantic_core import to_json
 from engine.audit import EventRecord
 from engine.calendar import local_time
 from engine.fields import NUL_TEXT, unstorable
+from engine.machine import COMMENT_LENGTH
 from engine.views import CaseView, InboxItem
 
 T = TypeVar("T")
@@ -97,7 +98,7 @@ class CaseCreate(Strict):
 class ActionCreate(Strict):
     step: str = Field(min_length=1, max_length=100, examples=["tham_dinh"])
     outcome: str = Field(min_length=1, max_length=200, examples=["dat"])
-    comment: str | None = Field(default=None, max_length=4000)
+    comment: str | None = Field(default=None, max_length=COMMENT_LENGTH)
     missing: list[str] = Field(
         default_factory=list,
         max_length=200,
@@ -107,7 +108,7 @@ class ActionCreate(Strict):
 
 
 class WithdrawCreate(Strict):
-    comment: str | None = Field(default=None, max_length=4000)
+    comment: str | None = Field(default=None, max_length=COMMENT_LENGTH)
 
 
 class ProcedureRef(BaseModel):

@@ -45,6 +45,15 @@ class UnstorableText(InvalidAction):
     the same problem to API clients)."""
 
 
+class CommentTooLong(InvalidAction):
+    """A comment longer than :data:`engine.machine.COMMENT_LENGTH` characters
+    (every comment is kept in the audit trail, on every page of the case)."""
+
+    def __init__(self, length: int, limit: int, *, case_id: int | None = None) -> None:
+        super().__init__(f"the comment is {length} characters long; at most {limit}", case_id=case_id)
+        self.length, self.limit = length, limit
+
+
 class Forbidden(EngineError):
     """The caller sees the case but may not act on this step."""
 

@@ -33,7 +33,7 @@ from transitions import EventData, Machine, MachineError
 from procedures.conditions import evaluate
 from procedures.model import Definition, Effect, Step, bits
 
-from .errors import CaseClosed, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive, UnstorableText
+from .errors import CaseClosed, CommentTooLong, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive, UnstorableText
 from .fields import amend, check_data, unstorable
 
 # Step statuses and case statuses, as the format names them.
@@ -453,6 +453,7 @@ class CompiledProcedure:
 
         Raises:
             UnstorableText: ``comment`` holds a NUL character or a lone surrogate.
+            CommentTooLong: ``comment`` is over :data:`COMMENT_LENGTH` characters.
             InvalidAction: no such step or outcome, or ``missing`` names
                 documents the procedure does not have, or ``data`` on a
                 step that is not the applicant's.
@@ -518,6 +519,7 @@ class CompiledProcedure:
 
         Raises:
             UnstorableText: ``comment`` holds a NUL character or a lone surrogate.
+            CommentTooLong: ``comment`` is over :data:`COMMENT_LENGTH` characters.
             Forbidden: the actor is not the case's applicant.
             CaseClosed: the case is already closed.
         """
@@ -560,8 +562,17 @@ class CompiledProcedure:
         ]
 
 
+COMMENT_LENGTH = 4000
+"""The longest comment an action or a withdrawal takes, in characters, from
+the API and the pages alike."""
+
+
 def _storable(comment: str | None, case_id: int | None) -> None:
     """Refuse a comment no database here could store (a NUL character, a
-    lone surrogate), on every database alike."""
-    if comment is not None and unstorable(comment):
+    lone surrogate), on every database alike, or one over :data:`COMMENT_LENGTH`."""
+    if comment is None:
+        return
+    if unstorable(comment):
         raise UnstorableText("the comment must not contain NUL characters or lone surrogates", case_id=case_id)
+    if len(comment) > COMMENT_LENGTH:
+        raise CommentTooLong(len(comment), COMMENT_LENGTH, case_id=case_id)

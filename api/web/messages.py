@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from engine import errors as E
 from engine.calendar import local_time
 from procedures.diagram import STATUS_LABELS
+from procedures.labels import number
 from procedures.model import Definition, Effect
 
 CASE_STATUS = {
@@ -87,6 +88,8 @@ def refusal_text(
     names = names or {}
     if isinstance(exc, E.UnstorableText):
         return "Ý kiến không được chứa ký tự NUL (mã 0)."
+    if isinstance(exc, E.CommentTooLong):
+        return f"Ý kiến dài {number(exc.length)} ký tự; tối đa {number(exc.limit)} ký tự. Hãy rút gọn rồi gửi lại."
     if isinstance(exc, E.GuideOnce) and defn is not None:
         return guide_once_text(exc.earlier, defn, names)
     if isinstance(exc, E.CaseClosed) and case_status in CASE_STATUS:

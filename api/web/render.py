@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from engine import errors as E
 from engine.calendar import local_time
+from engine.machine import COMMENT_LENGTH
 from procedures.labels import metric_text, money, number, percent
 
 from .messages import refusal_text
@@ -67,6 +68,7 @@ def metric(value: Any, key: str) -> str:
 def _environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, undefined=StrictUndefined, trim_blocks=True)
     env.filters.update(number=number, metric=metric, money=money, percent=percent, when=when, day=day)
+    env.globals["COMMENT_LENGTH"] = COMMENT_LENGTH
     return env
 
 

@@ -17,7 +17,7 @@ from api.services import Services
 from api.settings import Settings
 from api.web.session import csrf_token
 from engine.cases import publish_definition
-from engine.machine import Actor
+from engine.machine import COMMENT_LENGTH, Actor
 from engine.users import add_user, authenticate, issue_token, revoke_tokens
 from procedures import load_text
 from procedures.analysis import analysis
@@ -517,6 +517,17 @@ def test_a_nul_character_in_a_form_is_refused_by_its_field_or_the_comment(site: 
     refused = browser.post(f"/ho-so/{case}/rut", data={"csrf": _csrf(page, f"/ho-so/{case}/rut"), "comment": "\x00"})
     assert refused.status_code == 422 and "Ý kiến không được chứa ký tự NUL" in refused.text
     assert site.services.cases.get(_actor(site, "dan"), case).version == 1
+
+
+def test_a_comment_over_the_limit_is_refused_on_the_pages_as_by_the_api(site: Site) -> None:
+    case = _start(site, "dan")
+    page = site.client("dan").get(f"/ho-so/{case}").text
+    assert f'maxlength="{COMMENT_LENGTH}"' in page  # the browser stops there already
+    text = _act(site, "dan", case, "nop_ho_so", "done", comment="x" * (COMMENT_LENGTH + 1))
+    assert text.startswith("422") and "Ý kiến dài 4.001 ký tự; tối đa 4.000 ký tự" in text
+    assert site.services.cases.get(_actor(site, "dan"), case).version == 1
+    _act(site, "dan", case, "nop_ho_so", "done", comment="x" * COMMENT_LENGTH)
+    assert site.services.cases.get(_actor(site, "dan"), case).version == 2
 
 
 def test_money_is_written_to_the_whole_dong_on_the_pages(site: Site) -> None:

@@ -23,6 +23,7 @@ from engine.cases import CaseService, Idempotency, publish_definition, utcnow
 from engine.db import Base, CaseRow, CaseStepRow, EventRow, IdempotencyRow
 from engine.errors import (
     CaseClosed,
+    CommentTooLong,
     Conflict,
     Forbidden,
     GuideOnce,
@@ -36,7 +37,7 @@ from engine.errors import (
     StepNotActive,
 )
 from engine.fields import NUL_TEXT
-from engine.machine import Actor, CompiledProcedure
+from engine.machine import COMMENT_LENGTH, Actor, CompiledProcedure
 from engine.rows import key_lock
 from engine.schema import current, head, upgrade
 from engine.store import AsyncStatements, Store, UnitOfWork
@@ -283,6 +284,17 @@ def test_unstorable_text_is_refused_in_data_and_comments_and_nothing_is_written(
     assert (counts(store), service.get(DAN, case.id), service.events(DAN, case.id)) == before
     done = service.act(DAN, case.id, step="nop", outcome="done", data={"ten": "Lan Anh"}, comment="đủ")
     assert done.version == 2 and done.data["ten"] == "Lan Anh"
+
+
+def test_a_comment_over_the_limit_is_refused_and_nothing_is_written(published: Store, service: CaseService) -> None:
+    case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    before = counts(published), service.get(DAN, case.id)
+    with pytest.raises(CommentTooLong, match="4001 characters long; at most 4000"):
+        service.act(DAN, case.id, step="nop", outcome="done", comment="x" * (COMMENT_LENGTH + 1))
+    with pytest.raises(CommentTooLong):
+        service.withdraw(DAN, case.id, comment="x" * (COMMENT_LENGTH + 1))
+    assert (counts(published), service.get(DAN, case.id)) == before
+    assert service.act(DAN, case.id, step="nop", outcome="done", comment="x" * COMMENT_LENGTH).version == 2
 
 
 def test_a_case_outside_the_callers_reach_is_not_found(published: Store, service: CaseService) -> None:
