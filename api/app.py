@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     if services is not None:
         app.state.services = services
     problems.install(app)
+    app.add_middleware(problems.BodyLimit, limit=settings.max_body_bytes)
     # Requests are matched against the routers in this order, route by route:
     # the case routes, which take the load (actions, the inbox), come first.
     # The documentation keeps its own order (TAGS).

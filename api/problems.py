@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine import errors as E
 from engine.users import InvalidUser
@@ -107,6 +108,48 @@ class ProblemResponse(JSONResponse):
         return text.encode("utf-8", "backslashreplace")
 
 
+class BodyTooLarge(StarletteHTTPException):
+    """A request body over :attr:`api.settings.Settings.max_body_bytes`,
+    raised where the body is read: an HTTP exception, so that FastAPI's own
+    reading lets it through, and answered as a 413 problem (a page on the
+    web's routes)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"the body passes the limit of {limit} bytes")
+        self.limit = limit
+
+
+class BodyLimit:
+    """Refuse a request body over ``limit`` bytes, declared or counted as it
+    arrives (chunked), the moment the app reads it: no route reads or stores
+    more, case data included (a 20 MB name had been stored)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        limit = self.limit
+        declared = next((value for name, value in scope["headers"] if name == b"content-length"), None)
+        over = declared is not None and declared.isdigit() and int(declared) > limit
+        seen = 0
+
+        async def receive_limited() -> Message:
+            nonlocal seen
+            if over:
+                raise BodyTooLarge(limit)
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        await self.app(scope, receive_limited, send)
+
+
 def problem(
     status: int, detail: str, *, kind: str | None = None, headers: dict[str, str] | None = None, **extra: Any
 ) -> JSONResponse:
@@ -188,6 +231,8 @@ def install(app: FastAPI) -> None:
                 kind="invalid-request",
                 errors=[{"location": "body", "message": type(exc.__cause__).__name__}],
             )
+        if isinstance(exc, BodyTooLarge):
+            return problem(413, str(exc.detail), kind="too-large")
         return problem(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)

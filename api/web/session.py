@@ -29,12 +29,10 @@ from starlette.responses import Response
 
 from engine.users import User, authenticate
 
-from ..deps import SESSION_COOKIE, ServicesDep, declared_length
+from ..deps import SESSION_COOKIE, ServicesDep
 
 LOGIN_COOKIE = "tinhgon_login"
 CSRF_FIELD = "csrf"
-FORM_OVERHEAD = 64 * 1024
-"""What a form adds around an uploaded definition, beyond the upload limit."""
 
 
 class SignInNeeded(Exception):
@@ -104,10 +102,9 @@ PageUser = Annotated[User, Depends(page_user)]
 
 
 async def _read_form(request: Request) -> FormData:
-    declared = declared_length(request)
-    limit = int(request.app.state.services.settings.max_upload_bytes) + FORM_OVERHEAD
-    if declared is not None and declared > limit:
-        raise PageRefused(413, f"Nội dung gửi lên quá lớn (giới hạn {limit // 1024} KB).")
+    # A body over the limit stops the reading (api.problems.BodyLimit), and
+    # its page says so (api.web.render.PageRoute).
+    limit = int(request.app.state.services.settings.max_body_bytes)
     return await request.form(max_files=2, max_fields=500, max_part_size=limit)
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from fastapi.testclient import TestClient
@@ -528,6 +529,25 @@ def test_a_comment_over_the_limit_is_refused_on_the_pages_as_by_the_api(site: Si
     assert site.services.cases.get(_actor(site, "dan"), case).version == 1
     _act(site, "dan", case, "nop_ho_so", "done", comment="x" * COMMENT_LENGTH)
     assert site.services.cases.get(_actor(site, "dan"), case).version == 2
+
+
+def test_a_form_over_the_limit_is_a_413_page_declared_or_not(site: Site) -> None:
+    browser = site.client("dan")
+    action = f"/ho-so/moi/{CODE}"
+    token = _csrf(browser.get(action).text, action)
+    limit = site.services.settings.max_body_bytes
+    body = urlencode({**GOOD, "csrf": token, "f_ho_ten_tre": "B" * limit}).encode()
+
+    def chunks() -> Iterator[bytes]:
+        for i in range(0, len(body), 4096):
+            yield body[i : i + 4096]
+
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    for sent in (body, chunks()):
+        answer = browser.post(action, content=sent, headers=form)
+        assert answer.status_code == 413 and "Nội dung gửi lên quá lớn" in answer.text
+        assert answer.headers["content-type"].startswith("text/html")
+    assert site.services.cases.list_cases(_actor(site, "dan"))[0] == []
 
 
 def test_money_is_written_to_the_whole_dong_on_the_pages(site: Site) -> None:
