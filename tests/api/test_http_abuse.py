@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from starlette.requests import Request
 
@@ -525,3 +528,44 @@ def test_a_problem_quoting_a_lone_surrogate_is_still_written_as_json() -> None:
         "step": "\udc00",
     }
     assert response.headers["content-type"] == "application/problem+json"
+
+
+ANY_TEXT = st.lists(st.one_of(st.characters(), st.characters(categories=["Cs"]), st.just("\x00")), max_size=20).map("".join)
+"""Text of every code point, lone surrogates and NUL included (Hypothesis's
+``text()`` leaves surrogates out even from an alphabet that has them, and so
+did the schema-driven tests)."""
+
+
+def test_no_text_anywhere_in_a_case_is_a_server_error(api: Api, world: dict[str, Any]) -> None:
+    # Whatever text a client puts in case data (values or names), a comment,
+    # the missing documents or the unit: an answer of its own, never a 500,
+    # and what was accepted reads back as sent.
+    an, officer = world["applicant"], world["officer"]
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        database=None,
+        derandomize=bool(os.environ.get("CI")),
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(value=ANY_TEXT, name=ANY_TEXT, comment=ANY_TEXT, missing=st.lists(ANY_TEXT, max_size=2), unit=ANY_TEXT)
+    def explore(value: str, name: str, comment: str, missing: list[str], unit: str) -> None:
+        data = {**xuat_ngu_data(ho_ten=value), name: 1} if name else xuat_ngu_data(ho_ten=value)
+        for body in (
+            {"procedure": XUAT_NGU, "unit": unit or "u1", "data": data},
+            {"procedure": XUAT_NGU, "unit": "u1", "data": xuat_ngu_data(ho_ten=value)},
+        ):
+            started = api.client.post("/api/cases", content=json.dumps(body).encode(), headers={**an, **JSON})
+            assert started.status_code in (201, 422), started.text
+            if started.status_code == 201:
+                assert started.json()["data"]["ho_ten"] == value
+        case = api.start(an, XUAT_NGU, xuat_ngu_data())
+        case = api.act(an, case["id"], "nop_ban_khai", "done")
+        sent = {"step": "lap_danh_sach", "outcome": "done", "comment": comment, "missing": missing}
+        acted = api.client.post(
+            f"/api/cases/{case['id']}/actions", content=json.dumps(sent).encode(), headers={**officer, **JSON}
+        )
+        assert acted.status_code in (200, 409, 422), acted.text
+
+    explore()
