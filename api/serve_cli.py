@@ -158,14 +158,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # start before the first users are made and their tokens printed.
         Signer.load_or_create(key)
         definitions = load_definitions(store, folder) if folder else []
-    except KeyFileError as exc:
-        print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
-        store.dispose()
-        for sock in sockets or ():
-            sock.close()
-        return 2
-    except StartError as exc:
-        print(f"tinhgon serve: cannot start:\n{exc}", file=sys.stderr)
+    except (KeyFileError, StartError) as exc:
+        where = "\n" if isinstance(exc, StartError) else " "  # a definition's errors, one a line
+        print(f"tinhgon serve: cannot start:{where}{exc}", file=sys.stderr)
         store.dispose()
         for sock in sockets or ():
             sock.close()
