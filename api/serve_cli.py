@@ -159,8 +159,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         Signer.load_or_create(key)
         definitions = load_definitions(store, folder) if folder else []
     except (KeyFileError, StartError) as exc:
-        where = "\n" if isinstance(exc, StartError) else " "  # a definition's errors, one a line
-        print(f"tinhgon serve: cannot start:{where}{exc}", file=sys.stderr)
+        sep = "\n" if isinstance(exc, StartError) else " "  # a definition's errors, one a line
+        print(f"tinhgon serve: cannot start:{sep}{exc}", file=sys.stderr)
         store.dispose()
         for sock in sockets or ():
             sock.close()
