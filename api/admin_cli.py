@@ -21,24 +21,15 @@ from engine.settings import database_url, key_path
 from engine.store import Store
 
 
-def reached_store(url: str) -> Store:
+def reached_store(url: str, *, migrate: bool = False) -> Store:
     """The database at ``url``, once it answers (else
-    :class:`engine.errors.DatabaseUnavailable`, with the reason)."""
+    :class:`engine.errors.DatabaseUnavailable`, with the reason), migrated to
+    the newest schema when ``migrate``; its connections closed if that fails."""
     store = Store(url)
     try:
         reach(store.engine)
-    except BaseException:
-        store.dispose()
-        raise
-    return store
-
-
-def migrated_store(url: str) -> Store:
-    """The database at ``url``, reached and migrated to the newest schema;
-    its connections closed if either fails."""
-    store = reached_store(url)
-    try:
-        upgrade(store.engine)
+        if migrate:
+            upgrade(store.engine)
     except BaseException:
         store.dispose()
         raise
@@ -49,7 +40,7 @@ def migrated_store(url: str) -> Store:
 def open_store(args: argparse.Namespace) -> Iterator[Store]:
     """The database named on the command line, migrated to the newest
     schema; its connections closed at the end, whatever the command met."""
-    store = migrated_store(database_url(args.database_url))
+    store = reached_store(database_url(args.database_url), migrate=True)
     try:
         yield store
     finally:

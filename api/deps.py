@@ -23,10 +23,6 @@ SESSION_COOKIE = "tinhgon_session"
 M = TypeVar("M", bound=BaseModel)
 
 
-# The dependencies are coroutines: FastAPI runs a plain function dependency
-# in its thread pool, and each such hop cost more than the work it carried
-# (five per request before). Only a token still to be checked goes to a
-# thread, since that reads the database.
 def declared_length(request: Request) -> int | None:
     """The body size the client declared in ``Content-Length``, when that
     is a plain number (ASCII digits: ``str.isdigit`` takes "²" too); the
@@ -35,6 +31,10 @@ def declared_length(request: Request) -> int | None:
     return int(declared) if declared is not None and declared.isascii() and declared.isdigit() else None
 
 
+# The dependencies are coroutines: FastAPI runs a plain function dependency
+# in its thread pool, and each such hop cost more than the work it carried
+# (five per request before). Only a token still to be checked goes to a
+# thread, since that reads the database.
 async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services

@@ -26,7 +26,7 @@ from procedures import Definition, load_path
 from procedures.catalog import definition_files
 from procedures.errors import DefinitionError, ReadError
 
-from .admin_cli import database_option, migrated_store, open_store
+from .admin_cli import database_option, open_store, reached_store
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
 DEMO_UNIT = "demo"
@@ -146,25 +146,26 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 2
-    try:
-        store = migrated_store(url)
-    except DatabaseUnavailable as exc:
-        print(f"tinhgon serve: {exc}", file=sys.stderr)
+
+    def refused(message: str) -> int:
+        print(f"tinhgon serve: {message}", file=sys.stderr)
         for sock in sockets or ():
             sock.close()
         return 2
+
+    try:
+        store = reached_store(url, migrate=True)
+    except DatabaseUnavailable as exc:
+        return refused(str(exc))
     try:
         # Read (or created) here, once: a key file that is not one stops the
         # start before the first users are made and their tokens printed.
         Signer.load_or_create(key)
         definitions = load_definitions(store, folder) if folder else []
     except (KeyFileError, StartError) as exc:
-        sep = "\n" if isinstance(exc, StartError) else " "  # a definition's errors, one a line
-        print(f"tinhgon serve: cannot start:{sep}{exc}", file=sys.stderr)
         store.dispose()
-        for sock in sockets or ():
-            sock.close()
-        return 2
+        sep = "\n" if isinstance(exc, StartError) else " "  # a definition's errors, one a line
+        return refused(f"cannot start:{sep}{exc}")
     tokens = first_users(store, definitions, demo=args.demo)
     store.dispose()
     where = f"http://{args.host}:{args.port}/"

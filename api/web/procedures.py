@@ -118,7 +118,7 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
 
 
 def _procedure_page(
-    request: Request, services: Services, code: Code, version: Version, *, error: str | None = None, status_code: int = 200
+    request: Request, services: Services, code: str, version: int, *, error: str | None = None, status_code: int = 200
 ) -> Response:
     rows = _versions(services, code)
     row = _pick(rows, version)
