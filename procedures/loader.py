@@ -14,8 +14,10 @@ list item that is wrong, with its YAML path. Checking happens in layers:
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path as FsPath
 from typing import Any
@@ -26,24 +28,31 @@ from pydantic import BaseModel, ValidationError
 from . import conditions
 from .durations import parse_hours
 from .errors import DefinitionError, Problem, ReadError
+from .labels import number
 from .model import (
+    BUILTIN_REGISTRIES,
+    Copies,
     CostModel,
     Definition,
     Document,
     Effect,
     Fee,
     FieldDef,
+    Labels,
     Role,
     Step,
 )
 from .schema import (
+    CODE_PATTERN,
     FORMAT,
     ITEM_MODELS,
+    CopiesSpec,
     CostModelSpec,
     DefinitionSpec,
     DocumentSpec,
     FeeSpec,
     FieldSpec,
+    RegistrySpec,
     RoleSpec,
     StepSpec,
 )
@@ -52,6 +61,8 @@ from .yamlio import Map, Path, Seq, YamlProblems, format_path, line_of, load_yam
 _NESTED_MODELS: dict[str, type[BaseModel]] = {
     "cost_model": CostModelSpec,
     "fees": FeeSpec,
+    "registries": RegistrySpec,
+    "copies": CopiesSpec,
     **ITEM_MODELS,
 }
 _DURATION_KEYS = frozenset({"duration", "effort", "time_limit"})
@@ -69,6 +80,14 @@ _TYPE_WORDS = {
 }
 
 
+_CODE = re.compile(CODE_PATTERN)
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_CODE_RULE = "1 đến 100 ký tự gồm chữ cái không dấu A-Z a-z, chữ số, '.', '_' và '-', bắt đầu bằng chữ cái hoặc chữ số"
+_ABOLISHED_EMPTY = ("roles", "documents", "steps", "fields")
+_REQUIRED_LISTS = ("roles", "documents", "steps")
+_OUTCOME_LONG = "{effect: proceed, label: ...}, {effect: reject, label: ...} hoặc {return: BƯỚC, label: ...}"
+
+
 SHAPE = "a definition is a YAML mapping with keys format, code, name, version, roles, documents, steps"
 
 
@@ -79,30 +98,46 @@ def load_path(path: str | os.PathLike[str]) -> Definition:
     :class:`DefinitionError` when it is not a valid definition.
     """
     source = os.fspath(path)
+    return load_bytes(read_bytes(source), source)
+
+
+def read_bytes(source: str) -> bytes:
+    """The bytes of file ``source``; :class:`ReadError` when it cannot be read."""
     try:
-        raw = FsPath(source).read_bytes()
+        return FsPath(source).read_bytes()
     except IsADirectoryError:
         raise ReadError(source, "is a directory, not a definition file") from None
     except FileNotFoundError:
         raise ReadError(source, "no such file") from None
     except OSError as exc:
         raise ReadError(source, f"cannot be read: {exc.strerror or exc}") from None
-    return load_bytes(raw, source)
 
 
-def load_bytes(raw: bytes, source: str = "<bytes>") -> Definition:
+def decode(raw: bytes, source: str) -> str:
+    """``raw`` as UTF-8 text; :class:`DefinitionError` at the line of the first bad byte."""
     try:
-        text = raw.decode("utf-8")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
         bad = raw[exc.start]
         raise DefinitionError(
             source, [Problem(line, "", f"the file is not UTF-8 text: byte 0x{bad:02X} at offset {exc.start}")]
         ) from None
-    return load_text(text, source)
+
+
+def load_bytes(raw: bytes, source: str = "<bytes>") -> Definition:
+    return load_text(decode(raw, source), source)
 
 
 def load_text(text: str, source: str = "<text>") -> Definition:
+    root, notes = parse_text(text, source, SHAPE)
+    return build(root, source, notes)
+
+
+def parse_text(text: str, source: str, shape: str) -> tuple[Any, list[Problem]]:
+    """The composed YAML of ``text`` (a mapping or list with lines) and the
+    warnings found reading it; ``shape`` says what the file should hold when
+    it holds no document. Raises :class:`DefinitionError`."""
     text = text.removeprefix("\ufeff")
     try:
         text.encode("utf-8")
@@ -124,8 +159,19 @@ def load_text(text: str, source: str = "<text>") -> Definition:
         what = (
             "the file holds no YAML document (it is empty or only comments)" if root is None else "the file holds one bare value"
         )
-        raise DefinitionError(source, [Problem(line, "", f"{what}; {SHAPE}")])
-    return build(root, source, notes)
+        raise DefinitionError(source, [Problem(line, "", f"{what}; {shape}")])
+    return root, notes
+
+
+def check_shape(
+    root: Any, source: str, model: type[BaseModel], nested: Mapping[str, type[BaseModel]]
+) -> tuple[Any, list[Problem]]:
+    """``root`` checked against ``model`` (keys and types), as a definition's
+    parts are: the model instance (None when broken) and each problem at its
+    line. ``nested`` names the model of each key that holds a mapping, for the
+    allowed keys an unknown key's message lists."""
+    checker = _Checker(root, source, [], nested)
+    return checker._validate((), model, root), checker.problems
 
 
 def build(root: Any, source: str = "<data>", notes: list[Problem] | None = None) -> Definition:
@@ -134,6 +180,28 @@ def build(root: Any, source: str = "<data>", notes: list[Problem] | None = None)
     ``notes`` are warnings found while reading the text; they are kept with
     the definition's own warnings."""
     return _Checker(root, source, notes or []).run()
+
+
+def _shown(value: Any) -> str:
+    """A value as it is written in YAML, for the messages in Vietnamese."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, list):
+        return "một danh sách"
+    if isinstance(value, dict):
+        return "một ánh xạ (mapping)"
+    return repr(value)
+
+
+def _text(value: Any) -> bool:
+    """Whether ``value`` is a text with something in it."""
+    return isinstance(value, str) and bool(value.strip())
 
 
 def _describe_value(value: Any) -> str:
@@ -153,8 +221,11 @@ def _describe_value(value: Any) -> str:
 
 
 class _Checker:
-    def __init__(self, root: Any, source: str, notes: list[Problem]) -> None:
+    def __init__(
+        self, root: Any, source: str, notes: list[Problem], nested: Mapping[str, type[BaseModel]] = _NESTED_MODELS
+    ) -> None:
         self.root = root
+        self.nested = nested
         self.source = source
         self.problems: list[Problem] = []
         self.warnings: list[Problem] = list(notes)
@@ -183,8 +254,8 @@ class _Checker:
         if kind == "extra_forbidden":
             owner = model
             for seg in reversed(loc[:-1]):
-                if isinstance(seg, str) and seg in _NESTED_MODELS:
-                    owner = _NESTED_MODELS[seg]
+                if isinstance(seg, str) and seg in self.nested:
+                    owner = self.nested[seg]
                     break
             allowed = [f.alias or name for name, f in owner.model_fields.items()]
             close = difflib.get_close_matches(str(last), allowed, n=1)
@@ -194,6 +265,10 @@ class _Checker:
             message = f"missing required key {last!r}"
         elif kind == "literal_error":
             message = f"{_describe_value(value)} is not allowed here; use one of {ctx.get('expected', '')}"
+        elif last == "share" and len(loc) >= 2 and kind not in ("missing", "extra_forbidden"):
+            message = f"share là tỷ lệ hồ sơ có bước này: một số lớn hơn 0 và không quá 1; ở đây là {_shown(value)}"
+        elif kind == "string_pattern_mismatch" and loc == ("code",):
+            message = f"mã thủ tục {value!r} không hợp lệ: mã có {_CODE_RULE}"
         elif kind == "string_pattern_mismatch":
             if last in _DURATION_KEYS:
                 try:
@@ -206,6 +281,8 @@ class _Checker:
         elif kind in ("greater_than_equal", "greater_than"):
             bound = ctx.get("ge", ctx.get("gt"))
             message = f"must be at least {bound}, got {value}"
+        elif kind == "less_than_equal":
+            message = f"phải nhỏ hơn hoặc bằng {number(ctx.get('le'))}; ở đây là {_shown(value)}"
         elif kind in _TYPE_WORDS:
             message = f"expected {_TYPE_WORDS[kind]}, got {_describe_value(value)}"
             if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -257,6 +334,8 @@ class _Checker:
                 top[key] = []
         spec = self._validate((), DefinitionSpec, top)
 
+        abolished = "abolished" in root
+        self._top_level(root, abolished)
         items: dict[str, list[tuple[int, Any]]] = {}
         known_ids: dict[str, dict[str, int]] = {}
         broken = False
@@ -264,9 +343,17 @@ class _Checker:
             raw_list = root.get(key)
             items[key] = []
             known_ids[key] = {}
+            if key not in root and key in _REQUIRED_LISTS and not abolished:
+                self.add((key,), f"missing required key {key!r}")
+                broken = True
             if not isinstance(raw_list, list):
-                broken = broken or key in root or key != "fields"
+                broken = broken or key in root
                 continue
+            if abolished and raw_list:
+                self.add(
+                    (key,),
+                    f"phiên bản này bãi bỏ thủ tục (abolished) nên không có {key}: để danh sách trống hoặc bỏ khóa {key!r}",
+                )
             for i, raw in enumerate(raw_list):
                 checked = self._validate((key, i), model, raw)
                 raw_id = raw.get("id") if isinstance(raw, Mapping) else None
@@ -287,9 +374,10 @@ class _Checker:
 
         roles = self._roles(items["roles"])
         fields = self._fields(items["fields"])
-        documents = self._documents(items["documents"])
+        registries = self._registries(root.get("registries"))
+        documents = self._documents(items["documents"], registries)
         steps_raw = root.get("steps")
-        if isinstance(steps_raw, list) and not steps_raw:
+        if isinstance(steps_raw, list) and not steps_raw and not abolished:
             self.add(("steps",), "a procedure has at least one step")
         steps = self._steps(items["steps"], known_ids, fields, roles)
         self._producers(items["steps"], documents, known_ids)
@@ -311,9 +399,62 @@ class _Checker:
             if not self.problems:  # pragma: no cover - every broken item reported a problem
                 self.add((), "the definition is not valid")
             raise self.fail()
-        return self._definition(spec, roles, fields, documents, steps)
+        return self._definition(spec, roles, fields, documents, steps, registries)
 
     # -- layer 3: parts ----------------------------------------------------
+    def _top_level(self, root: Mapping[str, Any], abolished: bool) -> None:
+        """What the shape models cannot say about the top-level keys; read
+        from the raw data, so that one broken part hides none of these."""
+        day = root.get("in_force_from")
+        if isinstance(day, str):
+            try:
+                if not _DATE.fullmatch(day):
+                    raise ValueError(day)
+                datetime.date.fromisoformat(day)
+            except ValueError:
+                self.add(
+                    ("in_force_from",), f"in_force_from là một ngày có thật, viết YYYY-MM-DD (ví dụ 2025-07-01); ở đây là {day!r}"
+                )
+        reason = root.get("abolished")
+        if isinstance(reason, str) and not reason.strip():
+            self.add(("abolished",), "abolished ghi lý do và văn bản bãi bỏ thủ tục; ở đây để trống")
+        target = root.get("merged_into")
+        if "merged_into" in root and not abolished:
+            self.add(
+                ("merged_into",), "merged_into chỉ đi cùng abolished: chỉ thủ tục bị bãi bỏ mới được hợp nhất vào thủ tục khác"
+            )
+        if isinstance(target, str):
+            code = root.get("code")
+            if not _CODE.fullmatch(target):
+                self.add(("merged_into",), f"merged_into ghi mã của thủ tục thay thế, mã có {_CODE_RULE}; ở đây là {target!r}")
+            elif isinstance(code, str) and target.casefold() == code.casefold():
+                self.add(
+                    ("merged_into",), f"thủ tục {code!r} không thể hợp nhất vào chính nó; merged_into ghi mã của thủ tục khác"
+                )
+
+    def _registries(self, raw: Any) -> dict[str, str]:
+        """Registry id -> name: the built-in ones, then those declared (which
+        may rename a built-in one). Shapes were checked with the top level."""
+        out = dict(BUILTIN_REGISTRIES)
+        if not isinstance(raw, list):
+            return out
+        seen: dict[str, int] = {}
+        for i, item in enumerate(raw):
+            if not isinstance(item, Mapping) or not isinstance(item.get("id"), str):
+                continue
+            rid = item["id"]
+            if rid in seen:
+                first = seen[rid]
+                self.add(
+                    ("registries", i, "id"),
+                    f"cơ sở dữ liệu {rid!r} được khai báo hai lần; lần đầu ở registries[{first}] (dòng {line_of(self.root, ('registries', first))})",
+                )
+                continue
+            seen[rid] = i
+            if isinstance(item.get("name"), str):
+                out[rid] = item["name"]
+        return out
+
     def _roles(self, items: list[tuple[int, RoleSpec]]) -> dict[str, Role]:
         out: dict[str, Role] = {}
         applicant_at: int | None = None
@@ -332,18 +473,64 @@ class _Checker:
     def _fields(self, items: list[tuple[int, FieldSpec]]) -> dict[str, FieldDef]:
         out: dict[str, FieldDef] = {}
         for i, f in items:
+            values, labels = self._values(("fields", i, "values"), f.values)
             if f.type == "enum":
                 if not f.values:
                     self.add(("fields", i), "an enum field lists its allowed strings under 'values'")
-                elif len(set(f.values)) != len(f.values):
+                elif values is not None and len(set(values)) != len(values):
                     self.add(("fields", i, "values"), "a value is listed twice")
             elif f.values is not None:
                 self.add(("fields", i, "values"), f"'values' goes with type enum, not {f.type}")
-            values = tuple(f.values) if f.values is not None else None
-            out.setdefault(f.id, FieldDef(f.id, f.type, f.name, values, f.required))
+            out.setdefault(f.id, FieldDef(f.id, f.type, f.name, values, f.required, labels))
         return out
 
-    def _documents(self, items: list[tuple[int, DocumentSpec]]) -> dict[str, Document]:
+    def _values(self, path: Path, raw: Any) -> tuple[tuple[str, ...] | None, Labels]:
+        """An enum field's values and the labels written beside them; None
+        when they are not a list of what values may be."""
+        if raw is None:
+            return None, ()
+        if not isinstance(raw, list):
+            self.add(path, f"expected a list, got {_describe_value(raw)}")
+            return None, ()
+        values: list[str] = []
+        labels: list[tuple[str, str]] = []
+        whole = True
+        for j, item in enumerate(raw):
+            at = (*path, j)
+            if isinstance(item, str):
+                values.append(item)
+            elif isinstance(item, Mapping):
+                for key in item:
+                    if key not in ("value", "label"):
+                        self.add(
+                            (*at, key), f"khóa {key!r} không dùng được ở đây; một giá trị viết dài là {{value: ..., label: ...}}"
+                        )
+                        whole = False
+                value, label = item.get("value"), item.get("label")
+                if not isinstance(value, str):
+                    where = (*at, "value") if "value" in item else at
+                    self.add(where, f"value là giá trị (chuỗi) mà dữ liệu hồ sơ ghi; ở đây là {_shown(value)}")
+                    whole = False
+                elif not isinstance(label, str) or not label.strip():
+                    where = (*at, "label") if "label" in item else at
+                    self.add(
+                        where, f"label là chữ người đọc thấy cho giá trị {value!r}, không được để trống; ở đây là {_shown(label)}"
+                    )
+                    whole = False
+                else:
+                    values.append(value)
+                    labels.append((value, label))
+            else:
+                hint = (
+                    " (put it in quotes to keep it as text)"
+                    if isinstance(item, (int, float)) and not isinstance(item, bool)
+                    else ""
+                )
+                self.add(at, f"expected text or {{value, label}}, got {_describe_value(item)}{hint}")
+                whole = False
+        return (tuple(values) if whole else None), tuple(labels)
+
+    def _documents(self, items: list[tuple[int, DocumentSpec]], registries: Mapping[str, str]) -> dict[str, Document]:
         out: dict[str, Document] = {}
         for i, d in items:
             if d.registry is not None and d.from_ is None:
@@ -351,23 +538,44 @@ class _Checker:
                     ("documents", i, "registry"),
                     "registry goes with 'from: applicant' or 'from: registry'; a produced document has no registry",
                 )
-            out.setdefault(d.id, Document(d.id, d.name, d.from_, d.registry, d.prep_hours, d.prep_cost, d.deliverable))
+            elif d.registry is not None and d.registry not in registries:
+                self.add(
+                    ("documents", i, "registry"),
+                    f"cơ sở dữ liệu {d.registry!r} không có sẵn trong định dạng và chưa được khai báo: thêm {{id: {d.registry}, name: ...}} vào 'registries'",
+                )
+            copies = None
+            if d.copies is not None:
+                c = d.copies
+                copies = Copies(c.originals, c.copies, c.certified, frozenset(c.model_fields_set))
+            out.setdefault(
+                d.id,
+                Document(d.id, d.name, d.from_, d.registry, d.prep_hours, d.prep_cost, d.deliverable, copies, d.present_only),
+            )
         return out
 
-    def _outcomes(self, path: Path, raw: Any, step_ids: Mapping[str, int]) -> tuple[tuple[str, Effect], ...]:
+    def _outcomes(self, path: Path, raw: Any, step_ids: Mapping[str, int]) -> tuple[tuple[tuple[str, Effect], ...], Labels]:
+        """A step's outcomes, and the labels of those written long."""
         if raw is None:
-            return (("done", Effect("proceed")),)
+            return (("done", Effect("proceed")),), ()
         if not isinstance(raw, Mapping):
             self.add(
                 path, f"outcomes is a mapping of decision name -> proceed, reject or {{return: STEP}}; got {_describe_value(raw)}"
             )
-            return ()
+            return (), ()
         out: list[tuple[str, Effect]] = []
+        labels: list[tuple[str, str]] = []
         for name, value in raw.items():
             at = (*path, name)
             if not isinstance(name, str) or not name.strip():
                 self.add(at, "an outcome needs a name")
                 continue
+            if isinstance(value, Mapping) and ("effect" in value or "label" in value):
+                value = self._long_outcome(at, value)
+                if value is None:
+                    continue
+                if "label" in value:
+                    labels.append((name, value["label"]))
+                value = value["effect"] if "effect" in value else {"return": value["return"]}
             if value in ("proceed", "reject"):
                 out.append((name, Effect(value)))
             elif isinstance(value, Mapping) and set(value) == {"return"}:
@@ -382,7 +590,35 @@ class _Checker:
                 self.add(at, f"outcome {name!r} must be proceed, reject or {{return: STEP}}; got {_describe_value(value)}")
         if not raw:
             self.add(path, "outcomes is empty; a step needs at least one outcome that proceeds")
-        return tuple(out)
+        return tuple(out), tuple(labels)
+
+    def _long_outcome(self, at: Path, value: Mapping[str, Any]) -> Mapping[str, Any] | None:
+        """An outcome written long (``{effect: ..., label: ...}`` or
+        ``{return: STEP, label: ...}``), or None when it is not well formed."""
+        good = True
+        for key in value:
+            if key not in ("effect", "return", "label"):
+                self.add((*at, key), f"khóa {key!r} không dùng được trong một kết quả; viết {_OUTCOME_LONG}")
+                good = False
+        if "effect" in value and "return" in value:
+            self.add(at, f"một kết quả có effect hoặc return, không có cả hai; viết {_OUTCOME_LONG}")
+            good = False
+        elif "effect" not in value and "return" not in value:
+            self.add(at, f"kết quả viết dài cần effect hoặc return; viết {_OUTCOME_LONG}")
+            good = False
+        elif "effect" in value and value["effect"] not in ("proceed", "reject"):
+            self.add(
+                (*at, "effect"),
+                f"effect là proceed hoặc reject (trả lại thì viết {{return: BƯỚC, label: ...}}); ở đây là {_shown(value['effect'])}",
+            )
+            good = False
+        if "label" in value and not _text(value["label"]):
+            self.add(
+                (*at, "label"),
+                f"label là chữ người đọc thấy cho kết quả này, không được để trống; ở đây là {_shown(value['label'])}",
+            )
+            good = False
+        return value if good else None
 
     def _steps(
         self,
@@ -435,7 +671,12 @@ class _Checker:
                 except conditions.ConditionError as exc:
                     for cp in exc.problems:
                         self.add((*base, "when", *cp.path), cp.message)
-            outcomes = self._outcomes((*base, "outcomes"), s.outcomes, step_ids)
+            outcomes, labels = self._outcomes((*base, "outcomes"), s.outcomes, step_ids)
+            if s.share is not None and s.when is None:
+                self.add(
+                    (*base, "share"),
+                    "share chỉ đi cùng when: bước không có điều kiện chạy trong mọi hồ sơ, tỷ lệ của nó là 1",
+                )
             duration = hours.get("duration", 0.0)
             out.append(
                 (
@@ -454,6 +695,8 @@ class _Checker:
                         after=after,
                         when=when,
                         outcomes=outcomes,
+                        share=s.share,
+                        outcome_labels=labels,
                     ),
                 )
             )
@@ -584,9 +827,10 @@ class _Checker:
         fields: dict[str, FieldDef],
         documents: dict[str, Document],
         steps: list[tuple[int, Step]],
+        registries: dict[str, str],
     ) -> Definition:
         warnings = self.warnings
-        if not any(d.deliverable for d in documents.values()):
+        if spec.abolished is None and not any(d.deliverable for d in documents.values()):
             warnings.append(
                 Problem(
                     line_of(self.root, ("documents",)),
@@ -595,6 +839,8 @@ class _Checker:
                 )
             )
         cm = spec.cost_model
+        raw_cm = self.root.get("cost_model")
+        written = frozenset(raw_cm) if isinstance(raw_cm, Mapping) else frozenset()
         return Definition(
             code=spec.code,
             name=spec.name,
@@ -605,10 +851,17 @@ class _Checker:
             scope=spec.scope,
             channels=tuple(spec.channels),
             time_limit=parse_hours(spec.time_limit) if spec.time_limit is not None else None,
+            time_limit_text=spec.time_limit,
             annual_volume=spec.annual_volume,
+            annual_volume_given="annual_volume" in self.root,
+            in_force_from=datetime.date.fromisoformat(spec.in_force_from) if spec.in_force_from is not None else None,
+            abolished=spec.abolished,
+            merged_into=spec.merged_into,
+            business=spec.business,
+            registries=registries,
             legal_basis=tuple(spec.legal_basis),
             fees=tuple(Fee(f.name, f.amount) for f in spec.fees),
-            cost_model=CostModel(cm.hourly_cost, cm.visit_cost, cm.visit_hours, cm.office_hourly_cost),
+            cost_model=CostModel(cm.hourly_cost, cm.visit_cost, cm.visit_hours, cm.office_hourly_cost, cm.reason, written),
             roles=tuple(roles.values()),
             fields=tuple(fields.values()),
             documents=tuple(documents.values()),

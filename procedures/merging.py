@@ -189,6 +189,8 @@ class MergeState:
         s1, s2 = self.step(first), self.step(again)
         index = self.defn.index
         outcomes = list(s1.outcomes)
+        labels = list(s1.outcome_labels)
+        labels_of_s2 = dict(s2.outcome_labels)
         for name, effect in s2.outcomes:
             if any(e == effect for _, e in outcomes):
                 continue
@@ -202,12 +204,15 @@ class MergeState:
             while new_name in taken:
                 new_name, k = f"{name}_{k}", k + 1
             outcomes.append((new_name, effect))
+            if name in labels_of_s2:  # the decision keeps the words people read
+                labels.append((new_name, labels_of_s2[name]))
         self.steps[first] = dataclasses.replace(
             s1,
             outputs=s1.outputs + tuple(o for o in s2.outputs if o not in s1.outputs),
             duration=max(s1.duration, s2.duration),
             effort=max(s1.effort, s2.effort),
             outcomes=tuple(outcomes),
+            outcome_labels=tuple(labels),
         )
         for v in sorted(self.followers[again]):
             step = self.step(v)  # its 'after' loses the merged step

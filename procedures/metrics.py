@@ -40,6 +40,17 @@ def applicant_documents(defn: Definition) -> list[str]:
     return [d.id for d in defn.documents if d.source == "applicant" and d.id in read]
 
 
+def document_shares(defn: Definition) -> dict[str, float]:
+    """Each document's share: the largest share among the steps that read it
+    (section 7), so a paper only a minority branch asks for costs that
+    branch's fraction of cases."""
+    shares: dict[str, float] = {}
+    for step in defn.steps:
+        for doc in step.inputs:
+            shares[doc] = max(shares.get(doc, 0.0), step.weight)
+    return shares
+
+
 def metrics(defn: Definition) -> Metrics:
     """All section 7 metrics of ``defn``.
 
@@ -58,23 +69,32 @@ def metrics(defn: Definition) -> Metrics:
     >>> m["lead_time_days"], m["applicant_hours"], m["compliance_cost"], m["office_hours"]
     (2.125, 4.0, 210000.0, 2.0)
     """
+    if defn.abolished is not None:
+        return _abolished()
     cm = defn.cost_model
     roles = defn.role_by_id
     applicant_steps = [s for s in defn.steps if roles[s.role].kind == "applicant"]
     office_steps = [s for s in defn.steps if roles[s.role].kind == "office"]
-    visits = sum(1 for s in defn.steps if s.visit)
+    visit_steps = [s for s in defn.steps if s.visit]
+    visits = len(visit_steps)
     docs = [defn.document_by_id[d] for d in applicant_documents(defn)]
+    shares = document_shares(defn)
     handoffs = sum(1 for a, b in defn.edges() if defn.step(a).role != defn.step(b).role)
     lead_time_days = defn.lead_time_hours() / HOURS_PER_DAY
-    applicant_hours = sum(s.effort for s in applicant_steps) + visits * cm.visit_hours + sum(d.prep_hours for d in docs)
+    visit_weight = sum(s.weight for s in visit_steps)
+    applicant_hours = (
+        sum(s.effort * s.weight for s in applicant_steps)
+        + visit_weight * cm.visit_hours
+        + sum(d.prep_hours * shares[d.id] for d in docs)
+    )
     compliance_cost = (
         applicant_hours * cm.hourly_cost
         + sum(f.amount for f in defn.fees)
-        + sum(s.fee for s in defn.steps)
-        + visits * cm.visit_cost
-        + sum(d.prep_cost for d in docs)
+        + sum(s.fee * s.weight for s in defn.steps)
+        + visit_weight * cm.visit_cost
+        + sum(d.prep_cost * shares[d.id] for d in docs)
     )
-    office_hours = sum(s.effort for s in office_steps)
+    office_hours = sum(s.effort * s.weight for s in office_steps)
     processing_cost = office_hours * cm.office_hourly_cost
     within: bool | None = None
     if defn.time_limit is not None:
@@ -94,6 +114,26 @@ def metrics(defn: Definition) -> Metrics:
         processing_cost=float(processing_cost),
         annual_processing_cost=float(processing_cost) * defn.annual_volume,
         within_time_limit=within,
+    )
+
+
+def _abolished() -> Metrics:
+    """An abolished version's figures: nothing is asked of anyone any more."""
+    return Metrics(
+        steps=0,
+        applicant_steps=0,
+        visits=0,
+        applicant_documents=0,
+        handoffs=0,
+        lead_time_days=0.0,
+        sequential_days=0.0,
+        applicant_hours=0.0,
+        compliance_cost=0.0,
+        annual_burden=0.0,
+        office_hours=0.0,
+        processing_cost=0.0,
+        annual_processing_cost=0.0,
+        within_time_limit=None,
     )
 
 

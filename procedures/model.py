@@ -14,6 +14,7 @@ procedures this keeps reachability questions to a few machine words each.
 
 from __future__ import annotations
 
+import datetime
 import heapq
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,25 @@ from .errors import Problem
 
 EffectKind = Literal["proceed", "reject", "return"]
 REVIEW_KINDS = frozenset({"review", "verify", "approve"})
+
+BUILTIN_REGISTRIES: Mapping[str, str] = {
+    "population": "Cơ sở dữ liệu quốc gia về dân cư",
+    "insurance": "Cơ sở dữ liệu quốc gia về bảo hiểm",
+    "civil_status": "Cơ sở dữ liệu hộ tịch điện tử",
+    "military_personnel": "Cơ sở dữ liệu quân nhân",
+}
+"""Registry ids whose names the format knows; ``registries`` may rename them."""
+
+Labels = tuple[tuple[str, str], ...]
+"""``(id, label)`` pairs of what was written with a label of its own (kept as
+pairs, not a dict, so the frozen objects that hold them stay hashable)."""
+
+
+def _label(labels: Labels, key: str) -> str:
+    for k, label in labels:
+        if k == key:
+            return label
+    return key
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +70,18 @@ class Role:
 
 
 @dataclass(frozen=True, slots=True)
+class Copies:
+    """Originals (bản chính), plain copies (bản sao) and certified copies
+    (bản sao chứng thực) of one applicant document; shown to people only."""
+
+    originals: int = 0
+    copies: int = 0
+    certified: int = 0
+    written: frozenset[str] = frozenset()
+    """the keys the definition writes"""
+
+
+@dataclass(frozen=True, slots=True)
 class Document:
     id: str
     name: str
@@ -58,6 +90,10 @@ class Document:
     prep_hours: float = 0.0
     prep_cost: float = 0.0
     deliverable: bool = False
+    copies: Copies | None = None
+    """how many papers of each kind are handed in, when written"""
+    present_only: bool = False
+    """the paper is shown, not handed in"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +103,12 @@ class FieldDef:
     name: str | None = None
     values: tuple[str, ...] | None = None
     required: bool = False
+    value_labels: Labels = ()
+    """``(value, label)`` of the enum values written as ``{value, label}``"""
+
+    def value_label(self, value: str) -> str:
+        """What people read for ``value``: its label, or the value itself."""
+        return _label(self.value_labels, value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +129,20 @@ class Step:
     """as written, or defaulted to the previous step"""
     when: Condition | None
     outcomes: tuple[tuple[str, Effect], ...]
+    share: float | None = None
+    """the expected fraction of cases the step runs in (only with ``when``)"""
+    outcome_labels: Labels = ()
+    """``(outcome name, label)`` of the outcomes written long with a label;
+    kept beside the effects so that comparing effects ignores labels"""
+
+    def outcome_label(self, name: str) -> str:
+        """What people read for outcome ``name``: its label, or the name."""
+        return _label(self.outcome_labels, name)
+
+    @property
+    def weight(self) -> float:
+        """The share the cost metrics weight the step by (1 when absent)."""
+        return 1.0 if self.share is None else self.share
 
     def outcome(self, name: str) -> Effect | None:
         for key, effect in self.outcomes:
@@ -110,6 +166,10 @@ class CostModel:
     visit_cost: float = 50000
     visit_hours: float = 2
     office_hourly_cost: float = 50000
+    reason: str | None = None
+    """why the procedure keeps prices of its own beside its catalog's"""
+    written: frozenset[str] = frozenset()
+    """the ``cost_model`` keys the definition writes"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +204,19 @@ class Definition:
     channels: tuple[str, ...] = ("in_person",)
     time_limit: float | None = None
     """working hours, or None"""
+    time_limit_text: str | None = None
+    """the time limit as written (e.g. ``"20d"``), or None"""
     annual_volume: int = 0
+    annual_volume_given: bool = False
+    """whether ``annual_volume`` is written (an absent volume is unknown, not 0)"""
+    in_force_from: datetime.date | None = None
+    abolished: str | None = None
+    """why and under which instrument this version abolishes the procedure"""
+    merged_into: str | None = None
+    """the code that now covers an abolished procedure"""
+    business: bool = False
+    registries: Mapping[str, str] = field(default_factory=lambda: dict(BUILTIN_REGISTRIES))
+    """registry id -> name, the built-in ones included"""
     legal_basis: tuple[str, ...] = ()
     fees: tuple[Fee, ...] = ()
     cost_model: CostModel = CostModel()
@@ -236,6 +308,10 @@ class Definition:
             if role.kind == "applicant":
                 return role.id
         return None
+
+    def registry_name(self, registry_id: str) -> str:
+        """The name of registry ``registry_id`` (the id itself when unknown)."""
+        return self.registries.get(registry_id, registry_id)
 
     def role_kind(self, step: Step) -> str:
         return self.role_by_id[step.role].kind

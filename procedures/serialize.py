@@ -46,6 +46,9 @@ def document_data(doc: Document, like: Mapping[str, Any]) -> dict[str, Any]:
     _put(out, like, "prep_hours", doc.prep_hours, 0)
     _put(out, like, "prep_cost", doc.prep_cost, 0)
     _put(out, like, "deliverable", doc.deliverable, False)
+    for key in ("copies", "present_only"):
+        if key in like:
+            out[key] = like[key]
     for key in ("from", "registry"):
         if out.get(key, "") is None:
             del out[key]
@@ -53,6 +56,19 @@ def document_data(doc: Document, like: Mapping[str, Any]) -> dict[str, Any]:
         if key in out and isinstance(like.get(key), int) and out[key] == like[key]:
             out[key] = like[key]
     return out
+
+
+def _outcome_data(step: Step, name: str) -> Any:
+    """An outcome in its short form, or long when it carries a label."""
+    effect = step.outcome(name)
+    assert effect is not None
+    short = effect.to_data()
+    labels = dict(step.outcome_labels)
+    if name not in labels:
+        return short
+    if effect.kind == "return":
+        return {"return": effect.target, "label": labels[name]}
+    return {"effect": short, "label": labels[name]}
 
 
 def step_data(step: Step, like: Mapping[str, Any], default_after: tuple[str, ...]) -> dict[str, Any]:
@@ -70,7 +86,9 @@ def step_data(step: Step, like: Mapping[str, Any], default_after: tuple[str, ...
         out["after"] = list(step.after)
     if step.when is not None:
         out["when"] = like.get("when")
-    outcomes = {name: effect.to_data() for name, effect in step.outcomes}
+    if step.share is not None:
+        out["share"] = step.share
+    outcomes = {name: _outcome_data(step, name) for name, _effect in step.outcomes}
     _put(out, like, "outcomes", outcomes, {"done": "proceed"})
     return out
 
@@ -82,6 +100,15 @@ def to_data(defn: Definition, like: Mapping[str, Any] | None = None) -> dict[str
     out: dict[str, Any] = {"format": "tinhgon/1", "code": defn.code, "name": defn.name, "version": defn.version}
     if defn.based_on is not None:
         out["based_on"] = defn.based_on
+    if defn.in_force_from is not None:
+        out["in_force_from"] = defn.in_force_from.isoformat()
+    if defn.abolished is not None:
+        out["abolished"] = defn.abolished
+    if defn.merged_into is not None:
+        out["merged_into"] = defn.merged_into
+    if "registries" in src:
+        out["registries"] = src["registries"]
+    _put(out, src, "business", defn.business, False)
     for key, value, default in (
         ("sector", defn.sector, None),
         ("agency", defn.agency, None),
@@ -97,6 +124,8 @@ def to_data(defn: Definition, like: Mapping[str, Any] | None = None) -> dict[str
             out[key] = src[key]
     if "annual_volume" not in src and defn.annual_volume:
         out["annual_volume"] = defn.annual_volume
+    if defn.abolished is not None:
+        return out
     out["roles"] = src.get("roles", [])
     docs_like = _by_id(src.get("documents"))
     out["documents"] = [document_data(d, docs_like.get(d.id, _NO_LIKE)) for d in defn.documents]
