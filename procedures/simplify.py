@@ -13,9 +13,11 @@ cost than its input.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from .durations import HOURS_PER_DAY
 from .errors import TinhgonError
 from .findings import ADVICE_RULES, AUTO_RULES, Finding, find_all, reduced_order, repeated_review_finding
 from .loader import build, load_text
@@ -43,7 +45,8 @@ class Simplification:
 
     @property
     def changed(self) -> bool:
-        return bool(self.applied)
+        """Whether a new version is written: a fix applied or a shorter time limit."""
+        return self.after is not self.before
 
     def report(self) -> dict[str, object]:
         """The ``simplify --json`` object."""
@@ -53,6 +56,7 @@ class Simplification:
             "applied": [f.as_dict() for f in self.applied],
             "advice": [f.as_dict() for f in self.advice],
             "skipped": [f.as_dict() for f in self.skipped],
+            "time_limit": {"before": self.before.time_limit_text, "after": self.after.time_limit_text},
         }
 
 
@@ -184,13 +188,36 @@ def simplify(defn: Definition) -> Simplification:
     else:  # pragma: no cover - each pass removes something, so this cannot run out
         raise SimplifyError(f"{defn.source}: the simplifier did not settle after {limit} passes")
 
-    if not applied:
+    shorter = proposed_time_limit(defn, current)
+    if not applied and shorter is None:
         return Simplification(defn, defn, [], find_all(defn, ADVICE_RULES), find_all(defn, AUTO_RULES))
     current = transitive_reduction(current)
-    current = _evolve(current, version=defn.version + 1, based_on=defn.version)
+    # The new version takes effect when it is published, not when its input did.
+    current = _evolve(current, version=defn.version + 1, based_on=defn.version, in_force_from=None)
+    if shorter is not None:
+        current = _evolve(current, time_limit=shorter * HOURS_PER_DAY, time_limit_text=f"{shorter}d")
     after = build(to_data(current, like=defn.data), source=f"{defn.source} (simplified)")
+    # The new version is costed as its input was (a catalog's price list included).
+    after = _evolve(after, cost_model=defn.cost_model)
     _check_no_worse(defn, after)
     return Simplification(defn, after, applied, find_all(after, ADVICE_RULES), find_all(after, AUTO_RULES))
+
+
+def proposed_time_limit(before: Definition, after: Definition) -> int | None:
+    """The shorter legal time limit, in whole working days, that ``after``'s
+    work allows, or None when the limit stays as ``before`` has it.
+
+    The new lead time is rounded up to a whole working day (after rounding
+    it to 9 decimals, so that 14.0000000001 days of summed durations stay
+    14); it is proposed when it is at least one day and fewer days than the
+    time limit.
+    """
+    if before.time_limit is None:
+        return None
+    days = math.ceil(round(after.lead_time_hours() / HOURS_PER_DAY, 9))
+    if days >= 1 and days < before.time_limit / HOURS_PER_DAY:
+        return days
+    return None
 
 
 def _check_no_worse(before: Definition, after: Definition) -> None:

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 import procedures
 from procedures import DefinitionError, ReadError, build, load_bytes, load_text, metrics, simplify
 from procedures.model import REVIEW_KINDS, Definition
-from procedures.schema import StepKind
+from procedures.schema import CODE_PATTERN, StepKind
 from procedures.serialize import to_data
 from procedures.writer import dump
 from tests.conftest import shared_path
@@ -262,7 +262,12 @@ def definitions(draw: st.DrawFn) -> dict[str, Any]:
     documents = draw(st.permutations(documents + produced_docs))
     data: dict[str, Any] = {
         "format": "tinhgon/1",
-        "code": draw(st.one_of(st.sampled_from(["1.001193", "QK-CS-01", "T-1", "007", "1e3", "null"]), TEXTS)),
+        "code": draw(
+            st.one_of(
+                st.sampled_from(["1.001193", "QK-CS-01", "T-1", "007", "1e3", "null"]),
+                st.from_regex(CODE_PATTERN, fullmatch=True),
+            )
+        ),
         "name": draw(TEXTS),
         "version": draw(st.integers(1, 5)),
     }
@@ -409,7 +414,14 @@ def test_simplify_reaches_a_fixed_point(data: dict[str, Any]) -> None:
 @given(definitions())
 def test_simplified_version_is_the_next_version(data: dict[str, Any]) -> None:
     result = _simplified(data)
-    assert result.changed == bool(result.applied)
+    shorter = result.after.time_limit != result.before.time_limit
+    assert result.changed == (bool(result.applied) or shorter)
+    if shorter:  # a whole number of working days, at least the new lead time, below the old limit
+        assert result.before.time_limit is not None and result.after.time_limit is not None
+        days = result.after.time_limit / 8
+        assert days == int(days) >= 1 and days < result.before.time_limit / 8
+        assert result.after.lead_time_hours() <= result.after.time_limit + EPSILON
+        assert result.after.time_limit_text == f"{int(days)}d"
     if result.changed:
         assert result.after.version == result.before.version + 1
         assert result.after.based_on == result.before.version

@@ -224,3 +224,31 @@ def test_texts_the_reader_would_change_are_quoted() -> None:
 
         defn = build(data)
         assert to_data(load_text(dump(to_data(defn)))) == to_data(defn), repr(name)
+
+
+def test_a_shorter_time_limit_alone_is_a_new_version() -> None:
+    body = """\
+time_limit: 10d
+documents: [{id: don, name: Đơn, from: applicant}, {id: kq, name: KQ, deliverable: true}]
+steps:
+  - {id: nop, name: Nộp, role: dan, inputs: [don]}
+  - {id: xet, name: Xét, role: cb, duration: 3d4h, inputs: [don], outputs: [kq]}
+"""
+    result = simplify(load(body))
+    assert result.changed and result.applied == []
+    assert (result.after.version, result.after.time_limit_text, result.after.time_limit) == (2, "4d", 32.0)
+    assert result.report()["time_limit"] == {"before": "10d", "after": "4d"}
+    assert dump(to_data(result.after, like=result.before.data), "").count("time_limit: 4d") == 1
+
+
+def test_a_time_limit_the_work_fills_or_below_a_day_stays() -> None:
+    for limit, duration in (("3d4h", "3d4h"), ("4d", "3d1h"), ("1d", "2h"), ("5d", "0h")):
+        body = f"""\
+time_limit: {limit}
+documents: [{{id: kq, name: KQ, deliverable: true}}]
+steps:
+  - {{id: xet, name: Xét, role: cb, duration: {duration}, outputs: [kq]}}
+"""
+        result = simplify(load(body))
+        assert not result.changed, (limit, duration)
+        assert result.report()["time_limit"] == {"before": limit, "after": limit}
