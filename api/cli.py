@@ -29,14 +29,17 @@ from procedures import (
     simplify,
 )
 from procedures.analysis import analysis
-from procedures.catalog import definition_files, load_catalog
-from procedures.compare import compare
+from procedures.catalog import CatalogFiles, definition_files, load_catalog
+from procedures.catalog_file import catalog_path, read_catalog_file
+from procedures.compare import compare, time_limit_text
 from procedures.compare_view import compare_diagram, compare_page
 from procedures.diagram import diagram
 from procedures.diagram import write as write_diagram
 from procedures.durations import parse_hours
 from procedures.metrics import METRIC_NAMES, change
-from procedures.report import report_data, report_html, report_markdown, summary_text
+from procedures.report import report_data, summary_text
+from procedures.report_markdown import report_markdown
+from procedures.report_page import report_html
 from procedures.schema import json_schema
 from procedures.simplify import next_version_text
 
@@ -51,6 +54,7 @@ class _Out:
 
     def __init__(self) -> None:
         self.invalid = False
+        self.catalogs = CatalogFiles()
 
     def error(self, exc: DefinitionError | ReadError) -> None:
         self.invalid = True
@@ -62,8 +66,10 @@ class _Out:
             print(f"{defn.source}:{w.line}: {w.path or '(document)'}: warning: {w.message}", file=sys.stderr)
 
     def load(self, path: str) -> Definition | None:
+        """The definition at ``path``, costed under its folder's price list
+        (reform-plan.md section 1); None when it or the catalog is broken."""
         try:
-            defn = load_path(path)
+            defn = self.catalogs.load(path)
         except (DefinitionError, ReadError) as exc:
             self.error(exc)
             return None
@@ -91,17 +97,15 @@ def _files(args_files: list[str], out: _Out) -> list[str]:
 def cmd_validate(args: argparse.Namespace) -> int:
     out = _Out()
     results = []
+    for folder in args.files:
+        if Path(folder).is_dir() and catalog_path(folder).is_file():
+            results.append(_validate_catalog(str(catalog_path(folder)), out, quiet=args.json))
     for f in _files(args.files, out):
         try:
             defn = load_path(f)
         except (DefinitionError, ReadError) as exc:
             out.error(exc)
-            problems = (
-                [p.as_dict() for p in exc.problems]
-                if isinstance(exc, DefinitionError)
-                else [{"line": 0, "path": "", "message": exc.message}]
-            )
-            results.append({"file": f, "valid": False, "errors": problems, "warnings": []})
+            results.append({"file": f, "valid": False, "errors": _problems(exc), "warnings": []})
             continue
         out.warn(defn)
         results.append(
@@ -119,6 +123,24 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         _print_json(results)
     return out.status()
+
+
+def _problems(exc: DefinitionError | ReadError) -> list[dict[str, object]]:
+    if isinstance(exc, DefinitionError):
+        return [p.as_dict() for p in exc.problems]
+    return [{"line": 0, "path": "", "message": exc.message}]
+
+
+def _validate_catalog(path: str, out: _Out, *, quiet: bool) -> dict[str, Any]:
+    """A folder's ``catalog.yaml``, checked as a catalog (reform-plan.md section 1)."""
+    try:
+        cat = read_catalog_file(path)
+    except (DefinitionError, ReadError) as exc:
+        out.error(exc)
+        return {"file": path, "valid": False, "catalog": True, "errors": _problems(exc), "warnings": []}
+    if not quiet:
+        print(f"{path}: hợp lệ (valid) — danh mục, {len(cat.programmes)} chương trình")
+    return {"file": path, "valid": True, "catalog": True, "errors": [], "warnings": []}
 
 
 # -- analyze -------------------------------------------------------------------
@@ -321,6 +343,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(table(_metrics_rows(dict(result["before"]), dict(result["after"])), right=(2, 3, 4, 5)))
     steps, edges = result["steps"], result["edges"]
     print()
+    print(time_limit_text(result["time_limit"], a, b))
     print(f"Bước thêm mới: {', '.join(steps['added']) or '—'}")
     print(f"Bước bỏ: {', '.join(steps['removed']) or '—'}")
     print("Bước thay đổi: " + ("—" if not steps["changed"] else ""))
@@ -381,7 +404,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     files = _files(args.paths, out)
     if out.invalid or not files:
         return EXIT_INVALID
-    catalog = load_catalog(files)
+    catalog = load_catalog(args.paths)
     for exc in catalog.errors:
         print(str(exc), file=sys.stderr)
     if catalog.errors:

@@ -43,9 +43,30 @@ def test_json_goes_to_stdout(capsys: pytest.CaptureFixture[str], tmp_path: Path)
     data = json.loads(out)
     assert set(data) >= {"procedures", "totals", "targets", "time_aggregation"}
     assert [p["code"] for p in data["procedures"]] == ["1.001193"]
-    assert {t["id"] for t in data["targets"]} == {"qd-1085-internal-cost", "nq-66-time", "nq-66-cost"}
+    assert {(t["programme"], t["metric"]) for t in data["targets"]} == {
+        ("qd-1085-2022", "count"),
+        ("qd-1085-2022", "annual_compliance_cost"),
+        ("nq-66-2025", "time_limit_days"),
+        ("nq-66-2025", "annual_compliance_cost"),
+        ("nq-66-2026", "time_limit_days"),
+        ("nq-66-2026", "annual_compliance_cost"),
+    }
     for t in data["targets"]:
-        assert set(t) >= {"met", "shortfall_points", "cut_percent", "required_cut_percent"}
+        assert set(t) == {
+            "programme",
+            "name",
+            "scope",
+            "metric",
+            "baseline",
+            "required_cut_percent",
+            "procedures",
+            "before",
+            "after",
+            "cut_percent",
+            "met",
+            "shortfall",
+            "missing",
+        }
 
 
 def test_html_and_json_at_once(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
