@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 import graphviz
 
-from .compare import compare
+from .compare import compare, time_limit_text
 from .diagram import FONT, lanes
 from .durations import format_hours
 from .findings import repeated_review
@@ -186,6 +186,7 @@ td.good {{ color: {GREEN}; font-weight: bold; }} td.bad {{ color: {RED}; font-we
 <h2>Chỉ số trước và sau</h2>
 <table><tr><th>Chỉ số</th><th>v{before.version}</th><th>v{after.version}</th><th>Chênh lệch</th><th>%</th></tr>
 {"".join(rows)}</table>
+<p class="limit">{html.escape(time_limit_text(result["time_limit"], before, after))}</p>
 <h2>Thay đổi các bước</h2>
 <p>Bỏ hoặc gộp:</p><ul>{removed or "<li>—</li>"}</ul>
 <p>Thêm mới:</p><ul>{added or "<li>—</li>"}</ul>

@@ -75,3 +75,25 @@ def percent(value: float | None) -> str:
 def money(amount: float) -> str:
     """``514000`` -> ``514.000 đ``."""
     return f"{number(round(amount))} đ"
+
+
+def duration_words(hours: float | None) -> str:
+    """Working time in words: ``"2 ngày làm việc"``, ``"1 giờ 30 phút"``,
+    ``"1 ngày làm việc 4 giờ"``; ``—`` for none.
+
+    >>> duration_words(20), duration_words(1.5), duration_words(0)
+    ('2 ngày làm việc 4 giờ', '1 giờ 30 phút', '0 giờ')
+    """
+    if hours is None:
+        return "—"
+    minutes = round(hours * 60)
+    days, minutes = divmod(minutes, 8 * 60)
+    whole_hours, minutes = divmod(minutes, 60)
+    parts = []
+    if days:
+        parts.append(f"{number(days)} ngày làm việc")
+    if whole_hours:
+        parts.append(f"{whole_hours} giờ")
+    if minutes:
+        parts.append(f"{minutes} phút")
+    return " ".join(parts) or "0 giờ"

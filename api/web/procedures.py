@@ -21,7 +21,7 @@ from engine.errors import Conflict, NotFound
 from engine.users import User
 from procedures import Definition, metrics
 from procedures.analysis import analysis
-from procedures.compare import compare
+from procedures.compare import compare, time_limit_text
 from procedures.compare_view import CHANGE_WORDS, compare_diagram
 from procedures.diagram import diagram
 from procedures.errors import DefinitionError, ReadError
@@ -172,6 +172,7 @@ def compare_page(request: Request, code: Code, a: Version, b: Version, services:
         added=[after.step(s).name for s in steps["added"]],
         changed=[(after.step(c["id"]).name, ", ".join(CHANGE_WORDS.get(k, k) for k in c["fields"])) for c in steps["changed"]],
         fixes=[(RULE_LABELS.get(f.rule, f.rule), f.message) for f in simplify(before).applied],
+        time_limit=time_limit_text(result["time_limit"], before, after),
     )
 
 
