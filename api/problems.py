@@ -176,6 +176,8 @@ def engine_problem(exc: E.EngineError) -> JSONResponse:
         extra["errors"] = [p.as_dict() for p in exc.problems]
     if isinstance(exc, E.GuideOnce):
         extra["earlier"] = exc.earlier.as_dict()
+    if isinstance(exc, E.Abolished):
+        extra["merged_into"] = exc.merged_into
     return problem(status, exc.message, kind=exc.kind, **extra)
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from engine.audit import KeyFileError, Signer
-from engine.cases import publish_definition
 from engine.db import shown_url
 from engine.errors import Conflict, DatabaseUnavailable
+from engine.publishing import publish_or_amend
 from engine.settings import DATABASE_ENV, KEY_ENV, database_url, key_path
 from engine.store import Store, UnitOfWork
 from engine.users import add_user, issue_token, revoke_tokens
@@ -65,25 +65,30 @@ class StartError(Exception):
     """``serve`` cannot start: a definition is invalid or clashes with what is stored."""
 
 
-def load_definitions(store: Store, folder: Path) -> list[Definition]:
-    """Publish every definition of ``folder``; a changed file must carry a new version.
+def load_definitions(store: Store, folder: Path, amended: list[str] | None = None) -> list[Definition]:
+    """Publish every definition of ``folder``; a changed file must carry a
+    new version, unless it changes only what no running case depends on
+    (names, labels, volumes, prices, ...): then it amends the stored body,
+    and its file is added to ``amended``.
 
     Raises:
         StartError: a file is invalid, or its body differs from the one
-            stored under the same code and version.
+            stored under the same code and version in what cases depend on.
     """
     loaded: list[Definition] = []
     problems: list[str] = []
     for f in definition_files([str(folder)]):
         try:
             defn = load_path(f)
-            publish_definition(store, Path(f).read_text(encoding="utf-8-sig"), source=f)
+            done = publish_or_amend(store, Path(f).read_text(encoding="utf-8-sig"), source=f)
         except (DefinitionError, ReadError) as exc:
             problems.append(str(exc))
             continue
         except Conflict as exc:
             problems.append(exc.message)
             continue
+        if done.status == "amended" and amended is not None:
+            amended.append(f"{f}: {defn.code} v{defn.version}")
         loaded.append(defn)
     if problems:
         raise StartError("\n".join(problems))
@@ -161,7 +166,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         # Read (or created) here, once: a key file that is not one stops the
         # start before the first users are made and their tokens printed.
         Signer.load_or_create(key)
-        definitions = load_definitions(store, folder) if folder else []
+        amended: list[str] = []
+        definitions = load_definitions(store, folder, amended) if folder else []
     except (KeyFileError, StartError) as exc:
         store.dispose()
         sep = "\n" if isinstance(exc, StartError) else " "  # a definition's errors, one a line
@@ -170,6 +176,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     store.dispose()
     where = f"http://{args.host}:{args.port}/"
     print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {shown_url(url)}")
+    for what in amended:
+        print(f"tinhgon: đã sửa đổi (amended) {what}: chỉ khác tên, nhãn, số liệu hoặc đơn giá; bản cũ được lưu lại")
     for label, token in tokens:
         print(f"{label} token: {token}")
     print(f"tinhgon: serving on {where} with {args.workers} worker(s); sign in at {where}dang-nhap", flush=True)

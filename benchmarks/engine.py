@@ -117,9 +117,10 @@ from transitions import Machine
 
 from engine.audit import GENESIS, Signer
 from engine.calendar import WorkingCalendar
-from engine.cases import CaseService, publish_definition, seal_entries
+from engine.cases import CaseService, seal_entries
 from engine.db import NO_DUE, CaseRow, CaseStepRow, EventRow
 from engine.machine import ACTIVE, COMPLETED, FINISHED, SKIPPED, WAITING, Actor, CompiledProcedure
+from engine.publishing import publish_definition
 from engine.schema import upgrade
 from engine.store import Store
 from procedures import Definition, load_text

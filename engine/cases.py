@@ -30,9 +30,10 @@ from procedures import load_text
 
 from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
 from .calendar import WorkingCalendar
-from .db import CaseRow, CaseStepRow, EventRow, ProcedureRow, duplicate_key
+from .db import CaseRow, CaseStepRow, EventRow, duplicate_key
 from .direct import Ask, Direct, Statement, run_steps, run_steps_async
 from .errors import (
+    Abolished,
     CaseClosed,
     Conflict,
     EngineError,
@@ -80,7 +81,7 @@ from .rows import (
     update_step,
     write_change,
 )
-from .store import PUBLISHED, AsyncStatements, Store, UnitOfWork, content_hash
+from .store import AsyncStatements, Store, UnitOfWork, content_hash
 from .users import User, token_lookup
 from .views import CaseView, InboxItem, StoredResponse
 
@@ -350,6 +351,7 @@ class CaseService:
 
         Raises:
             NotPublished: no published version of ``code``.
+            Abolished: its newest published version abolishes it.
             InvalidData: ``data`` breaks the procedure's fields.
         """
         if db is None:
@@ -359,6 +361,8 @@ class CaseService:
         proc_id = self._newest_published(db, code)
         machine = self.compiled.on(proc_id, db)
         defn = machine.definition
+        if defn.abolished is not None:
+            raise Abolished(defn.code, defn.abolished, defn.merged_into)
         state, entries = machine.start(
             data=data, unit=unit, applicant=applicant or actor.id, actor=actor, now=now, calendar=self.calendar
         )
@@ -985,25 +989,4 @@ class CaseService:
         return verify_all(((c, chains[c], heads.get(c, (0, GENESIS))) for c in sorted(chains)), verifier)
 
 
-def publish_definition(store: Store, body: str, *, now: dt.datetime | None = None, source: str = "<definition>") -> ProcedureRow:
-    """Load, store and publish a definition's YAML text; an identical body
-    under an existing code and version is accepted as already published.
-
-    Raises:
-        DefinitionError: the text is not a valid definition.
-        Conflict: another body is stored under this code and version.
-    """
-    defn = load_text(body, source=source)
-    now = now or utcnow()
-    with store.unit() as uow:
-        existing = uow.find_procedure(defn.code, defn.version)
-        if existing is not None:
-            if existing.content_hash != content_hash(body):
-                raise Conflict(
-                    f"{source}: {defn.code} version {defn.version} is stored already with another body; give the new one a new version"
-                )
-            return uow.publish(defn.code, defn.version, now=now)
-        return uow.add_procedure(defn, body, now=now, status=PUBLISHED)
-
-
-__all__ = ["CaseClosed", "CaseService", "CaseView", "Compiled", "InboxItem", "publish_definition"]
+__all__ = ["CaseClosed", "CaseService", "CaseView", "Compiled", "InboxItem"]

@@ -128,6 +128,21 @@ class ProcedureRow(Base):
     published_at: Mapped[dt.datetime | None]
 
 
+class AmendmentRow(Base):
+    """A stored version's body replaced by one that differs only in what no
+    running case depends on (service.md section 4); the old body is kept."""
+
+    __tablename__ = "procedure_amendments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    procedure_id: Mapped[int] = mapped_column(ForeignKey("procedures.id"), index=True)
+    amended_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(Text)
+    old_body: Mapped[str] = mapped_column(Text)
+    old_hash: Mapped[str] = mapped_column(String(64))
+    new_hash: Mapped[str] = mapped_column(String(64))
+
+
 class UserRow(Base):
     __tablename__ = "users"
 

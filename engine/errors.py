@@ -133,6 +133,18 @@ class NotPublished(EngineError):
     kind = "not-published"
 
 
+class Abolished(NotPublished):
+    """The published current version of a code abolishes the procedure: no
+    new case may start (running cases go on)."""
+
+    kind = "abolished"
+
+    def __init__(self, code: str, reason: str, merged_into: str | None) -> None:
+        instead = f"; thủ tục thay thế: {merged_into}" if merged_into else ""
+        super().__init__(f"thủ tục {code} đã bị bãi bỏ ({reason}){instead}; không thể tạo hồ sơ mới")
+        self.code, self.reason, self.merged_into = code, reason, merged_into
+
+
 @dataclass(frozen=True, slots=True)
 class GuidedReturn:
     """The one return to an applicant step a case may have (guide once)."""

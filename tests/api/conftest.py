@@ -22,8 +22,9 @@ from api.services import Services
 from api.settings import Settings
 from engine.audit import Signer
 from engine.calendar import WorkingCalendar
-from engine.cases import CaseService, Compiled, publish_definition
+from engine.cases import CaseService, Compiled
 from engine.db import CaseRow, EventRow, IdempotencyRow, ProcedureRow
+from engine.publishing import publish_definition
 from engine.schema import upgrade
 from engine.store import Store
 from engine.users import add_user, issue_token

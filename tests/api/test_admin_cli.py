@@ -10,8 +10,9 @@ from sqlalchemy import text
 
 from api.cli import main
 from engine.audit import Signer
-from engine.cases import CaseService, publish_definition
+from engine.cases import CaseService
 from engine.db import shown_url
+from engine.publishing import publish_definition
 from engine.schema import current, head
 from engine.store import Store
 from tests.conftest import POSTGRES

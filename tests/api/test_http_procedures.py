@@ -9,6 +9,7 @@ from xml.etree import ElementTree
 from sqlalchemy import update
 
 from engine.db import EventRow
+from engine.publishing import publish_definition
 from procedures import load_text
 from procedures.analysis import analysis
 from procedures.compare import compare
@@ -143,3 +144,13 @@ def test_audit_verify_for_admins_and_the_public_key_for_anyone(api: Api) -> None
         uow.session.execute(update(EventRow).where(EventRow.seq == 2).values(comment="sửa lén"))
     bad = api.client.get("/api/audit/verify", headers=api.admin()).json()
     assert bad["ok"] is False and bad["first_bad"]["case"] == case["id"] and bad["first_bad"]["seq"] == 2
+
+
+def test_an_abolished_procedure_takes_no_new_case_and_names_what_replaced_it(api: Api) -> None:
+    api.publish("bao-cao-quan-so.v1")
+    code = load_text(definition_body("bao-cao-quan-so.v1")).code
+    abolished = f"format: tinhgon/1\ncode: {code}\nname: Bãi bỏ\nversion: 7\nabolished: Hợp nhất theo quyết định thử\nmerged_into: QP-NB-QS-99\n"
+    publish_definition(api.services.store, abolished, source="bai-bo.yaml")
+    start = api.client.post("/api/cases", json={"procedure": code, "unit": "u1", "data": {}}, headers=api.user("doc_gia"))
+    body = assert_problem(start, 422, "abolished")
+    assert body["merged_into"] == "QP-NB-QS-99" and "QP-NB-QS-99" in body["detail"]

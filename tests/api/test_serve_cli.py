@@ -13,6 +13,7 @@ from api.supervisor import worker_sockets
 from engine.schema import upgrade
 from engine.store import Store
 from engine.users import authenticate
+from procedures import load_path
 from tests.conftest import DEFINITIONS
 
 
@@ -96,8 +97,16 @@ def test_serve_refuses_a_changed_body_under_an_existing_version(tmp_path: Path, 
     store = Store(url)
     upgrade(store.engine)
     load_definitions(store, folder)
-    (folder / source.name).write_text(source.read_text(encoding="utf-8") + "\n# sửa\n", encoding="utf-8")
-    with pytest.raises(StartError, match="stored already with another body"):
+    # A comment, a name and a volume are amendments: the start says so.
+    text = source.read_text(encoding="utf-8")
+    amended_text = text.replace("annual_volume: ", "annual_volume: 1", 1) + "\n# sửa\n"
+    (folder / source.name).write_text(amended_text, encoding="utf-8")
+    amended: list[str] = []
+    load_definitions(store, folder, amended)
+    assert amended == [f"{folder / source.name}: {load_path(source).code} v1"]
+    # A step's duration changes how cases run: a new version is needed.
+    (folder / source.name).write_text(amended_text.replace("duration:", "duration: 1d #", 1), encoding="utf-8")
+    with pytest.raises(StartError, match="đặt số phiên bản mới"):
         load_definitions(store, folder)
     code = main(["serve", "--definitions", str(folder), "--database-url", url, "--key-file", str(tmp_path / "k.key")])
     assert code == 2

@@ -17,8 +17,8 @@ from api.app import create_app
 from api.services import Services
 from api.settings import Settings
 from api.web.session import csrf_token
-from engine.cases import publish_definition
 from engine.machine import COMMENT_LENGTH, Actor
+from engine.publishing import publish_definition
 from engine.users import add_user, authenticate, issue_token, revoke_tokens
 from procedures import load_text
 from procedures.analysis import analysis

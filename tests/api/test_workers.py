@@ -55,10 +55,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine.audit import Signer
-from engine.cases import CaseService, Idempotency, publish_definition
+from engine.cases import CaseService, Idempotency
 from engine.db import IdempotencyRow
 from engine.errors import EngineError
 from engine.machine import Actor
+from engine.publishing import publish_definition
 from engine.schema import upgrade
 from engine.store import Store
 from engine.views import StoredResponse

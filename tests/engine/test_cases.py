@@ -19,9 +19,10 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from engine.audit import Signer
-from engine.cases import CaseService, Idempotency, publish_definition, utcnow
-from engine.db import Base, CaseRow, CaseStepRow, EventRow, IdempotencyRow
+from engine.cases import CaseService, Idempotency, utcnow
+from engine.db import AmendmentRow, Base, CaseRow, CaseStepRow, EventRow, IdempotencyRow
 from engine.errors import (
+    Abolished,
     CaseClosed,
     CommentTooLong,
     Conflict,
@@ -38,6 +39,7 @@ from engine.errors import (
 )
 from engine.fields import NUL_TEXT
 from engine.machine import COMMENT_LENGTH, Actor, CompiledProcedure
+from engine.publishing import publish_definition, publish_or_amend
 from engine.rows import key_lock
 from engine.schema import current, head, upgrade
 from engine.store import AsyncStatements, Store, UnitOfWork
@@ -98,8 +100,22 @@ def test_publishing_the_same_body_twice_is_one_version_and_another_body_is_refus
     first = publish_definition(store, body())
     again = publish_definition(store, body())
     assert first.id == again.id
-    with pytest.raises(Conflict, match="another body"):
+    with pytest.raises(Conflict, match="nội dung khác"):
         publish_definition(store, body() + "# changed\n")
+
+
+def test_an_amendment_replaces_a_body_that_differs_only_in_what_no_case_depends_on(store: Store) -> None:
+    first = publish_definition(store, body())
+    relabelled = body() + "sector: Hộ tịch\n# sửa đổi nhãn\n"
+    done = publish_or_amend(store, relabelled, source="sua.yaml")
+    assert done.status == "amended" and done.row.id == first.id
+    with store.unit(write=False) as uow:
+        assert uow.procedure(CODE, 1).body == relabelled
+        rows = uow.session.scalars(select(AmendmentRow)).all()
+        assert [(r.procedure_id, r.old_body, r.source) for r in rows] == [(first.id, body(), "sua.yaml")]
+    assert publish_or_amend(store, relabelled).status == "same"
+    with pytest.raises(Conflict, match="nội dung khác"):
+        publish_or_amend(store, relabelled.replace("time_limit: 5d", "time_limit: 9d"))
 
 
 def test_a_version_or_user_stored_meanwhile_by_another_transaction_is_a_conflict(
@@ -155,6 +171,19 @@ def test_two_uploads_of_one_version_at_once_store_one_and_refuse_the_other(store
 def test_a_code_with_no_published_version_starts_no_case(service: CaseService) -> None:
     with pytest.raises(NotPublished):
         service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+
+
+def test_an_abolished_current_version_starts_no_case_but_running_cases_go_on(published: Store, service: CaseService) -> None:
+    running = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    abolished = (
+        f"format: tinhgon/1\ncode: {CODE}\nname: Bãi bỏ\nversion: 2\nabolished: Bãi bỏ theo quyết định thử\nmerged_into: T-9\n"
+    )
+    publish_definition(published, abolished, now=local(2027, 1, 5, 8, 0))
+    with pytest.raises(Abolished) as refused:
+        service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    assert refused.value.merged_into == "T-9" and "T-9" in refused.value.message
+    case = service.act(DAN, running.id, step="nop", outcome="done")
+    assert case.status == "open" and case.procedure_version == 1
 
 
 # -- a whole case --------------------------------------------------------------------

@@ -39,7 +39,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy import func, select
 
 from engine.audit import Signer
-from engine.cases import CaseService, publish_definition
+from engine.cases import CaseService
 from engine.db import CaseRow, EventRow, UserRow
 from engine.errors import (
     CaseClosed,
@@ -70,6 +70,7 @@ from engine.machine import (
     CaseState,
     CompiledProcedure,
 )
+from engine.publishing import publish_definition
 from engine.rows import state_of
 from engine.schema import upgrade
 from engine.store import AsyncStatements, Store
