@@ -10,7 +10,7 @@ from procedures import load_path, metrics
 from procedures.catalog import load_catalog
 from tests.conftest import DEFINITIONS
 
-FILES = sorted(DEFINITIONS.glob("*.yaml"))
+FILES = sorted(DEFINITIONS.glob("*.v*.yaml"))
 REQUIRED_TOPICS = 10
 
 
@@ -47,3 +47,15 @@ def test_v2_is_cheaper_and_no_worse(v1: Path) -> None:
 def test_internal_procedures_are_marked() -> None:
     internal = {load_path(p).code for p in FILES if load_path(p).scope == "internal"}
     assert len(internal) >= 4
+
+
+def test_every_procedure_gives_what_the_programmes_count_under_one_price_list() -> None:
+    catalog = load_catalog([str(DEFINITIONS)])
+    assert catalog.prices is not None and catalog.prices.source.strip()
+    for entry in catalog.entries:
+        for v in entry.versions:
+            assert v.annual_volume_given and v.time_limit is not None, (entry.code, v.version)
+            # a price of its own only with a reason, and never the hourly figure
+            assert v.cost_model.reason is not None or not v.cost_model.written, (entry.code, v.version)
+            assert "hourly_cost" not in v.cost_model.written, (entry.code, v.version)
+            assert v.cost_model.hourly_cost == catalog.prices.hourly_cost
