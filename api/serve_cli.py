@@ -24,6 +24,7 @@ from engine.store import Store, UnitOfWork
 from engine.users import add_user, issue_token, revoke_tokens
 from procedures import Definition, load_path
 from procedures.catalog import definition_files
+from procedures.catalog_file import catalog_path, read_catalog_file
 from procedures.errors import DefinitionError, ReadError
 
 from .admin_cli import database_option, open_store, reached_store
@@ -77,6 +78,11 @@ def load_definitions(store: Store, folder: Path, amended: list[str] | None = Non
     """
     loaded: list[Definition] = []
     problems: list[str] = []
+    if catalog_path(folder).is_file():  # the pages cost every procedure under its price list
+        try:
+            read_catalog_file(catalog_path(folder))
+        except (DefinitionError, ReadError) as exc:
+            problems.append(str(exc))
     for f in definition_files([str(folder)]):
         try:
             defn = load_path(f)

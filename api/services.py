@@ -18,6 +18,7 @@ from engine.direct import Direct
 from engine.schema import upgrade
 from engine.store import AsyncStatements, Store
 from engine.writer import GroupWriter
+from procedures.catalog_file import CatalogFile, catalog_path, read_catalog_file
 
 from .settings import Settings
 
@@ -33,6 +34,9 @@ class Services:
     calendar: WorkingCalendar
     cases: CaseService
     compiled: Compiled
+    catalog: CatalogFile | None = None
+    """the ``catalog.yaml`` of the definitions folder served: its price list
+    costs every procedure on the pages, its programmes measure the catalog"""
     _writes: GroupWriter | None = field(init=False, default=None)
     _side_by_side: ThreadPoolExecutor | None = field(init=False, default=None)
 
@@ -44,7 +48,12 @@ class Services:
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
-        """Open the database (migrating it), the signing key and the calendar."""
+        """Open the database (migrating it), the signing key, the calendar and
+        the served folder's catalog file.
+
+        Raises:
+            DefinitionError: the catalog file is broken (``serve`` checks it first).
+        """
         store = Store(settings.database_url)
         upgrade(store.engine)
         signer = Signer.load_or_create(settings.key_file)
@@ -53,7 +62,9 @@ class Services:
         cases = CaseService(
             store, signer=signer, calendar=calendar, compiled=compiled, idempotency_lease=settings.idempotency_lease_seconds
         )
-        return cls(settings, store, signer, calendar, cases, compiled)
+        folder = settings.definitions
+        catalog = read_catalog_file(catalog_path(folder)) if folder and catalog_path(folder).is_file() else None
+        return cls(settings, store, signer, calendar, cases, compiled, catalog)
 
     @overload
     async def writing(self, work: Callable[[Direct], T]) -> T: ...

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,8 +254,19 @@ def load_catalog(paths: list[str]) -> Catalog:
             )
             continue
         same.append(defn)
+    return make_catalog([v for versions in by_code.values() for v in versions], reported, errors)
+
+
+def make_catalog(
+    definitions: Iterable[Definition], file: CatalogFile | None = None, errors: list[TinhgonError] | None = None
+) -> Catalog:
+    """A catalog of ``definitions`` (at most one per code and version),
+    grouped by code, each version measured once."""
+    by_code: dict[str, list[Definition]] = {}
+    for defn in definitions:
+        by_code.setdefault(defn.code.casefold(), []).append(defn)
     entries = []
     for _key, versions in sorted(by_code.items()):
         versions.sort(key=lambda d: d.version)
         entries.append(Entry(versions[-1].code, tuple(versions), {v.version: metrics(v) for v in versions}))
-    return Catalog(entries, errors, reported)
+    return Catalog(entries, errors or [], file)

@@ -21,13 +21,16 @@ from engine.errors import Conflict, NotFound
 from engine.users import User
 from procedures import Definition, metrics
 from procedures.analysis import analysis
+from procedures.catalog import make_catalog, priced
 from procedures.compare import compare, time_limit_text
 from procedures.compare_view import CHANGE_WORDS, compare_diagram
 from procedures.diagram import diagram
 from procedures.errors import DefinitionError, ReadError
-from procedures.labels import METRIC_LABELS, RULE_LABELS
+from procedures.labels import METRIC_LABELS, RULE_LABELS, number
 from procedures.metrics import METRIC_NAMES, change
+from procedures.report import cut_text, scope_text, target_label, target_value_text, verdict_text
 from procedures.simplify import simplify
+from procedures.targets import catalog_targets
 
 from ..deps import ServicesDep
 from ..routes.procedures import Code, Version, publish_version, store_simplified, store_upload
@@ -59,7 +62,9 @@ def _versions(services: Services, code: str) -> list[ProcedureRow]:
 
 
 def _definition(services: Services, row: ProcedureRow) -> Definition:
-    return services.compiled.get(row).definition
+    """The stored version, costed under the served catalog's price list."""
+    defn = services.compiled.get(row).definition
+    return priced(defn, services.catalog.prices) if services.catalog is not None else defn
 
 
 def _pick(rows: Sequence[ProcedureRow], version: int) -> ProcedureRow:
@@ -114,7 +119,30 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
                 change(before["lead_time_days"], after["lead_time_days"]),
             )
         )
-    return page(request, "catalog.html", entries=entries)
+    plan = make_catalog([_definition(services, r) for rows in by_code.values() for r in rows], services.catalog)
+    targets = [
+        {
+            "name": t["name"],
+            "aim": f"giảm {number(t['required_cut_percent'])}% {target_label(t['metric']).lower()}",
+            "scope": scope_text(t),
+            "before": target_value_text(t["metric"], t["before"]),
+            "after": target_value_text(t["metric"], t["after"]),
+            "cut": cut_text(t),
+            "verdict": verdict_text(t),
+            "met": t["met"],
+        }
+        for t in catalog_targets(plan)
+    ]
+    prices = services.catalog.prices if services.catalog is not None else None
+    return page(
+        request,
+        "catalog.html",
+        entries=entries,
+        targets=targets,
+        title=services.catalog.name if services.catalog is not None else None,
+        prices=prices,
+        exceptions=plan.exceptions(),
+    )
 
 
 def _procedure_page(

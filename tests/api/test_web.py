@@ -3,6 +3,7 @@ escaping, and a case's whole life through the forms."""
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from engine.publishing import publish_definition
 from engine.users import add_user, authenticate, issue_token, revoke_tokens
 from procedures import load_text
 from procedures.analysis import analysis
+from procedures.catalog_file import read_catalog_file
 from tests.conftest import DEFINITIONS, definition_text
 
 CODE = "1.001193"  # Đăng ký khai sinh: a return to the applicant at two steps
@@ -560,3 +562,20 @@ def test_money_is_written_to_the_whole_dong_on_the_pages(site: Site) -> None:
     for url in (f"/thu-tuc/{CODE}/1", f"/thu-tuc/{CODE}/so-sanh/1/2"):
         page = site.client("reform").get(url).text
         assert whole in page and fraction not in page, url
+
+
+def test_the_catalog_page_measures_the_served_catalog_against_the_programmes(site: Site) -> None:
+    catalog = read_catalog_file(DEFINITIONS / "catalog.yaml")
+    parts = (getattr(site.services, f) for f in ("store", "signer", "calendar", "cases", "compiled"))
+    services = Services(site.services.settings, *parts, catalog)
+    browser = TestClient(create_app(site.services.settings, services=services), follow_redirects=False)
+    answer = browser.post("/dang-nhap", data={"csrf": _csrf(browser.get("/dang-nhap").text), "token": site.tokens["reform"]})
+    assert answer.status_code == 303
+    page = browser.get("/").text
+    assert catalog.name is not None and html.escape(catalog.name) in page
+    assert "Quyết định 1085/QĐ-TTg" in page and "giảm 20% số thủ tục" in page
+    assert "43.200 đ/giờ" in page
+    # the procedure's costs on its page follow the one price list
+    unpriced = site.client("reform").get("/thu-tuc/1.001193/1").text
+    priced_page = browser.get("/thu-tuc/1.001193/1").text
+    assert unpriced != priced_page
