@@ -398,6 +398,9 @@ class _Generator:
             "fields:",
             "  - {id: khan, name: Hồ sơ khẩn, type: boolean}",
             "  - {id: loai_ho_so, name: Loại hồ sơ, type: enum, values: [thuong, phuc_tap], required: true}",
+            "registries:",
+            "  - {id: land, name: Cơ sở dữ liệu quốc gia về đất đai}",
+            "  - {id: business, name: Cơ sở dữ liệu quốc gia về đăng ký doanh nghiệp}",
             "roles:",
         ]
         for rid, name, kind in ROLES:
