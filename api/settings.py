@@ -3,11 +3,20 @@ environment) once, and handed to :func:`api.app.create_app`."""
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.sessions import Lifetime
 from engine.settings import database_url, key_path
+
+SECURE_COOKIES_ENV = "TINHGON_SECURE_COOKIES"
+SESSION_IDLE_ENV = "TINHGON_SESSION_IDLE_MINUTES"
+SESSION_HOURS_ENV = "TINHGON_SESSION_HOURS"
+WEB_ENV = {SECURE_COOKIES_ENV: "secure_cookies", SESSION_IDLE_ENV: "session_idle_minutes", SESSION_HOURS_ENV: "session_hours"}
+"""the environment variables of the web's settings, and the settings they give"""
 
 FORM_OVERHEAD = 64 * 1024
 """What a form adds around an uploaded definition, beyond the upload limit."""
@@ -32,7 +41,15 @@ class Settings(BaseModel):
     """PostgreSQL: the case actions a worker runs at once: plain ones on
     the event loop's connections, any other in a thread each (SQLite has one writer)"""
     secure_cookies: bool = False
-    """mark the web session cookie ``Secure`` (behind HTTPS)"""
+    """mark the web's cookies ``Secure``, so that browsers send them over HTTPS only (behind HTTPS)"""
+    session_idle_minutes: float = Field(default=30.0, gt=0, le=7 * 24 * 60)
+    """a web session not seen for this long ends"""
+    session_hours: float = Field(default=8.0, gt=0, le=30 * 24)
+    """a web session ends this long after sign-in, however busy"""
+
+    @property
+    def session_lifetime(self) -> Lifetime:
+        return Lifetime(dt.timedelta(minutes=self.session_idle_minutes), dt.timedelta(hours=self.session_hours))
 
     @property
     def max_body_bytes(self) -> int:
@@ -40,3 +57,38 @@ class Settings(BaseModel):
         an upload at its limit inside a form. Case data and comments come
         under it too, so that no request stores megabytes in a case."""
         return self.max_upload_bytes + FORM_OVERHEAD
+
+
+class BadSetting(ValueError):
+    """A setting given in the environment (or an option) that is not valid."""
+
+
+def checked(field: str, value: str) -> str:
+    """``value``, when the setting ``field`` takes it.
+
+    Raises:
+        BadSetting: it does not; says why.
+    """
+    try:
+        Settings.model_validate({field: value})
+    except ValidationError as exc:
+        raise BadSetting(str(exc.errors()[0].get("msg", "not valid"))) from None
+    return value
+
+
+def web_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The web's settings that ``environ`` gives (:data:`WEB_ENV`; a
+    variable set to an empty text is not given).
+
+    Raises:
+        BadSetting: a value the setting does not take, with the variable's name.
+    """
+    values: dict[str, str] = {}
+    for name, field in WEB_ENV.items():
+        value = environ.get(name, "").strip()
+        if value:
+            try:
+                values[field] = checked(field, value)
+            except BadSetting as exc:
+                raise BadSetting(f"{name}={value!r}: {exc}") from None
+    return values

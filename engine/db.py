@@ -166,6 +166,20 @@ class TokenRow(Base):
     revoked_at: Mapped[dt.datetime | None]
 
 
+class WebSessionRow(Base):
+    """A web page session: the SHA-256 of its random id (the cookie's
+    value, never stored), whose user, and when it ends (:mod:`engine.sessions`)."""
+
+    __tablename__ = "web_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    """the absolute end: ``created_at`` plus the longest a session lasts"""
+
+
 class CaseRow(Base):
     """One case. ``version`` grows by one with each accepted change and
     guards every update (optimistic concurrency); ``event_count`` and
@@ -318,6 +332,9 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     _check_url(url)
+    # An error's text never carries a statement's values (a token's hash, a
+    # name): errors are logged (see engine.logsafe).
+    kwargs.setdefault("hide_parameters", True)
     # Every request of a worker may hold a connection at once (the service
     # runs them in up to 40 threads): connections beyond the pool's size are
     # opened and closed per use, which under load cost more than the

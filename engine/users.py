@@ -2,7 +2,8 @@
 
 A token is 32 random bytes, shown once; only its SHA-256 is stored, so a
 copy of the database lets nobody sign in. Revoking a user's tokens marks
-them all revoked at once.
+them all revoked at once and ends the user's web sessions
+(:mod:`engine.sessions`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-from sqlalchemy import String, select, update
+from sqlalchemy import String, delete, select, update
 
-from .db import TokenRow, UserRow
+from .db import TokenRow, UserRow, WebSessionRow
 from .direct import Direct
 from .errors import Conflict, EngineError
 from .fields import unstorable
@@ -117,11 +118,13 @@ def issue_token(uow: UnitOfWork, user_id: str) -> str:
 
 
 def revoke_tokens(uow: UnitOfWork, user_id: str) -> int:
-    """Invalidate every token of the user; returns how many were live."""
+    """Invalidate every token of the user, and end the user's web sessions
+    (opened with those tokens); returns how many tokens were live."""
     uow.user(user_id)
     result = uow.session.execute(
         update(TokenRow).where(TokenRow.user_id == user_id, TokenRow.revoked_at.is_(None)).values(revoked_at=_now())
     )
+    uow.session.execute(delete(WebSessionRow).where(WebSessionRow.user_id == user_id))
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 

@@ -1,13 +1,14 @@
 """Signing in to the pages, and CSRF tokens on their forms.
 
-The session cookie holds the bearer token the user pasted in, HttpOnly
-(no script reads it), SameSite=Lax (no other site's form sends it) and
-``Secure`` when ``settings.secure_cookies`` says the service is behind
-HTTPS. Every request authenticates it through :func:`engine.users.authenticate`
-exactly as the API does a bearer, so revoking a user's tokens ends their web
-sessions at once, and several workers need no shared session store.
+Signing in with a token opens a web session (:mod:`engine.sessions`): the
+session cookie holds the session's random id, never the token, HttpOnly
+(no script reads it), SameSite=Lax (no other site's form sends it), for
+the session's longest life, and ``Secure`` when ``settings.secure_cookies``
+says the service is behind HTTPS. Every page checks the session in the
+database, so signing out, the session's idle or absolute end, or revoking
+the user's tokens ends it at once, and several workers share it.
 
-A form's CSRF token is an HMAC, keyed by that session token, of the path
+A form's CSRF token is an HMAC, keyed by that session id, of the path
 the form posts to: only a page served to this session can hold it, and a
 token taken from one form is worth nothing on another. The sign-in form,
 which has no session yet, uses a random value set in a cookie and repeated
@@ -27,7 +28,8 @@ from fastapi import Depends, Request
 from starlette.datastructures import FormData
 from starlette.responses import Response
 
-from engine.users import User, authenticate
+from engine.sessions import session_user
+from engine.users import User
 
 from ..deps import SESSION_COOKIE, ServicesDep
 
@@ -59,9 +61,12 @@ def csrf_token(session: str, action: str) -> str:
     return hmac.new(session.encode("utf-8"), b"tinhgon-csrf\x00" + action.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
-def set_session(response: Response, request: Request, token: str) -> None:
-    secure = bool(request.app.state.services.settings.secure_cookies)
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="lax", secure=secure, path="/")
+def set_session(response: Response, request: Request, session_id: str) -> None:
+    settings = request.app.state.services.settings
+    longest = int(settings.session_lifetime.absolute.total_seconds())
+    response.set_cookie(
+        SESSION_COOKIE, session_id, max_age=longest, httponly=True, samesite="lax", secure=bool(settings.secure_cookies), path="/"
+    )
 
 
 def clear_session(response: Response) -> None:
@@ -87,14 +92,16 @@ def local_path(value: str | None) -> str:
 
 
 def page_user(request: Request, services: ServicesDep) -> User:
-    """The signed-in user, from the session cookie; else the browser goes to sign in."""
-    token = request.cookies.get(SESSION_COOKIE)
-    user = authenticate(services.store, token) if token else None
-    if user is None or token is None:
+    """The signed-in user, from the session cookie; else (no session, or
+    one that ended) the browser goes to sign in."""
+    session_id = request.cookies.get(SESSION_COOKIE)
+    now = services.cases.clock()
+    user = session_user(services.store, session_id, now, services.settings.session_lifetime) if session_id else None
+    if user is None or session_id is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInNeeded(target if request.method == "GET" else "/")
     request.state.user = user
-    request.state.session = token
+    request.state.session = session_id
     return user
 
 

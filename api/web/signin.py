@@ -5,9 +5,10 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from engine.sessions import close_session, open_session
 from engine.users import authenticate
 
-from ..deps import ServicesDep
+from ..deps import SESSION_COOKIE, ServicesDep
 from .render import PageRoute, page
 from .session import CheckedForm, LoginForm, clear_session, keep_login_nonce, local_path, login_nonce, set_session
 
@@ -33,13 +34,18 @@ def signin(request: Request, services: ServicesDep, form: LoginForm) -> Response
     user = authenticate(services.store, token.strip()) if isinstance(token, str) else None
     if user is None or not isinstance(token, str):
         return _form(request, target, "Mã đăng nhập không đúng hoặc đã bị thu hồi.", 401)
+    earlier = request.cookies.get(SESSION_COOKIE)
+    if earlier:  # signing in again, perhaps as another user: the earlier session ends
+        close_session(services.store, earlier)
+    session_id = open_session(services.store, user.id, services.cases.clock(), services.settings.session_lifetime)
     response = RedirectResponse(target, status_code=303)
-    set_session(response, request, token.strip())
+    set_session(response, request, session_id)
     return response
 
 
 @router.post("/dang-xuat", response_class=HTMLResponse)
-def signout(request: Request, form: CheckedForm) -> Response:
+def signout(request: Request, services: ServicesDep, form: CheckedForm) -> Response:
+    close_session(services.store, request.state.session)
     response = RedirectResponse("/dang-nhap", status_code=303)
     clear_session(response)
     return response

@@ -9,6 +9,7 @@ and the upload limit can be made small; the database is the
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from api.deps import SESSION_COOKIE
 from api.services import Services
 from api.settings import Settings
 from engine.audit import Signer
@@ -26,8 +28,9 @@ from engine.cases import CaseService, Compiled
 from engine.db import CaseRow, EventRow, IdempotencyRow, ProcedureRow
 from engine.publishing import publish_definition
 from engine.schema import upgrade
+from engine.sessions import open_session
 from engine.store import Store
-from engine.users import add_user, issue_token
+from engine.users import add_user, authenticate, issue_token
 from tests.conftest import DEFINITIONS
 from tests.engine.conftest import Clock, local
 
@@ -63,6 +66,16 @@ class Api:
                 token = issue_token(uow, user_id)
             self._tokens[user_id] = token
         return {"Authorization": f"Bearer {token}"}
+
+    def browse_as(self, headers: Headers) -> str:
+        """Open a web session for the holder of ``headers``' token, as signing
+        in through the form does, and set its cookie in the client; returns
+        the session id."""
+        user = authenticate(self.services.store, headers["Authorization"].removeprefix("Bearer "))
+        assert user is not None, "no such token"
+        session_id = open_session(self.services.store, user.id, self.clock(), self.services.settings.session_lifetime)
+        self.client.cookies.set(SESSION_COOKIE, session_id)
+        return session_id
 
     def official(self, role: str, unit: str = "u1") -> Headers:
         """A user holding ``role`` alone, in ``unit``."""
@@ -128,6 +141,15 @@ class Api:
             procedures = [(p.code, p.version, p.status) for p in s.query(ProcedureRow).order_by(ProcedureRow.id)]
             keys = sorted((k.user_id, k.key, k.request_hash) for k in s.query(IdempotencyRow))
         return {"cases": cases, "events": events, "procedures": procedures, "idempotency": keys}
+
+
+def csrf_of(html: str, action: str | None = None) -> str:
+    """The CSRF token of a page's form posting to ``action`` (the first form when None)."""
+    forms = re.findall(r'<form method="post" action="([^"]*)"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"', html)
+    for found, token in forms:
+        if action is None or found == action:
+            return str(token)
+    raise AssertionError(f"no form posting to {action} in the page")
 
 
 def xuat_ngu_data(**changes: Any) -> dict[str, Any]:

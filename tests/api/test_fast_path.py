@@ -16,7 +16,6 @@ import pytest
 from pydantic import ValidationError
 
 from api import app as app_module
-from api.deps import SESSION_COOKIE
 from api.services import Services
 from api.settings import Settings
 from engine.cases import CaseService
@@ -316,11 +315,12 @@ def test_the_inbox_and_a_case_read_check_the_token_and_read_on_one_connection(ap
             sent.clear()
             assert api.client.get(path, headers=headers).status_code == 200
             assert len(sent) == statements and opened == [postgresql], (path, sent, opened)
-        # A page checks its session's token in a read of its own, then reads
-        # the inbox in another: each one statement, in autocommit on PostgreSQL.
+        # A page checks its session (joined to its user) in a read of its own,
+        # then reads the inbox in another: each one statement, in autocommit
+        # on PostgreSQL.
+        api.browse_as(officer)
         opened.clear()
         sent.clear()
-        api.client.cookies.set(SESSION_COOKIE, officer["Authorization"].removeprefix("Bearer "))
         page = api.client.get("/hop-thu")
         assert page.status_code == 200 and f"/ho-so/{case_id}" in page.text
         assert len(sent) == 2 and opened == [postgresql, postgresql], (sent, opened)

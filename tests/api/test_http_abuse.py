@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from starlette.requests import Request
 
 from api import web
-from api.deps import SESSION_COOKIE, declared_length
+from api.deps import declared_length
 from api.problems import problem
 from api.routes.cases import _idempotency, _Rendered
 from api.schemas import ActionCreate
@@ -483,7 +483,7 @@ def test_no_page_answers_a_hostile_address_with_a_server_error(api: Api, world: 
     # every page: a page in Vietnamese with a 4xx status, never a 500.
 
     admin = api.user("quan_tri", unit="bo", permissions=["admin", "reform"])
-    api.client.cookies.set(SESSION_COOKIE, admin["Authorization"].removeprefix("Bearer "))
+    api.browse_as(admin)
     plausible = {"code": XUAT_NGU, "version": "1", "a": "1", "b": "1", "case_id": str(world["case"]["id"])}
     before = api.snapshot()
     tried = 0

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from httpx2 import Response
 
 from api.app import create_app
+from api.deps import SESSION_COOKIE
 from api.services import Services
 from api.settings import Settings
 from api.web.session import csrf_token
@@ -24,6 +25,7 @@ from engine.users import add_user, authenticate, issue_token, revoke_tokens
 from procedures import load_text
 from procedures.analysis import analysis
 from procedures.catalog_file import read_catalog_file
+from tests.api.conftest import csrf_of as _csrf
 from tests.conftest import DEFINITIONS, definition_text
 
 CODE = "1.001193"  # Đăng ký khai sinh: a return to the applicant at two steps
@@ -92,15 +94,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
     app = TestClient(create_app(settings, services=services))
     yield Site(app, services, tokens)
     services.close()
-
-
-def _csrf(html: str, action: str | None = None) -> str:
-    """The CSRF token of the form posting to ``action`` (the first form when None)."""
-    forms = re.findall(r'<form method="post" action="([^"]*)"[^>]*>\s*<input type="hidden" name="csrf" value="([^"]*)"', html)
-    for found, token in forms:
-        if action is None or found == action:
-            return str(token)
-    raise AssertionError(f"no form posting to {action} in the page")
 
 
 def _case_id(location: str) -> int:
@@ -429,7 +422,7 @@ def _forged_action(site: Site, user: str, case: int, step: str, outcome: str) ->
     """A well-formed post (right CSRF) for a step the page did not offer."""
     browser = site.client(user)
     page = browser.get("/")
-    token = csrf_token(site.tokens[user], f"/ho-so/{case}/xu-ly")
+    token = csrf_token(browser.cookies[SESSION_COOKIE], f"/ho-so/{case}/xu-ly")
     assert page.status_code == 200
     return browser.post(f"/ho-so/{case}/xu-ly", data={"csrf": token, "step": step, "outcome": outcome})
 
