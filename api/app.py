@@ -15,10 +15,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
+from engine.logsafe import hide_statement_values
+
 from . import problems, web
 from .routes import audit, cases, procedures
 from .services import Services
-from .settings import Settings
+from .settings import Settings, web_settings
 
 LEASE_ENV = "TINHGON_IDEMPOTENCY_LEASE"
 WRITE_THREADS_ENV = "TINHGON_WRITE_THREADS"
@@ -43,6 +45,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     """The application. ``services`` may be given ready-made (tests); else
     they are opened from ``settings`` when the app starts."""
     settings = settings or Settings()
+    hide_statement_values()  # the error logs of every worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -85,9 +88,11 @@ def app_from_environment() -> FastAPI:
     """The app as ``tinhgon serve``'s workers build it: settings from the
     environment the parent process set (database, key, calendar),
     ``$TINHGON_IDEMPOTENCY_LEASE`` (seconds) when set, which tests shorten,
-    and ``$TINHGON_WRITE_THREADS`` (PostgreSQL: actions run at once per worker)."""
+    ``$TINHGON_WRITE_THREADS`` (PostgreSQL: actions run at once per worker),
+    and the web's settings (:data:`api.settings.WEB_ENV`: secure cookies,
+    the sessions' idle and absolute ends)."""
     calendar = os.environ.get("TINHGON_CALENDAR")
-    values: dict[str, object] = {"calendar_file": Path(calendar) if calendar else None}
+    values: dict[str, object] = {"calendar_file": Path(calendar) if calendar else None, **web_settings(os.environ)}
     lease = os.environ.get(LEASE_ENV)
     if lease:
         values["idempotency_lease_seconds"] = lease

@@ -28,6 +28,7 @@ from procedures.catalog_file import catalog_path, read_catalog_file
 from procedures.errors import DefinitionError, ReadError
 
 from .admin_cli import database_option, open_store, reached_store
+from .settings import WEB_ENV, BadSetting, checked, web_settings
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
 DEMO_UNIT = "demo"
@@ -57,7 +58,7 @@ def cmd_user_token(args: argparse.Namespace) -> int:
 def cmd_user_revoke(args: argparse.Namespace) -> int:
     with open_store(args) as store, store.unit() as uow:
         n = revoke_tokens(uow, args.id)
-    print(f"{args.id}: {n} token(s) revoked")
+    print(f"{args.id}: {n} token(s) revoked; web sessions ended")
     return 0
 
 
@@ -101,15 +102,21 @@ def load_definitions(store: Store, folder: Path, amended: list[str] | None = Non
     return loaded
 
 
-def _ensure_user(uow: UnitOfWork, user_id: str, **attrs: Any) -> None:
+def _demo_token(uow: UnitOfWork, user_id: str, **attrs: Any) -> str:
+    """A fresh token for a demo user, made when missing; the tokens (and
+    web sessions) of an earlier start are revoked: each start prints the
+    only tokens that work."""
     if uow.find_user(user_id) is None:
         add_user(uow, user_id, **attrs)
+    else:
+        revoke_tokens(uow, user_id)
+    return issue_token(uow, user_id)
 
 
 def first_users(store: Store, definitions: list[Definition], *, demo: bool) -> list[tuple[str, str]]:
     """``(label, token)`` to print: the admin's on first start, and with
     ``demo`` one user per office role of the loaded procedures plus an
-    applicant, each with a fresh token."""
+    applicant, each with a fresh token (their earlier ones revoked)."""
     out: list[tuple[str, str]] = []
     with store.unit() as uow:
         if uow.user_count() == 0:
@@ -121,14 +128,13 @@ def first_users(store: Store, definitions: list[Definition], *, demo: bool) -> l
                 for role in defn.roles:
                     if role.kind == "office":
                         roles.setdefault(role.id, role.name)
-            _ensure_user(uow, "demo_reform", name="Cán bộ cải cách (demo)", unit=DEMO_UNIT, permissions=["reform"])
-            out.append(("demo_reform (reform)", issue_token(uow, "demo_reform")))
-            _ensure_user(uow, DEMO_APPLICANT, name="Người nộp hồ sơ (demo)", unit=DEMO_UNIT)
-            out.append((DEMO_APPLICANT, issue_token(uow, DEMO_APPLICANT)))
+            reform = _demo_token(uow, "demo_reform", name="Cán bộ cải cách (demo)", unit=DEMO_UNIT, permissions=["reform"])
+            out.append(("demo_reform (reform)", reform))
+            out.append((DEMO_APPLICANT, _demo_token(uow, DEMO_APPLICANT, name="Người nộp hồ sơ (demo)", unit=DEMO_UNIT)))
             for role_id, name in sorted(roles.items()):
                 user_id = f"demo_{role_id}"
-                _ensure_user(uow, user_id, name=f"{name} (demo)", unit=DEMO_UNIT, roles=[role_id])
-                out.append((f"{user_id} ({role_id})", issue_token(uow, user_id)))
+                token = _demo_token(uow, user_id, name=f"{name} (demo)", unit=DEMO_UNIT, roles=[role_id])
+                out.append((f"{user_id} ({role_id})", token))
     return out
 
 
@@ -146,6 +152,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
         except CalendarError as exc:
             print(f"tinhgon serve: cannot start:\n{exc}", file=sys.stderr)
             return 2
+    try:
+        web = web_settings(os.environ)
+    except BadSetting as exc:
+        print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
+        return 2
+    if args.secure_cookies:
+        web["secure_cookies"] = "1"
+    if args.session_idle is not None:
+        web["session_idle_minutes"] = args.session_idle
+    if args.session_hours is not None:
+        web["session_hours"] = args.session_hours
     # The address first: a start that cannot listen stops before it creates
     # the first users, whose tokens it would otherwise never print.
     sockets = None
@@ -191,6 +208,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     os.environ[KEY_ENV] = str(key.resolve())
     if args.calendar:
         os.environ[CALENDAR_ENV] = str(Path(args.calendar).resolve())
+    for name, field in WEB_ENV.items():  # the workers read the web's settings there
+        if field in web:
+            os.environ[name] = web[field]
     run(
         "api.app:app_from_environment",
         host=args.host,
@@ -218,6 +238,18 @@ def _port(text: str) -> int:
 
 def _workers(text: str) -> int:
     return _whole(text, 1, 64, "the number of workers is")
+
+
+def _setting(field: str) -> Any:
+    """An option's parser for the setting ``field``: what the setting takes."""
+
+    def parse(text: str) -> str:
+        try:
+            return checked(field, text)
+        except BadSetting as exc:
+            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
+
+    return parse
 
 
 def add_parsers(sub: Any) -> None:
@@ -257,6 +289,23 @@ def add_parsers(sub: Any) -> None:
     p.add_argument("--key-file", metavar="FILE", help="the signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)")
     p.add_argument(
         "--demo", action="store_true", help="also create a demo user per role of the loaded procedures, and print their tokens"
+    )
+    p.add_argument(
+        "--secure-cookies",
+        action="store_true",
+        help="mark the web's cookies Secure, sent over HTTPS only: for a service behind HTTPS (also $TINHGON_SECURE_COOKIES=1)",
+    )
+    p.add_argument(
+        "--session-idle",
+        type=_setting("session_idle_minutes"),
+        metavar="MINUTES",
+        help="a web session unused this long ends (default 30; also $TINHGON_SESSION_IDLE_MINUTES)",
+    )
+    p.add_argument(
+        "--session-hours",
+        type=_setting("session_hours"),
+        metavar="HOURS",
+        help="a web session ends this long after sign-in (default 8; also $TINHGON_SESSION_HOURS)",
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.set_defaults(handler=cmd_serve)

@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
+import os
 import socket
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.app import app_from_environment
 from api.cli import main
 from api.serve_cli import StartError, first_users, load_definitions
+from api.settings import SECURE_COOKIES_ENV, SESSION_HOURS_ENV, SESSION_IDLE_ENV, WEB_ENV, Settings, web_settings
 from api.supervisor import worker_sockets
 from engine.schema import upgrade
+from engine.sessions import open_session, session_user
+from engine.settings import DATABASE_ENV, KEY_ENV
 from engine.store import Store
 from engine.users import authenticate
 from procedures import load_path
+from tests.api.conftest import csrf_of
 from tests.conftest import DEFINITIONS
 
 
@@ -240,3 +249,117 @@ def test_user_add_refuses_what_no_database_would_keep_alike(
     assert main(["user", "token", "lan", "--database-url", database_url]) == 1
     assert "no user 'lan'" in capsys.readouterr().err
     assert main(["user", "add", "lan", "--name", "Lan", "--unit", "d" * 100, "--database-url", database_url]) == 0
+
+
+def test_demo_at_a_restart_revokes_the_earlier_demo_tokens_and_sessions(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    upgrade(store.engine)
+    defs = load_definitions(store, DEFINITIONS)
+    first = dict(first_users(store, defs, demo=True))
+    lifetime = Settings().session_lifetime
+    now = dt.datetime.now(dt.UTC)
+    session = open_session(store, "demo_applicant", now, lifetime)
+    second = dict(first_users(store, defs, demo=True))
+    for label, token in first.items():
+        if label != "admin":  # the admin's token is never revoked by a start
+            assert authenticate(store, token) is None, label
+            assert authenticate(store, second[label]) is not None, label
+    assert authenticate(store, first["admin"]) is not None
+    assert session_user(store, session, now, lifetime) is None
+    store.dispose()
+
+
+def _restored(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """The variables ``names`` are put back as they are now after the test
+    (``serve`` sets them for its workers), set or not."""
+    for name in names:
+        was = os.environ.get(name)
+        monkeypatch.setenv(name, was or "")
+        if was is None:
+            monkeypatch.delenv(name)
+
+
+def _served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> dict[str, str]:
+    """What ``serve`` leaves its workers in the environment (uvicorn itself is not started)."""
+    _restored(monkeypatch, DATABASE_ENV, KEY_ENV, *WEB_ENV)
+    given: dict[str, str] = {}
+    monkeypatch.setattr("api.supervisor.run", lambda *_args, **_kwargs: given.update(os.environ))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    url, key, empty = f"sqlite:///{tmp_path / 's.db'}", str(tmp_path / "k"), tmp_path / "none"
+    empty.mkdir(exist_ok=True)
+    args = ["serve", "--database-url", url, "--key-file", key, "--definitions", str(empty), "--port", port, "--demo"]
+    assert main([*args, *options]) == 0
+    return given
+
+
+def _cookie_of_a_worker(given: dict[str, str], token: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    with TestClient(app_from_environment(), base_url="https://testserver", follow_redirects=False) as browser:
+        page = browser.get("/dang-nhap")
+        answer = browser.post("/dang-nhap", data={"csrf": csrf_of(page.text), "token": token})
+        assert answer.status_code == 303, answer.text
+        return answer.headers["set-cookie"].lower()
+
+
+@pytest.mark.parametrize(("option", "env", "secure"), [("--secure-cookies", None, True), (None, "1", True), (None, None, False)])
+def test_serve_marks_the_cookies_secure_with_the_option_or_the_variable(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    option: str | None,
+    env: str | None,
+    secure: bool,
+) -> None:
+    _restored(monkeypatch, *WEB_ENV)
+    monkeypatch.delenv(SECURE_COOKIES_ENV, raising=False)
+    if env is not None:
+        monkeypatch.setenv(SECURE_COOKIES_ENV, env)
+    given = _served(tmp_path, monkeypatch, *([option] if option else []))
+    token = next(
+        line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("demo_applicant token")
+    )
+    cookie = _cookie_of_a_worker(given, token, monkeypatch)
+    assert cookie.startswith("tinhgon_session=") and token.lower() not in cookie
+    assert ("; secure" in cookie) is secure
+
+
+def test_serve_hands_the_session_times_to_the_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    given = _served(tmp_path, monkeypatch, "--session-idle", "15", "--session-hours", "2")
+    assert given[SESSION_IDLE_ENV] == "15" and given[SESSION_HOURS_ENV] == "2"
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    lifetime = Settings.model_validate(web_settings(os.environ)).session_lifetime
+    assert lifetime.idle == dt.timedelta(minutes=15) and lifetime.absolute == dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "told"),
+    [
+        ([], {SECURE_COOKIES_ENV: "maybe"}, "TINHGON_SECURE_COOKIES='maybe'"),
+        ([], {SESSION_IDLE_ENV: "-5"}, "TINHGON_SESSION_IDLE_MINUTES='-5'"),
+        (["--session-hours", "0"], {}, "argument --session-hours: '0': Input should be greater than 0"),
+        (["--session-idle", "nan"], {}, "argument --session-idle: 'nan'"),
+    ],
+)
+def test_serve_refuses_bad_session_settings_before_touching_the_database(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    env: dict[str, str],
+    told: str,
+) -> None:
+    _restored(monkeypatch, *WEB_ENV)
+    for name in WEB_ENV:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    with contextlib.suppress(SystemExit):
+        assert main(["serve", "--database-url", url, *args]) == 2
+    err = capsys.readouterr().err
+    assert told in err and "Traceback" not in err
+    assert not (tmp_path / "s.db").exists()
