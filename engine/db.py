@@ -307,6 +307,18 @@ class IdempotencyRow(Base):
     created_at: Mapped[dt.datetime]
 
 
+class BackupRow(Base):
+    """Written by ``tinhgon db backup`` into the copy only (a live database
+    holds none): the copy says it is a backup, taken at ``taken_at`` (every
+    event in it was committed before) from ``source`` (the database's URL)."""
+
+    __tablename__ = "backups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    taken_at: Mapped[dt.datetime]
+    source: Mapped[str] = mapped_column(Text)
+
+
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
     # Let SQLAlchemy's "begin" event below decide how transactions start.
     dbapi_connection.isolation_level = None
