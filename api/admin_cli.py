@@ -77,7 +77,9 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     except BackupRefused as exc:
         print(f"tinhgon db backup: {exc}", file=sys.stderr)
         return 2
-    print(f"backup: {made.source} copied to {made.path} ({made.size} bytes, schema {made.revision}, taken {made.taken_at.isoformat()})")
+    print(
+        f"backup: {made.source} copied to {made.path} ({made.size} bytes, schema {made.revision}, taken {made.taken_at.isoformat()})"
+    )
     return 0
 
 
@@ -122,9 +124,7 @@ def add_parsers(sub: Any) -> None:
     p = db_sub.add_parser("upgrade", help="create or upgrade the schema to the newest revision")
     database_option(p)
     p.set_defaults(handler=cmd_db_upgrade)
-    p = db_sub.add_parser(
-        "backup", help="copy a SQLite database to FILE (0600) while the service runs; PostgreSQL: pg_dump -Fc"
-    )
+    p = db_sub.add_parser("backup", help="copy a SQLite database to FILE (0600) while the service runs; PostgreSQL: pg_dump -Fc")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--force", action="store_true", help="replace FILE when it exists")
     database_option(p)

@@ -18,7 +18,9 @@ from fastapi.staticfiles import StaticFiles
 from engine.logsafe import hide_statement_values
 
 from . import problems, web
-from .routes import audit, cases, procedures
+from .metrics import ALLOW_ENV
+from .observe import Observed
+from .routes import audit, cases, health, procedures
 from .services import Services
 from .settings import Settings, web_settings
 
@@ -71,14 +73,17 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     )
     if services is not None:
         app.state.services = services
+    app.state.metrics_allow = settings.metrics_allow
     problems.install(app)
     app.add_middleware(problems.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(Observed)  # added last, it runs first: it sees every answer's status
     # Requests are matched against the routers in this order, route by route:
     # the case routes, which take the load (actions, the inbox), come first.
     # The documentation keeps its own order (TAGS).
     app.include_router(cases.router)
     app.include_router(procedures.router)
     app.include_router(audit.router)
+    app.include_router(health.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
     return app
@@ -89,8 +94,9 @@ def app_from_environment() -> FastAPI:
     environment the parent process set (database, key, calendar),
     ``$TINHGON_IDEMPOTENCY_LEASE`` (seconds) when set, which tests shorten,
     ``$TINHGON_WRITE_THREADS`` (PostgreSQL: actions run at once per worker),
-    and the web's settings (:data:`api.settings.WEB_ENV`: secure cookies,
-    the sessions' idle and absolute ends)."""
+    ``$TINHGON_METRICS_ALLOW`` (who may read ``/metrics``) and the web's
+    settings (:data:`api.settings.WEB_ENV`: secure cookies, the sessions'
+    idle and absolute ends)."""
     calendar = os.environ.get("TINHGON_CALENDAR")
     values: dict[str, object] = {"calendar_file": Path(calendar) if calendar else None, **web_settings(os.environ)}
     lease = os.environ.get(LEASE_ENV)
@@ -99,4 +105,7 @@ def app_from_environment() -> FastAPI:
     threads = os.environ.get(WRITE_THREADS_ENV)
     if threads:
         values["write_threads"] = threads
+    allow = os.environ.get(ALLOW_ENV)
+    if allow:
+        values["metrics_allow"] = allow
     return create_app(Settings.model_validate(values))

@@ -16,7 +16,8 @@ from engine.direct import Direct
 from engine.machine import Actor
 from engine.users import User, authenticate
 
-from .problems import ApiProblem
+from . import metrics
+from .problems import ApiProblem, kind_of
 from .services import Services
 
 SESSION_COOKIE = "tinhgon_session"
@@ -127,6 +128,40 @@ def fast_path(handle: FastPath) -> Callable[[Callable[..., Any]], Callable[..., 
     return attach
 
 
+def counted(action: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Count what becomes of every request to a case action's endpoint
+    (``tinhgon_case_actions``, :mod:`api.metrics`) under ``action``: on
+    its fast path and through the endpoint alike, a refusal by the type of
+    the problem it is answered with, wherever it was raised (the token,
+    the request's validation, the engine)."""
+
+    def attach(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+        endpoint.counted_as = action  # type: ignore[attr-defined]
+        return endpoint
+
+    return attach
+
+
+def _counting(
+    action: str, handler: Callable[[Request], Coroutine[Any, Any, Response]]
+) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    async def answered(request: Request) -> Response:
+        try:
+            response = await handler(request)
+        except Exception as exc:
+            metrics.action_answered(action, "refused", kind_of(exc))
+            raise
+        if response.status_code >= 400:  # an answer a route gives itself
+            metrics.action_answered(action, "refused", str(response.status_code))
+        elif "idempotent-replayed" in response.headers:
+            metrics.action_answered(action, "replayed")
+        else:
+            metrics.action_answered(action, "accepted")
+        return response
+
+    return answered
+
+
 class NotPlain(enum.Enum):
     NOT_PLAIN = "not plain"
 
@@ -157,10 +192,16 @@ class SignedInRoute(APIRoute):
     malformed body would answer 422 to a caller without a valid token;
     service.md section 3 puts the token first (401), then the body.
 
-    An endpoint with a :func:`fast_path` has it tried first.
+    An endpoint with a :func:`fast_path` has it tried first; one marked
+    :func:`counted` has its answers counted, whichever path gave them.
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handled = self._signed_in_handler()
+        action: str | None = getattr(self.endpoint, "counted_as", None)
+        return handled if action is None else _counting(action, handled)
+
+    def _signed_in_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
 
         async def signed_in_first(request: Request) -> Response:

@@ -178,7 +178,39 @@ def engine_problem(exc: E.EngineError) -> JSONResponse:
         extra["earlier"] = exc.earlier.as_dict()
     if isinstance(exc, E.Abolished):
         extra["merged_into"] = exc.merged_into
-    return problem(status, exc.message, kind=exc.kind, **extra)
+    return problem(status, exc.message, kind=kind_of(exc), **extra)
+
+
+def kind_of(exc: BaseException) -> str:
+    """The ``type`` slug of the problem an exception is answered with (the
+    handlers of :func:`install` answer with it; the action counters of
+    :mod:`api.metrics` count refusals by it); ``internal`` for the
+    unexpected."""
+    if isinstance(exc, E.EngineError):
+        return exc.kind
+    if isinstance(exc, ApiProblem):
+        return exc.kind or str(exc.status)
+    if isinstance(exc, DefinitionError):
+        return "invalid-definition"
+    if isinstance(exc, ReadError):
+        return "unreadable"
+    if isinstance(exc, RequestValidationError) or _malformed_json(exc):
+        return "invalid-request"
+    if isinstance(exc, BodyTooLarge):
+        return "too-large"
+    if isinstance(exc, StarletteHTTPException):
+        return str(exc.status_code)
+    return "internal"
+
+
+def _malformed_json(exc: BaseException) -> bool:
+    """FastAPI's 400 to a JSON body that is not UTF-8 or nests too deep:
+    malformed JSON like any other."""
+    return (
+        isinstance(exc, StarletteHTTPException)
+        and exc.status_code == 400
+        and isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError))
+    )
 
 
 def _wants_page(request: Request) -> bool:
@@ -199,13 +231,13 @@ def install(app: FastAPI) -> None:
         return problem(
             422,
             f"the definition is not valid: {len(exc.problems)} problem(s)",
-            kind="invalid-definition",
+            kind=kind_of(exc),
             errors=[p.as_dict() for p in exc.problems],
         )
 
     @app.exception_handler(ReadError)
     async def _read(request: Request, exc: ReadError) -> JSONResponse:
-        return problem(422, exc.message, kind="unreadable", errors=[{"line": 0, "path": "", "message": exc.message}])
+        return problem(422, exc.message, kind=kind_of(exc), errors=[{"line": 0, "path": "", "message": exc.message}])
 
     @app.exception_handler(ApiProblem)
     async def _api(request: Request, exc: ApiProblem) -> JSONResponse:
@@ -214,7 +246,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
-        return problem(422, "the request is not valid", kind="invalid-request", errors=errors)
+        return problem(422, "the request is not valid", kind=kind_of(exc), errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -225,16 +257,15 @@ def install(app: FastAPI) -> None:
             from .web.render import error_page
 
             return error_page(request, exc.status_code, "Không có trang này: địa chỉ không đúng hoặc đã thay đổi.")
-        if exc.status_code == 400 and isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError)):
-            # FastAPI answers 400 to a JSON body that is not UTF-8 or nests too deep; it is malformed JSON like any other
+        if _malformed_json(exc):
             return problem(
                 422,
                 "the body is not valid JSON",
-                kind="invalid-request",
+                kind=kind_of(exc),
                 errors=[{"location": "body", "message": type(exc.__cause__).__name__}],
             )
         if isinstance(exc, BodyTooLarge):
-            return problem(413, str(exc.detail), kind="too-large")
+            return problem(413, str(exc.detail), kind=kind_of(exc))
         return problem(exc.status_code, str(exc.detail), headers=headers)
 
     @app.exception_handler(Exception)
@@ -242,5 +273,5 @@ def install(app: FastAPI) -> None:
         error_id = uuid.uuid4().hex[:12]
         log.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
         return problem(
-            500, f"an unexpected error happened; quote id {error_id} to the operator", kind="internal", error_id=error_id
+            500, f"an unexpected error happened; quote id {error_id} to the operator", kind=kind_of(exc), error_id=error_id
         )

@@ -28,6 +28,8 @@ from procedures.catalog_file import catalog_path, read_catalog_file
 from procedures.errors import DefinitionError, ReadError
 
 from .admin_cli import database_option, open_store, reached_store
+from .logs import FORMAT_ENV, FORMATS
+from .metrics import ALLOW_ENV, LOOPBACK, allowed_networks
 from .settings import WEB_ENV, BadSetting, checked, web_settings
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
@@ -211,12 +213,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name, field in WEB_ENV.items():  # the workers read the web's settings there
         if field in web:
             os.environ[name] = web[field]
+    os.environ[ALLOW_ENV] = args.metrics_allow
     run(
         "api.app:app_from_environment",
         host=args.host,
         port=args.port,
         workers=args.workers,
         log_level=args.log_level,
+        log_format=args.log_format,
         sockets=sockets,
     )
     return 0
@@ -250,6 +254,20 @@ def _setting(field: str) -> Any:
             raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
 
     return parse
+
+
+def _networks(text: str) -> str:
+    try:
+        allowed_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _log_format(text: str) -> str:
+    if text not in FORMATS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a log format: text or json")
+    return text
 
 
 def add_parsers(sub: Any) -> None:
@@ -308,4 +326,18 @@ def add_parsers(sub: Any) -> None:
         help="a web session ends this long after sign-in (default 8; also $TINHGON_SESSION_HOURS)",
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument(
+        "--log-format",
+        type=_log_format,
+        metavar="{text,json}",
+        default=os.environ.get(FORMAT_ENV) or "text",
+        help=f"text (uvicorn's) or json: one object a line, access lines with method, route, status, duration (default: ${FORMAT_ENV}, else text)",
+    )
+    p.add_argument(
+        "--metrics-allow",
+        type=_networks,
+        default=os.environ.get(ALLOW_ENV) or LOOPBACK,
+        metavar="ADDRESSES",
+        help=f"addresses and networks that may read /metrics, e.g. 127.0.0.1,10.0.0.0/8 (default: ${ALLOW_ENV}, else loopback only)",
+    )
     p.set_defaults(handler=cmd_serve)

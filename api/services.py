@@ -15,11 +15,12 @@ from engine.audit import Signer
 from engine.calendar import WorkingCalendar, load_calendar
 from engine.cases import CaseService, Compiled
 from engine.direct import Direct
-from engine.schema import upgrade
+from engine.schema import head, upgrade
 from engine.store import AsyncStatements, Store
 from engine.writer import GroupWriter
 from procedures.catalog_file import CatalogFile, catalog_path, read_catalog_file
 
+from . import metrics
 from .settings import Settings
 
 T = TypeVar("T")
@@ -37,6 +38,8 @@ class Services:
     catalog: CatalogFile | None = None
     """the ``catalog.yaml`` of the definitions folder served: its price list
     costs every procedure on the pages, its programmes measure the catalog"""
+    schema_head: str = field(init=False, default_factory=head)
+    """the schema revision this tinhgon's migrations end at, read once (``/readyz`` compares the database's with it)"""
     _writes: GroupWriter | None = field(init=False, default=None)
     _side_by_side: ThreadPoolExecutor | None = field(init=False, default=None)
 
@@ -100,14 +103,20 @@ class Services:
         future: asyncio.Future[T] = loop.create_future()
 
         def done(ok: bool, value: Any) -> None:
+            metrics.writer_left()
             with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
                 loop.call_soon_threadsafe(_settle, future, ok, value)
 
-        self._writes.submit(
-            lambda db, *worked_out: context.run(work, db, *worked_out),
-            done,
-            None if ahead is None else lambda db: context.run(ahead, db),
-        )
+        metrics.writer_joined()
+        try:
+            self._writes.submit(
+                lambda db, *worked_out: context.run(work, db, *worked_out),
+                done,
+                None if ahead is None else lambda db: context.run(ahead, db),
+            )
+        except BaseException:  # the writer is closed: the action never queued
+            metrics.writer_left()
+            raise
         return await future
 
     @property

@@ -7,10 +7,12 @@ import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from engine.sessions import Lifetime
 from engine.settings import database_url, key_path
+
+from .metrics import LOOPBACK, Network, allowed_networks
 
 SECURE_COOKIES_ENV = "TINHGON_SECURE_COOKIES"
 SESSION_IDLE_ENV = "TINHGON_SESSION_IDLE_MINUTES"
@@ -46,6 +48,14 @@ class Settings(BaseModel):
     """a web session not seen for this long ends"""
     session_hours: float = Field(default=8.0, gt=0, le=30 * 24)
     """a web session ends this long after sign-in, however busy"""
+
+    metrics_allow: tuple[Network, ...] = Field(default_factory=lambda: allowed_networks(LOOPBACK))
+    """the client addresses that may read ``/metrics`` (others get 404): loopback unless told otherwise"""
+
+    @field_validator("metrics_allow", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        return allowed_networks(value) if isinstance(value, str) else value
 
     @property
     def session_lifetime(self) -> Lifetime:

@@ -11,13 +11,31 @@ from typing import Any
 import uvicorn
 from uvicorn.supervisors.multiprocess import Multiprocess, Process
 
+from . import metrics
+from .logs import log_config
 
-def run(app: str, *, host: str, port: int, workers: int, log_level: str, sockets: list[socket.socket] | None = None) -> None:
+
+def run(
+    app: str,
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    log_format: str = "text",
+    sockets: list[socket.socket] | None = None,
+) -> None:
     """Serve the app factory named ``app`` (``module:function``) until
     stopped, in this process for one worker, else in ``workers`` worker
     processes on ``sockets`` (bound here when not given, see
-    :func:`worker_sockets`, which are closed at the end)."""
+    :func:`worker_sockets`, which are closed at the end), which keep their
+    metrics in one directory (:func:`api.metrics.multiprocess_directory`).
+    ``log_format`` is ``text`` (uvicorn's) or ``json`` (:mod:`api.logs`)."""
     options: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "timeout_graceful_shutdown": 10}
+    config = log_config(log_format, log_level)
+    if config is not None:
+        options["log_config"] = config
+        options["access_log"] = False  # tinhgon's access lines (api.observe) name the route, uvicorn's the raw path
     if "timeout_worker_healthcheck" in inspect.signature(uvicorn.Config).parameters:  # uvicorn >= 0.37
         # A new worker answers the supervisor's ping only once it has imported
         # the service (seconds on a busy machine); after the default 5 s it
@@ -28,8 +46,8 @@ def run(app: str, *, host: str, port: int, workers: int, log_level: str, sockets
         return
     sockets = sockets if sockets is not None else worker_sockets(host, port, workers)
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            Workers(uvicorn.Config(app, factory=True, workers=workers, **options), sockets).run()
+        with contextlib.suppress(KeyboardInterrupt), metrics.multiprocess_directory() as folder:
+            Workers(uvicorn.Config(app, factory=True, workers=workers, **options), sockets, folder).run()
     finally:
         for sock in sockets:
             sock.close()
@@ -91,8 +109,28 @@ class Workers(Multiprocess):
     connections waiting on a dead worker's socket are taken up by its
     replacement rather than refused."""
 
+    def __init__(self, config: uvicorn.Config, sockets: list[socket.socket], metrics_folder: str | None = None) -> None:
+        super().__init__(config, sockets)
+        self.metrics_folder = metrics_folder
+
     def init_processes(self) -> None:
         for sock in self.sockets[: self.processes_num]:
             process = Process(self.config, [sock])
             process.start()
             self.processes.append(process)
+
+    # A worker that ended (died, or replaced on SIGHUP) no longer counts in
+    # the live gauges of a scrape (the writer's queue, the sealer's lag).
+    def keep_subprocess_alive(self) -> None:
+        self._replacing(super().keep_subprocess_alive)
+
+    def restart_all(self) -> None:
+        self._replacing(super().restart_all)
+
+    def _replacing(self, replace: Any) -> None:
+        before = {p.pid for p in self.processes}
+        replace()
+        if self.metrics_folder is not None:
+            for pid in before - {p.pid for p in self.processes}:
+                if pid is not None:
+                    metrics.worker_gone(pid, self.metrics_folder)

@@ -40,6 +40,7 @@ from ..deps import (
     ServicesDep,
     SignedInRoute,
     bearer_token,
+    counted,
     fast_path,
     invalid_token,
     plain_json,
@@ -392,6 +393,7 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
 @router.post(
     "/cases/{case_id}/actions", summary="Take an outcome on an active step", responses=ACTION_RESPONSES, response_model=CasePublic
 )
+@counted("act")
 @fast_path(_fast_change(ActionCreate, False, _act))
 def act(
     case_id: CaseId,
@@ -408,6 +410,7 @@ def act(
 @router.post(
     "/cases/{case_id}/withdraw", summary="The applicant withdraws the case", responses=ACTION_RESPONSES, response_model=CasePublic
 )
+@counted("withdraw")
 @fast_path(_fast_change(WithdrawCreate, True, _withdraw))
 def withdraw(
     case_id: CaseId,

@@ -19,6 +19,7 @@ from procedures.diagram import diagram
 from procedures.simplify import Simplification, next_version_text
 
 from ..deps import ReformDep, ServicesDep, UserDep, declared_length
+from ..metrics import timed
 from ..problems import ApiProblem, documented
 from ..schemas import ProcedureDetail, ProcedureStored, ProcedureSummary, SimplifyResult
 
@@ -98,7 +99,9 @@ def store_simplified(services: Any, code: str, version: int) -> Simplification:
         Conflict: nothing to simplify, or version + 1 exists already.
     """
     row = _row(services, code, version)
-    result = simplify(definition_of(services, row))
+    defn = definition_of(services, row)
+    with timed("simplify"):
+        result = simplify(defn)
     if not result.changed:
         raise Conflict(f"{code} version {version}: no automatic fix applies; nothing was stored")
     text = next_version_text(result, row.body, source=f"{code}.v{result.after.version}")
@@ -183,7 +186,9 @@ def get_procedure(code: Code, version: Version, services: ServicesDep, user: Use
 
 @router.get("/{code}/{version}/analysis", summary="Metrics and findings (the analyze --json object)")
 def get_analysis(code: Code, version: Version, services: ServicesDep, user: UserDep) -> dict[str, Any]:
-    return analysis(definition_of(services, _row(services, code, version)))
+    defn = definition_of(services, _row(services, code, version))
+    with timed("analysis"):
+        return analysis(defn)
 
 
 @router.post(

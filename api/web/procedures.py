@@ -33,6 +33,7 @@ from procedures.simplify import simplify
 from procedures.targets import catalog_targets
 
 from ..deps import ServicesDep
+from ..metrics import timed
 from ..routes.procedures import Code, Version, publish_version, store_simplified, store_upload
 from ..services import Services
 from .messages import FIX_WORDS, PROCEDURE_STATUS
@@ -151,7 +152,8 @@ def _procedure_page(
     rows = _versions(services, code)
     row = _pick(rows, version)
     defn = _definition(services, row)
-    result = analysis(defn)
+    with timed("analysis"):
+        result = analysis(defn)
     groups: dict[str, list[dict[str, Any]]] = {}
     for f in result["findings"]:
         groups.setdefault(f["rule"], []).append(f)
@@ -189,6 +191,8 @@ def compare_page(request: Request, code: Code, a: Version, b: Version, services:
     before, after = _definition(services, _pick(rows, a)), _definition(services, _pick(rows, b))
     result = compare(before, after)
     steps = result["steps"]
+    with timed("simplify"):
+        applied = simplify(before).applied
     return page(
         request,
         "compare.html",
@@ -199,7 +203,7 @@ def compare_page(request: Request, code: Code, a: Version, b: Version, services:
         removed=[before.step(s).name for s in steps["removed"]],
         added=[after.step(s).name for s in steps["added"]],
         changed=[(after.step(c["id"]).name, ", ".join(CHANGE_WORDS.get(k, k) for k in c["fields"])) for c in steps["changed"]],
-        fixes=[(RULE_LABELS.get(f.rule, f.rule), f.message) for f in simplify(before).applied],
+        fixes=[(RULE_LABELS.get(f.rule, f.rule), f.message) for f in applied],
         time_limit=time_limit_text(result["time_limit"], before, after),
     )
 

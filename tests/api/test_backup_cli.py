@@ -51,9 +51,7 @@ def _count(store: Store, what: type[CaseRow] | type[EventRow] | type[BackupRow])
         return int(conn.execute(select(func.count()).select_from(what)).scalar_one())
 
 
-def test_a_backup_taken_while_cases_are_written_restores_and_verifies(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_a_backup_taken_while_cases_are_written_restores_and_verifies(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'tinhgon.db'}"
     key = tmp_path / "signing.key"
     Signer.load_or_create(key)
@@ -117,9 +115,7 @@ def test_a_backup_taken_while_cases_are_written_restores_and_verifies(
     assert f"in {cases} cases verified" in capsys.readouterr().out
 
 
-def test_backup_refuses_to_overwrite_unless_forced(
-    database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_backup_refuses_to_overwrite_unless_forced(database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     target = tmp_path / "backup.db"
     target.write_bytes(b"kept")
     status = main(["db", "backup", str(target), "--database-url", database_url])
