@@ -92,11 +92,18 @@ _ANALYSIS = Histogram(
 )
 
 
+_answered: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+"""the children of each (method, route, status) met, bounded as the labels are"""
+
+
 def request_answered(method: str, route: str, status: int, seconds: float) -> None:
     """Count one answered request (see :class:`api.observe.Observed`)."""
-    method = method if method in METHODS else "other"
-    _REQUESTS.labels(method, route, str(status)).inc()
-    _LATENCY.labels(method, route).observe(seconds)
+    key = (method if method in METHODS else "other", route, status)
+    children = _answered.get(key)
+    if children is None:  # labels() costs more than the count itself: each label set's children are kept
+        children = _answered[key] = (_REQUESTS.labels(key[0], route, str(status)), _LATENCY.labels(key[0], route))
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def action_answered(action: str, result: str, reason: str = "") -> None:
