@@ -16,8 +16,9 @@ from sqlalchemy import func, select
 
 from api.cli import main
 from engine.audit import Signer
-from engine.cases import CaseService, publish_definition
+from engine.cases import CaseService
 from engine.db import BackupRow, CaseRow, EventRow
+from engine.publishing import publish_definition
 from engine.schema import current, head
 from engine.store import Store
 from tests.engine.conftest import CALENDAR, applicant, office

@@ -1,7 +1,7 @@
 """backups: a copy made by ``tinhgon db backup`` records in itself that it is one
 
-Revision ID: 0005_backups
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-07
 
 The table stays empty in a live database; ``db backup`` writes one row into
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_backups"
-down_revision = "0001"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
