@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 
 from engine.logsafe import hide_statement_values
 
-from . import problems, web
+from . import headers, problems, web
 from .metrics import ALLOW_ENV
 from .observe import Observed
 from .routes import audit, cases, health, procedures
@@ -70,6 +70,9 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
         version="0.1.0",
         lifespan=lifespan,
         openapi_tags=TAGS,
+        # The schema only: Swagger UI and ReDoc pages would load their scripts from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     if services is not None:
         app.state.services = services
@@ -86,6 +89,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.include_router(health.router)
     app.include_router(web.router)
     app.mount("/static", StaticFiles(directory=web.STATIC), name="static")
+    headers.install(app)
     return app
 
 

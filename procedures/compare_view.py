@@ -20,6 +20,7 @@ import graphviz
 
 from .compare import compare, time_limit_text
 from .diagram import FONT, lanes
+from .dottext import cell, text
 from .durations import format_hours
 from .findings import repeated_review
 from .labels import METRIC_LABELS, metric_text, number, percent
@@ -58,11 +59,11 @@ def merged_into(before: Definition, after: Definition) -> dict[str, str]:
 
 def _label(step: Step, note: str | None) -> str:
     rows = [
-        f"<TR><TD><B>{html.escape(step.name)}</B></TD></TR>",
-        f'<TR><TD><FONT POINT-SIZE="9">{html.escape(format_hours(step.duration))}</FONT></TD></TR>',
+        f"<TR><TD><B>{cell(step.name)}</B></TD></TR>",
+        f'<TR><TD><FONT POINT-SIZE="9">{cell(format_hours(step.duration))}</FONT></TD></TR>',
     ]
     if note:
-        rows.append(f'<TR><TD><FONT POINT-SIZE="9"><I>{html.escape(note)}</I></FONT></TD></TR>')
+        rows.append(f'<TR><TD><FONT POINT-SIZE="9"><I>{cell(note)}</I></FONT></TD></TR>')
     return "<" + '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
 
@@ -73,13 +74,13 @@ def compare_diagram(before: Definition, after: Definition) -> graphviz.Digraph:
     changed = {c["id"]: c["fields"] for c in result["steps"]["changed"]}
     added, removed = set(result["steps"]["added"]), set(result["steps"]["removed"])
     m0, m1 = result["before"], result["after"]
-    dot = graphviz.Digraph(name=f"{after.code}-compare")
+    dot = graphviz.Digraph(name=text(f"{after.code}-compare"))
     title = (
         f"{after.code}: v{before.version} → v{after.version} — {after.name}\n"
         f"Thời gian giải quyết {number(m0['lead_time_days'])} → {number(m1['lead_time_days'])} ngày · "
         f"Chi phí tuân thủ {metric_text('compliance_cost', m0['compliance_cost'])} → {metric_text('compliance_cost', m1['compliance_cost'])} đ/hồ sơ"
     )
-    dot.attr("graph", rankdir="LR", fontname=FONT, label=title, labelloc="t", fontsize="16", newrank="true")
+    dot.attr("graph", rankdir="LR", fontname=FONT, label=text(title), labelloc="t", fontsize="16", newrank="true")
     dot.attr("node", fontname=FONT, fontsize="11", shape="box", style="rounded,filled", fillcolor="white")
     dot.attr("edge", fontname=FONT, fontsize="9", color="#6b7280")
     role_name = {r.id: r.name for r in (*before.roles, *after.roles)}
@@ -88,18 +89,18 @@ def compare_diagram(before: Definition, after: Definition) -> graphviz.Digraph:
     for lane_index, role in enumerate(order):
         with dot.subgraph(name=f"cluster_lane_{lane_index}") as lane:
             lane.attr(
-                label=role_name.get(role, role),
+                label=text(role_name.get(role, role)),
                 style="filled",
                 fillcolor="#f9fafb",
                 color="#9ca3af",
                 labeljust="l",
-                id=f"lane-{role}",
+                id=text(f"lane-{role}"),
                 **{"class": "lane"},
             )
             for step, side in steps:
                 if step.role != role:
                     continue
-                attrs: dict[str, str] = {"id": f"step-{step.id}"}
+                attrs: dict[str, str] = {"id": text(f"step-{step.id}")}
                 if side == "before" and step.id in merged:
                     note, cls = f"gộp vào bước “{after.step(merged[step.id]).name}”", "removed merged"
                     attrs.update(fillcolor=REMOVED, color=RED, fontcolor="#6b7280", style="rounded,filled,dashed")

@@ -36,7 +36,6 @@ Graphviz draws empty boxes without a word of warning.
 
 from __future__ import annotations
 
-import html
 import itertools
 import math
 import os
@@ -48,7 +47,9 @@ from pathlib import Path
 import graphviz
 import networkx as nx
 
+from . import dottext
 from .conditions import describe
+from .dottext import text
 from .durations import format_hours
 from .errors import TinhgonError
 from .labels import money, number
@@ -158,13 +159,13 @@ def _box(lines: Sequence[Line], pad_x: float = 22.0, pad_y: float = 12.0) -> tup
 
 def _html(lines: Sequence[Line]) -> str:
     rows = []
-    for text, size, style in lines:
-        cell = html.escape(text)
+    for line, size, style in lines:
+        content = dottext.cell(line)
         if style:
-            cell = f"<{style}>{cell}</{style}>"
+            content = f"<{style}>{content}</{style}>"
         if size != BASE_SIZE:
-            cell = f'<FONT POINT-SIZE="{size:g}">{cell}</FONT>'
-        rows.append(f"<TR><TD>{cell}</TD></TR>")
+            content = f'<FONT POINT-SIZE="{size:g}">{content}</FONT>'
+        rows.append(f"<TR><TD>{content}</TD></TR>")
     return "<" + '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
 
@@ -339,7 +340,7 @@ def diagram(
         x, y = layout.pos[node]
         return {"pos": f"{x:.1f},{y:.1f}!"}
 
-    dot = graphviz.Digraph(name=defn.code, engine="neato", comment="laid out by tinhgon: render with neato -n2")
+    dot = graphviz.Digraph(name=text(defn.code), engine="neato", comment="laid out by tinhgon: render with neato -n2")
     title = (
         f"{defn.code} v{defn.version} — {defn.name}\n"
         f"Thời gian giải quyết: {number(m['lead_time_days'])} ngày làm việc · "
@@ -351,7 +352,7 @@ def diagram(
     dot.attr(
         "graph",
         fontname=FONT,
-        label=title,
+        label=text(title),
         labelloc="t",
         fontsize="16",
         splines="line",
@@ -371,13 +372,13 @@ def diagram(
     for lane_index, role in enumerate(lane_order):
         with dot.subgraph(name=f"cluster_lane_{lane_index}") as lane:
             lane.attr(
-                label=role_name[role],
+                label=text(role_name[role]),
                 style="filled",
                 fillcolor=LANE_COLOURS[role_kind[role]],
                 color="#9ca3af",
                 fontsize="12",
                 labeljust="l",
-                id=f"lane-{role}",
+                id=text(f"lane-{role}"),
                 bb=layout.lanes[role],
                 lp=layout.lane_labels[role],
                 **{"class": "lane"},
@@ -393,7 +394,7 @@ def diagram(
                 else:
                     lane.node(
                         unit.node,
-                        "\n".join(text for text, _, _ in unit.lines),
+                        text("\n".join(line for line, _, _ in unit.lines)),
                         id=unit.node,
                         fillcolor="#f3f4f6",
                         shape="box3d",
@@ -434,7 +435,7 @@ def diagram(
             edge(
                 node_of[step.id],
                 "rejected",
-                label=names,
+                label=text(names),
                 color="#b91c1c",
                 fontcolor="#b91c1c",
                 style="dotted",
@@ -449,7 +450,7 @@ def diagram(
             dot.edge(
                 a,
                 b,
-                label=f"↩ {name}",
+                label=text(f"↩ {name}"),
                 style="dashed",
                 color="#6b7280",
                 fontcolor="#374151",
@@ -672,12 +673,12 @@ def _draw_step(graph: graphviz.Digraph, step: Step, status: str | None, critical
     if step.when is not None:
         styles.append("dashed")
     attrs = {
-        "id": f"step-{step.id}",
+        "id": text(f"step-{step.id}"),
         "fillcolor": fill,
         "style": ",".join(styles),
         "color": CRITICAL if critical else "#374151",
         "penwidth": "3" if critical else "1",
-        "tooltip": f"{step.id} ({step.kind})",
+        "tooltip": text(f"{step.id} ({step.kind})"),
         "class": " ".join(
             c for c in ("step", f"kind-{step.kind}", f"status-{status}" if status else "", "critical" if critical else "") if c
         ),
@@ -722,7 +723,7 @@ def _draw_documents(dot: graphviz.Digraph, defn: Definition, node_of: Mapping[st
             attrs = {"shape": "note", "fillcolor": "#f0fdf4" if doc.deliverable else "#ffffff", "style": "filled"}
         attrs.update({"fontsize": "9", "id": did, "class": f"document source-{doc.source or 'produced'}"})
         x, y = layout.pos[did]
-        label = "\n".join(text for text, _, _ in _document_lines(defn, doc.id))
+        label = text("\n".join(line for line, _, _ in _document_lines(defn, doc.id)))
         dot.node(did, label, pos=f"{x:.1f},{y:.1f}!", **attrs)
         producer = defn.producer.get(doc.id)
         if producer is not None:
@@ -751,10 +752,10 @@ def _legend_lines(statuses: Mapping[str, str]) -> list[Line]:
 
 def _legend(dot: graphviz.Digraph, statuses: Mapping[str, str], extra: Mapping[str, str]) -> None:
     rows = ['<TR><TD COLSPAN="2"><B>Chú giải</B></TD></TR>']
-    for colour, text in _legend_entries(statuses):
-        rows.append(f'<TR><TD BGCOLOR="{colour}" WIDTH="18"> </TD><TD ALIGN="LEFT">{html.escape(text)}</TD></TR>')
-    for mark, text in LEGEND_NOTES:
-        rows.append(f'<TR><TD>{mark}</TD><TD ALIGN="LEFT">{html.escape(text)}</TD></TR>')
+    for colour, words in _legend_entries(statuses):
+        rows.append(f'<TR><TD BGCOLOR="{colour}" WIDTH="18"> </TD><TD ALIGN="LEFT">{dottext.cell(words)}</TD></TR>')
+    for mark, words in LEGEND_NOTES:
+        rows.append(f'<TR><TD>{mark}</TD><TD ALIGN="LEFT">{dottext.cell(words)}</TD></TR>')
     label = (
         "<" + '<TABLE BORDER="1" CELLBORDER="0" CELLSPACING="2" CELLPADDING="2" BGCOLOR="white">' + "".join(rows) + "</TABLE>>"
     )

@@ -33,17 +33,6 @@ TEMPLATES = HERE / "templates"
 STATIC = HERE / "static"
 log = logging.getLogger("tinhgon.web")
 
-SECURITY_HEADERS = {
-    # No page runs a script: an injected one would not run either.
-    "Content-Security-Policy": (
-        "default-src 'none'; script-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
-
 
 def when(value: dt.datetime | str | None) -> str:
     """An instant as local time: ``14:05 03/02/2027``; ``—`` for none."""
@@ -134,7 +123,6 @@ class PageRoute(APIRoute):
                 response = error_page(
                     request, 500, f"Đã có lỗi ngoài dự kiến. Hãy báo cho quản trị viên mã lỗi {error_id}.", "Lỗi hệ thống"
                 )
-            response.headers.update(SECURITY_HEADERS)
             return response
 
         return page_handler
