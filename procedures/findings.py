@@ -118,8 +118,8 @@ def duplicate_request(defn: Definition) -> list[Finding]:
 
 
 def repeated_review_pairs(defn: Definition) -> list[tuple[int, int]]:
-    """``(earlier, later)`` positions of mergeable reviews, ordered by the later
-    step's list position, then the earlier one's (the simplifier's order)."""
+    """``(earlier, later)`` positions of mergeable reviews: for each later step
+    in list order (the simplifier's order), the latest qualifying earlier one."""
     return list(MergeState(defn).pairs())
 
 
@@ -138,7 +138,8 @@ def repeated_review(defn: Definition) -> list[Finding]:
     """A review (or verification, approval) repeated by the same role on
     nothing new: S2 reads only what an earlier S1 of the same role, kind and
     condition already read, and only that role worked in between (fix: merge
-    S2 into S1)."""
+    S2 into S1). One finding per later step: of the earlier steps that
+    qualify, the one latest in list order."""
     return [repeated_review_finding(defn.steps[i], defn.steps[j]) for i, j in repeated_review_pairs(defn)]
 
 
@@ -249,7 +250,9 @@ def unused_output(defn: Definition) -> list[Finding]:
 
 def overlapping_review(defn: Definition) -> list[Finding]:
     """Two reviews by different roles, the later one reading nothing the
-    earlier did not: a person should decide whether both are needed."""
+    earlier did not: a person should decide whether both are needed. One
+    finding per later step: of the earlier steps that qualify, the one latest
+    in list order."""
     review_mask = 0
     for i, step in enumerate(defn.steps):
         if step.kind in REVIEW_KINDS:
@@ -263,8 +266,8 @@ def overlapping_review(defn: Definition) -> list[Finding]:
         candidates = defn.ancestors[j] & review_mask & ~roles[later.role]
         for doc in later.inputs:
             candidates &= readers.get(doc, 0)
-        for i in bits(candidates):
-            first = defn.steps[i]
+        if candidates:
+            first = defn.steps[candidates.bit_length() - 1]
             out.append(
                 Finding(
                     "overlapping-review",

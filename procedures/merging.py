@@ -10,6 +10,14 @@ wait for its own predecessors, so *which step is an ancestor of which* does
 not change among the steps that remain. The ancestor and descendant bitsets of
 the starting definition therefore stay valid once the removed steps are
 masked out.
+
+Which earlier review a later one may merge into is answered with one more
+bitset per step, :attr:`MergeState.crossed`: the ancestors from which some
+path reaches the step through a step of another role. It is carried along
+the ``after`` graph like the ancestors themselves, and a merge changes it only
+downstream of the merged step, as far as it changes. With it, each later
+step's one pair (the latest qualifying earlier step) is a few bitwise
+operations, whatever the number of steps between them.
 """
 
 from __future__ import annotations
@@ -61,6 +69,18 @@ class MergeState:
                 self.groups[key] = self.groups.get(key, 0) | (1 << i)
                 if step.inputs:
                     self.reviews.append(i)
+        self.crossed: list[int] = [0] * n
+        """each step's ancestors from which some path reaches it through a
+        step of another role than its own"""
+        for i in defn.order:
+            self.crossed[i] = self._crossed(i)
+
+    def _crossed(self, v: int) -> int:
+        role = self.step(v).role
+        mask = 0
+        for p in self.preds[v]:
+            mask |= self.anc[p] if self.step(p).role != role else self.crossed[p]
+        return mask
 
     def step(self, i: int) -> Step:
         step = self.steps[i]
@@ -68,23 +88,26 @@ class MergeState:
             raise KeyError(f"step at position {i} was merged away")
         return step
 
+    def earlier_for(self, j: int) -> int | None:
+        """The earlier review that review ``j`` repeats: of the remaining
+        ancestors of the same role, kind and condition that read all ``j``
+        reads and from which only that role leads to ``j``, the one latest
+        in list order; None when there is none (or ``j`` was merged away)."""
+        step = self.steps[j]
+        if step is None or step.kind not in REVIEW_KINDS or not step.inputs:
+            return None
+        candidates = self.anc[j] & self.alive & self.groups[review_key(step)] & ~self.crossed[j]
+        for doc in step.inputs:
+            candidates &= self.readers.get(doc, 0)
+        return candidates.bit_length() - 1 if candidates else None
+
     def pairs(self) -> Iterator[tuple[int, int]]:
-        """``(earlier, later)`` mergeable reviews, by the later step's position,
-        then the earlier one's."""
-        alive = self.alive
+        """``(earlier, later)`` mergeable reviews, one per later step, by the
+        later step's position."""
         for j in self.reviews:
-            if not alive >> j & 1:
-                continue
-            later = self.step(j)
-            candidates = self.anc[j] & alive & self.groups[review_key(later)]
-            for doc in later.inputs:
-                candidates &= self.readers.get(doc, 0)
-            if not candidates:
-                continue
-            other_roles = alive & ~self.roles[later.role]
-            for i in bits(candidates):
-                if self.desc[i] & self.anc[j] & other_roles == 0:
-                    yield i, j
+            i = self.earlier_for(j)
+            if i is not None:
+                yield i, j
 
     def head_tail(self) -> tuple[list[float], list[float]]:
         """For each remaining step, the longest way from the start to its end
@@ -175,8 +198,9 @@ class MergeState:
         rank = {i: r for r, i in enumerate(order)}
         return sorted(positions, key=rank.__getitem__)
 
-    def merge(self, first: int, again: int) -> None:
-        """Merge step ``again`` into its ancestor ``first``.
+    def merge(self, first: int, again: int) -> list[int]:
+        """Merge step ``again`` into its ancestor ``first``; returns the steps
+        whose :attr:`crossed` bitset changed (only they may gain a pair).
 
         The first step takes the union of outputs, the longer duration, the
         larger effort, and the outcomes of the other whose effect it has
@@ -248,9 +272,33 @@ class MergeState:
         self.preds[again] = []
         self.followers[again] = set()
         self.alive &= ~(1 << again)
+        self.crossed[again] = 0
         if self._head_tail is not None:
             self._head_tail[0][again] = self._head_tail[1][again] = 0.0
             self._refresh([first, *moved], [first, *upstream])
+        return self._refresh_crossed(moved)
+
+    def _refresh_crossed(self, start: list[int]) -> list[int]:
+        """Recompute :attr:`crossed` downstream of ``start`` (whose ``after``
+        changed), in topological order, as far as it changes; the steps whose
+        value changed."""
+        rank = self.rank
+        queue = [(rank[v], v) for v in start]
+        heapq.heapify(queue)
+        done: set[int] = set()
+        changed: list[int] = []
+        while queue:
+            _, v = heapq.heappop(queue)
+            if v in done:
+                continue
+            done.add(v)
+            value = self._crossed(v)
+            if value != self.crossed[v]:
+                self.crossed[v] = value
+                changed.append(v)
+                for f in self.followers[v]:
+                    heapq.heappush(queue, (rank[f], f))
+        return changed
 
     def definition(self) -> Definition:
         """The changed definition."""

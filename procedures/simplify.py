@@ -13,6 +13,7 @@ cost than its input.
 from __future__ import annotations
 
 import dataclasses
+import heapq
 import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -143,20 +144,41 @@ def _merge_reviews_pass(current: Definition) -> tuple[Definition, list[Finding]]
     step reads all the merged one read, with the same role), so the passes
     that follow one merge start again at this rule: running them here, on one
     working copy, gives the same result as a full pass each.
+
+    Nor does each pass look at every later step again. A pass merges the
+    first later step (in list order) whose pair keeps the lead time; the
+    steps before it had no pair, or one passed over. A merge takes a step
+    away, so a step without a pair gains one only if the merge changed which
+    of its ancestors reach it through another role (:meth:`MergeState.merge`
+    says which); a pair passed over may keep the lead time after a merge, so
+    those are looked at again after each one. The next pass therefore starts
+    from the earliest of these, and of the steps not yet looked at.
     """
     state = MergeState(current)
     applied: list[Finding] = []
-    while True:
-        head_tail: tuple[list[float], list[float]] | None = None
-        for i, j in state.pairs():
-            if head_tail is None and state.step(j).duration > state.step(i).duration:
-                head_tail = state.head_tail()
-            if head_tail is None or state.keeps_lead_time(i, j, head_tail):
-                applied.append(repeated_review_finding(state.step(i), state.step(j)))
-                state.merge(i, j)
-                break
-        else:
-            break
+    waiting = list(state.reviews)  # list positions, a heap
+    queued = set(waiting)
+    passed: set[int] = set()
+    head_tail: tuple[list[float], list[float]] | None = None
+    while waiting:
+        j = heapq.heappop(waiting)
+        queued.discard(j)
+        i = state.earlier_for(j)
+        if i is None:
+            continue
+        if head_tail is None and state.step(j).duration > state.step(i).duration:
+            head_tail = state.head_tail()
+        if head_tail is not None and not state.keeps_lead_time(i, j, head_tail):
+            passed.add(j)
+            continue
+        applied.append(repeated_review_finding(state.step(i), state.step(j)))
+        again = state.merge(i, j)
+        again.extend(passed)
+        passed.clear()
+        for k in again:
+            if k not in queued:
+                queued.add(k)
+                heapq.heappush(waiting, k)
     return (state.definition(), applied) if applied else None
 
 

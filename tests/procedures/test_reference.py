@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from procedures import Definition, build, simplify
-from procedures.findings import AUTO_RULES, Finding, needless_order, repeated_review
+from procedures.findings import AUTO_RULES, Finding, needless_order, overlapping_review, repeated_review
 from procedures.model import REVIEW_KINDS, Effect, Step
 from procedures.simplify import fix_duplicate_request, fix_once_only, fix_unused_document, reduce_order, transitive_reduction
 from tests.procedures.test_properties import SETTINGS, definitions
@@ -28,12 +28,13 @@ def ancestors(defn: Definition, step_id: str) -> set[str]:
 
 
 def slow_repeated_review_pairs(defn: Definition) -> list[tuple[str, str]]:
+    """One pair per later step: of the qualifying earlier steps, the latest in list order."""
     out = []
     for later in defn.steps:
         if later.kind not in REVIEW_KINDS or not later.inputs:
             continue
         above = ancestors(defn, later.id)
-        for first in defn.steps:
+        for first in reversed(defn.steps):
             if first.id not in above or (first.role, first.kind, first.when) != (later.role, later.kind, later.when):
                 continue
             if not set(later.inputs) <= set(first.inputs):
@@ -41,6 +42,26 @@ def slow_repeated_review_pairs(defn: Definition) -> list[tuple[str, str]]:
             between = set(nx.descendants(defn.graph, first.id)) & above
             if all(defn.step(s).role == later.role for s in between):
                 out.append((first.id, later.id))
+                break
+    return out
+
+
+def slow_overlapping_review_pairs(defn: Definition) -> list[tuple[str, str]]:
+    out = []
+    for later in defn.steps:
+        if later.kind not in REVIEW_KINDS or not later.inputs:
+            continue
+        above = ancestors(defn, later.id)
+        qualifying = [
+            first.id
+            for first in defn.steps
+            if first.id in above
+            and first.kind in REVIEW_KINDS
+            and first.role != later.role
+            and set(later.inputs) <= set(first.inputs)
+        ]
+        if qualifying:
+            out.append((qualifying[-1], later.id))
     return out
 
 
@@ -147,6 +168,13 @@ def test_repeated_review_pairs_match_a_direct_reading(data: dict[str, Any]) -> N
 
 @SETTINGS
 @given(definitions())
+def test_overlapping_review_pairs_match_a_direct_reading(data: dict[str, Any]) -> None:
+    defn = build(data)
+    assert [f.steps for f in overlapping_review(defn)] == slow_overlapping_review_pairs(defn)
+
+
+@SETTINGS
+@given(definitions())
 def test_needless_order_matches_networkx_reduction(data: dict[str, Any]) -> None:
     defn = build(data)
     assert [f.steps for f in needless_order(defn)] == slow_needless_edges(defn)
@@ -175,6 +203,7 @@ def test_simplify_matches_when_steps_are_listed_out_of_order(data: dict[str, Any
     random.shuffle(steps)
     shuffled = build({**data, "steps": steps})
     assert [f.steps for f in repeated_review(shuffled)] == slow_repeated_review_pairs(shuffled)
+    assert [f.steps for f in overlapping_review(shuffled)] == slow_overlapping_review_pairs(shuffled)
     assert [f.steps for f in needless_order(shuffled)] == slow_needless_edges(shuffled)
     result = simplify(shuffled)
     expected, applied = slow_simplify(shuffled)
