@@ -55,6 +55,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
     try:
         before = current(store.engine)
         after = upgrade(store.engine)
+        with store.unit(write=False) as uow:
+            problems = uow.code_problems()
     finally:
         store.dispose()
     shown = store.engine.url.render_as_string(hide_password=True)
@@ -62,6 +64,8 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
         print(f"database {shown}: already at revision {after}")
     else:
         print(f"database {shown}: upgraded from {before or 'empty'} to {after}")
+    for line in problems:
+        print(f"cảnh báo: {line}")
     return 0
 
 

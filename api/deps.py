@@ -169,6 +169,31 @@ class NotPlain(enum.Enum):
 NOT_PLAIN = NotPlain.NOT_PLAIN
 
 
+def json_media(content_type: str | None) -> bool:
+    """Whether ``content_type`` declares JSON: ``application/json`` or a
+    ``+json`` type of its family, any parameters aside (the types FastAPI
+    reads as JSON)."""
+    media = (content_type or "").partition(";")[0].strip().lower()
+    kind, _, subtype = media.partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+async def refuse_other_media(request: Request) -> None:
+    """A JSON endpoint's body must be declared JSON (service.md: a content
+    type the endpoint does not take, ``415``); an empty body is no body.
+
+    Raises:
+        ApiProblem: 415, a body sent without a JSON content type.
+    """
+    if await request.body() and not json_media(request.headers.get("content-type")):
+        shown = request.headers.get("content-type") or "không có Content-Type"
+        raise ApiProblem(
+            415,
+            f"gửi thân yêu cầu dạng JSON (Content-Type: application/json), không phải {shown}",
+            kind="unsupported-media-type",
+        )
+
+
 async def plain_json(request: Request, model: type[M], *, optional: bool = False) -> M | NotPlain | None:
     """The request's body as ``model``, when FastAPI would read it alike:
     ``Content-Type: application/json`` and a body that is valid. An empty
@@ -192,6 +217,9 @@ class SignedInRoute(APIRoute):
     malformed body would answer 422 to a caller without a valid token;
     service.md section 3 puts the token first (401), then the body.
 
+    An endpoint that takes a JSON body then refuses a body of another
+    content type (415, :func:`refuse_other_media`), before FastAPI reads it.
+
     An endpoint with a :func:`fast_path` has it tried first; one marked
     :func:`counted` has its answers counted, whichever path gave them.
     """
@@ -203,9 +231,12 @@ class SignedInRoute(APIRoute):
 
     def _signed_in_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        takes_json = self.body_field is not None
 
         async def signed_in_first(request: Request) -> Response:
             request.state.user = await run_in_threadpool(signed_in_user, request, request.app.state.services)
+            if takes_json:
+                await refuse_other_media(request)
             return await handler(request)
 
         fast: FastPath | None = getattr(self.endpoint, "fast_path", None)

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine import errors as E
@@ -204,12 +205,14 @@ def kind_of(exc: BaseException) -> str:
 
 
 def _malformed_json(exc: BaseException) -> bool:
-    """FastAPI's 400 to a JSON body that is not UTF-8 or nests too deep:
-    malformed JSON like any other."""
+    """FastAPI's 400 to a JSON body that is not UTF-8, nests too deep or
+    writes an integer too long to convert: malformed JSON like any other
+    (only the parsing of the body is inside FastAPI's 400, so a ValueError
+    there is the client's JSON, not a bug of ours)."""
     return (
         isinstance(exc, StarletteHTTPException)
         and exc.status_code == 400
-        and isinstance(exc.__cause__, (UnicodeDecodeError, RecursionError))
+        and isinstance(exc.__cause__, (ValueError, RecursionError))
     )
 
 
@@ -217,6 +220,24 @@ def _wants_page(request: Request) -> bool:
     """A browser asking for a page, outside the API and the static files."""
     path = request.url.path
     return not path.startswith(("/api/", "/static/")) and path != "/api" and "text/html" in request.headers.get("accept", "")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the app takes at the request's path.
+
+    Starlette's 405 names the methods of the first route whose path
+    matched, where a path such as ``/api/cases`` has one route per method
+    (RFC 9110: ``Allow`` lists the target's methods, all of them)."""
+    methods: set[str] = set()
+    routes: list[Any] = list(request.app.router.routes)
+    while routes:
+        route = routes.pop()
+        included = getattr(route, "original_router", None)  # FastAPI keeps an included router's routes there
+        if included is not None:
+            routes.extend(included.routes)
+        elif isinstance(route, BaseRoute) and route.matches(request.scope)[0] is not Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 def install(app: FastAPI) -> None:
@@ -251,6 +272,8 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(allowed_methods(request))}
         if _wants_page(request) and exc.status_code in (404, 405):
             # a browser that followed a wrong link gets a page in Vietnamese;
             # imported here, since the pages' modules import this one
@@ -258,12 +281,13 @@ def install(app: FastAPI) -> None:
 
             return error_page(request, exc.status_code, "Không có trang này: địa chỉ không đúng hoặc đã thay đổi.")
         if _malformed_json(exc):
-            return problem(
-                422,
-                "the body is not valid JSON",
-                kind=kind_of(exc),
-                errors=[{"location": "body", "message": type(exc.__cause__).__name__}],
-            )
+            # FastAPI answers 400 to a JSON body that is not UTF-8, nests too
+            # deep or writes an integer of more digits than Python converts
+            # (4,300: a ValueError); it is malformed JSON like any other
+            cause = exc.__cause__
+            digits = isinstance(cause, ValueError) and not isinstance(cause, UnicodeDecodeError)
+            detail = "thân yêu cầu có một số nguyên quá 4.300 chữ số" if digits else "the body is not valid JSON"
+            return problem(422, detail, kind=kind_of(exc), errors=[{"location": "body", "message": type(cause).__name__}])
         if isinstance(exc, BodyTooLarge):
             return problem(413, str(exc.detail), kind=kind_of(exc))
         return problem(exc.status_code, str(exc.detail), headers=headers)

@@ -37,8 +37,10 @@ from .errors import (
     CaseClosed,
     Conflict,
     EngineError,
+    FieldProblem,
     IdempotencyInFlight,
     IdempotencyMismatch,
+    InvalidData,
     NotFound,
     NotPublished,
     StaleCase,
@@ -62,9 +64,11 @@ from .rows import (
     READ_SIGNED_IN_CASE,
     READ_STEPS,
     TAKE_OVER_KEY,
+    USER_EXISTS,
     KeyWrite,
     case_changes,
     changed_steps,
+    code_params,
     event_columns,
     event_rows,
     inbox_statement,
@@ -310,7 +314,7 @@ class CaseService:
         Raises:
             NotPublished: ``code`` has no published version.
         """
-        proc_id = db.scalar(NEWEST_PUBLISHED, {"b_code": code})
+        proc_id = db.scalar(NEWEST_PUBLISHED, code_params(code))
         if proc_id is None:
             raise NotPublished(f"procedure {code!r} has no published version")
         return int(proc_id)
@@ -349,15 +353,23 @@ class CaseService:
         ``db`` (a writing :meth:`Store.direct`, which its caller commits)
         when given, else in a transaction of its own.
 
+        ``applicant`` (the actor when not given) must be an existing user,
+        read in the start's own transaction: else a user created later under
+        that id would inherit the case. The actor itself is taken as one
+        (the service's callers have just signed it in).
+
         Raises:
             NotPublished: no published version of ``code``.
             Abolished: its newest published version abolishes it.
-            InvalidData: ``data`` breaks the procedure's fields.
+            InvalidData: ``data`` breaks the procedure's fields, or
+                ``applicant`` is no user (the problem of field ``applicant``).
         """
         if db is None:
             with self.store.direct() as own:
                 return self.start(actor, code=code, unit=unit, data=data, applicant=applicant, db=own)
         now = self.clock()
+        if applicant is not None and applicant != actor.id and db.scalar(USER_EXISTS, {"b_user": applicant}) is None:
+            raise InvalidData([FieldProblem("applicant", f"người nộp “{applicant}” không phải là người dùng nào của hệ thống")])
         proc_id = self._newest_published(db, code)
         machine = self.compiled.on(proc_id, db)
         defn = machine.definition
@@ -930,7 +942,7 @@ class CaseService:
             if status is not None:
                 q = q.where(CaseRow.status == status)
             if code is not None:
-                q = q.where(CaseRow.code == code)
+                q = q.where(CaseRow.procedure_id.in_(uow.procedure_ids(code)))
             if overdue is not None:
                 late_step = (
                     select(CaseStepRow.case_id)

@@ -115,10 +115,18 @@ class ProcedureRow(Base):
     """One version of one procedure, as uploaded (``body`` is the YAML text)."""
 
     __tablename__ = "procedures"
-    __table_args__ = (UniqueConstraint("code", "version"),)
+    __table_args__ = (
+        UniqueConstraint("code", "version"),
+        Index("uq_procedures_code_key_version", "code_key", "version", unique=True),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     code: Mapped[str] = mapped_column(String(100))
+    code_key: Mapped[str] = mapped_column(String(101), server_default="")
+    """:func:`engine.codes.code_key` of ``code`` (or, for a row stored under
+    a spelling that collided before the rule, :func:`~engine.codes.exact_key`):
+    the unique index on it and ``version`` makes codes that differ only in
+    case one code (migration 0003_code_key)."""
     version: Mapped[int]
     name: Mapped[str] = mapped_column(Text)
     status: Mapped[str] = mapped_column(String(16))  # draft, published

@@ -18,6 +18,11 @@ from .errors import FieldProblem, InvalidData
 
 NUL_TEXT = "text must not contain NUL characters or lone surrogates"
 """The problem of a text value that no database here keeps alike"""
+INTEGER_MIN, INTEGER_MAX = -(2**63), 2**63 - 1
+"""The bounds of an ``integer`` field's value: a signed 64-bit integer,
+which both databases keep exactly and every client language reads back
+(JSON itself sets no bound, Python none either)."""
+INTEGER_RANGE = "phải là số nguyên từ -9.223.372.036.854.775.808 đến 9.223.372.036.854.775.807 (-2^63 đến 2^63 - 1)"
 
 
 def unstorable(text: str) -> bool:
@@ -63,6 +68,9 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
             continue
         if not value_fits(value, spec.type, spec.values):
             problems.append(FieldProblem(key, f"must be {expected_text(spec.type, spec.values)}, not {value!r}"))
+            continue
+        if spec.type == "integer" and not INTEGER_MIN <= value <= INTEGER_MAX:
+            problems.append(FieldProblem(key, f"trường “{key}” {INTEGER_RANGE}"))
             continue
         if spec.type == "date" and isinstance(value, dt.date):
             # kept as the text JSON carries, so that stored data reads back equal

@@ -49,11 +49,12 @@ def publish_or_amend(
     Raises:
         DefinitionError: the text is not a valid definition.
         Conflict: another body, which changes how cases run, is stored under
-            this code and version.
+            this code and version, or the code is stored under another spelling.
     """
     defn = load_text(body, source=source)
     now = now or utcnow()
     with store.unit() as uow:
+        uow.claim_code(defn.code)  # one spelling per code, whatever the case or look-alikes
         existing = uow.find_procedure(defn.code, defn.version)
         if existing is None:
             return Published(uow.add_procedure(defn, body, now=now, status=PUBLISHED), "new")

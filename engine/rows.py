@@ -9,7 +9,6 @@ them pays for the ORM's bookkeeping, which cost more than the database work.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import functools
 import hashlib
@@ -26,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     bindparam,
+    case,
     column,
     func,
     insert,
@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .audit import EventRecord
+from .codes import code_key, exact_key
 from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow, UserRow, UTCDateTime
 from .direct import Statement
 from .errors import GuidedReturn
@@ -65,6 +66,7 @@ _STEPS = cast(Table, CaseStepRow.__table__)
 _EVENTS = cast(Table, EventRow.__table__)
 _IDEMPOTENCY = cast(Table, IdempotencyRow.__table__)
 _PROCEDURES = cast(Table, ProcedureRow.__table__)
+_USERS = cast(Table, UserRow.__table__)
 _STEP_WRITES = ("status", "activated_at", "due_at", "due_sort", "completed_at", "outcome", "actor")
 EVENT_KEYS = (
     "case_id",
@@ -186,12 +188,32 @@ READ_PROCEDURE = Statement(
         _PROCEDURES.c.id == bindparam("b_id")
     )
 )
+USER_EXISTS = Statement(select(_USERS.c.id).where(_USERS.c.id == bindparam("b_user")))
+
+
+def of_code(table: Table) -> Any:
+    """The rows of the code named by :func:`code_params`' parameters: its
+    key, or a row kept under its exact spelling (migration 0003_code_key)."""
+    return table.c.code_key.in_([bindparam("b_key"), bindparam("b_exact")])
+
+
+def exact_first(table: Table) -> Any:
+    """Order a code's rows so that those kept under its exact spelling come first."""
+    return case((table.c.code_key == bindparam("b_exact"), 0), else_=1)
+
+
+def code_params(code: str) -> dict[str, str]:
+    """The parameters of :func:`of_code` for ``code``."""
+    return {"b_key": code_key(code), "b_exact": exact_key(code)}
+
+
 NEWEST_PUBLISHED = Statement(
     select(_PROCEDURES.c.id)
-    .where(_PROCEDURES.c.code == bindparam("b_code"), _PROCEDURES.c.status == "published")
-    .order_by(_PROCEDURES.c.version.desc())
+    .where(of_code(_PROCEDURES), _PROCEDURES.c.status == "published")
+    .order_by(exact_first(_PROCEDURES), _PROCEDURES.c.version.desc())
     .limit(1)
 )
+"""The version new cases of a code start on (parameters: :func:`code_params`)."""
 
 # -- idempotency keys: claimed (insert unless present), read, taken over, answered, released
 _I = _IDEMPOTENCY.c
@@ -358,22 +380,37 @@ def record_of(row: Any) -> EventRecord:
 
 
 # -- keyset cursors of the inbox --------------------------------------------------
+CURSOR_FORM = r"^[0-9]{1,18}\.[0-9]{1,10}\.[0-9]{1,5}$"
+"""An inbox cursor: ``DUE.CASE.POSITION``, the last item's due time (in
+microseconds since 1970, UTC), case id and step position. Every text of
+this form is a cursor (a place in the list to go on after), so the form
+the API documents is the whole rule."""
+_CURSOR = re.compile(CURSOR_FORM)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_LAST_DUE = (NO_DUE - _EPOCH) // dt.timedelta(microseconds=1)
+_LAST_ID = 2**31 - 1
+
+
 def make_cursor(due_sort: dt.datetime, case_id: int, position: int) -> str:
-    raw = json.dumps([due_sort.astimezone(dt.UTC).isoformat(), case_id, position]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    """The cursor after this item (see :data:`CURSOR_FORM`).
+
+    >>> make_cursor(dt.datetime(2027, 3, 1, 1, 0, tzinfo=dt.UTC), 7, 2)
+    '1803862800000000.7.2'
+    """
+    return f"{(due_sort - _EPOCH) // dt.timedelta(microseconds=1)}.{case_id}.{position}"
 
 
 def read_cursor(text: str) -> tuple[dt.datetime, int, int]:
-    """Raises ValueError on a cursor this service did not write."""
-    try:
-        due, case_id, position = json.loads(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)))
-        due_at = dt.datetime.fromisoformat(due)
-        # checked here, or a forged cursor would reach the database as a naive time or an out-of-range id
-        if due_at.tzinfo is None or not all(isinstance(n, int) and 0 <= n < 2**31 for n in (case_id, position)):
-            raise ValueError(text)
-        return due_at, case_id, position
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not a cursor of this list: {text!r}") from exc
+    """The place a cursor names; numbers past the last place a list can
+    have (no due time, the largest id) stand for that place.
+
+    Raises:
+        ValueError: ``text`` is not of the form :data:`CURSOR_FORM`.
+    """
+    if not _CURSOR.fullmatch(text):
+        raise ValueError(f"not a cursor of this list (DUE.CASE.POSITION, digits): {text!r}")
+    due, case_id, position = (int(part) for part in text.split("."))
+    return _EPOCH + dt.timedelta(microseconds=min(due, _LAST_DUE)), min(case_id, _LAST_ID), position
 
 
 # -- PostgreSQL: an action in two statements ----------------------------------------------
@@ -424,7 +461,6 @@ The claim is made whether or not the caller may see the case; a refusal
 rolls it back with the rest."""
 
 
-_USERS = cast(Table, UserRow.__table__)
 _SIGNED_IN_USER = ("id", "name", "unit", "roles", "permissions")
 _KNOWN_KEY = ("request_hash", "status_code", "response")
 READ_SIGNED_IN_CASE = Statement(

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, bindparam, func, select
+from sqlalchemy import Connection, Engine, Select, Table, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
@@ -28,12 +28,14 @@ from sqlalchemy.sql.expression import Executable
 from procedures.model import Definition
 
 from . import db as db_module
+from .codes import CODE_FORM, EXACT, VERSION_MAX, VERSION_MIN, code_key, code_lock, valid_code
 from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect, duplicate_key
 from .direct import AsyncOne, Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
-from .rows import NEWEST_PUBLISHED
+from .rows import NEWEST_PUBLISHED, code_params, exact_first, of_code
 
 DRAFT, PUBLISHED = "draft", "published"
+_PROCEDURES = cast(Table, ProcedureRow.__table__)
 _USER_BY_TOKEN = Statement(
     select(UserRow.id, UserRow.name, UserRow.unit, UserRow.roles, UserRow.permissions)
     .join(TokenRow, TokenRow.user_id == UserRow.id)
@@ -301,7 +303,12 @@ class UnitOfWork:
 
     # -- procedures -------------------------------------------------------------
     def procedure(self, code: str, version: int) -> ProcedureRow:
-        row = self.session.scalar(select(ProcedureRow).where(ProcedureRow.code == code, ProcedureRow.version == version))
+        """The version ``version`` of ``code``, spelled in any case.
+
+        Raises:
+            NotFound: there is none.
+        """
+        row = self.find_procedure(code, version)
         if row is None:
             raise NotFound(f"no procedure {code} version {version}")
         return row
@@ -313,7 +320,72 @@ class UnitOfWork:
         return row
 
     def find_procedure(self, code: str, version: int) -> ProcedureRow | None:
-        return self.session.scalar(select(ProcedureRow).where(ProcedureRow.code == code, ProcedureRow.version == version))
+        """The version ``version`` of ``code`` (codes that differ only in case
+        are one code), or None; a row kept under the exact spelling asked
+        for comes first (see migration 0003_code_key)."""
+        return self.session.scalar(
+            select(ProcedureRow)
+            .where(of_code(_PROCEDURES), ProcedureRow.version == version)
+            .order_by(exact_first(_PROCEDURES))
+            .limit(1),
+            code_params(code),
+        )
+
+    def procedure_ids(self, code: str) -> Select[Any]:
+        """The ids of every version of ``code``, as a subquery."""
+        return select(ProcedureRow.id).where(of_code(_PROCEDURES)).params(code_params(code))
+
+    def versions(self, code: str) -> list[ProcedureRow]:
+        """Every version of ``code``, oldest first."""
+        q = select(ProcedureRow).where(ProcedureRow.id.in_(self.procedure_ids(code))).order_by(ProcedureRow.version)
+        return list(self.session.scalars(q))
+
+    def code_problems(self) -> list[str]:
+        """One line for each stored version whose code breaks the code rule
+        (stored before it) or was kept under its own spelling because it
+        collides ignoring case with an earlier one (migration 0003_code_key),
+        and each whose version is outside 1..1,000,000. Nothing is changed:
+        the operator decides. Codes are shown as Python escapes (``ascii``),
+        so an invisible or look-alike character shows."""
+        lines = []
+        rows = self.session.execute(
+            select(ProcedureRow.code, ProcedureRow.version, ProcedureRow.code_key).order_by(ProcedureRow.id)
+        )
+        for code, version, key in rows:
+            where = f"thủ tục {code!a} phiên bản {version}"
+            if not valid_code(code):
+                lines.append(f"{where}: mã không theo quy tắc {CODE_FORM}; API không tìm được thủ tục này theo mã")
+            if key.startswith(EXACT):
+                stored = self.stored_spelling(code)
+                lines.append(
+                    f"{where}: mã trùng với {stored!a} khi không phân biệt chữ hoa, chữ thường; "
+                    "giữ nguyên, chỉ tìm được khi viết đúng từng chữ"
+                )
+            if not VERSION_MIN <= version <= VERSION_MAX:
+                lines.append(f"{where}: phiên bản ngoài khoảng {VERSION_MIN}..{VERSION_MAX:,}")
+        return lines
+
+    def stored_spelling(self, code: str) -> str | None:
+        """How ``code`` is spelled where it is stored already, when it is."""
+        return self.session.scalar(select(ProcedureRow.code).where(ProcedureRow.code_key == code_key(code)).limit(1))
+
+    def claim_code(self, code: str) -> None:
+        """Make sure ``code`` is stored, if at all, under this very spelling;
+        on PostgreSQL the code's lock is held to the end of the transaction,
+        so that a concurrent upload of another spelling waits, then sees this one.
+
+        Raises:
+            Conflict: the code is stored under another spelling (it differs
+                only in case, so it is that code).
+        """
+        if self.connection.dialect.name == "postgresql":
+            self.connection.execute(text("SELECT pg_advisory_xact_lock(:n)"), {"n": code_lock(code_key(code))})
+        stored = self.stored_spelling(code)
+        if stored is not None and stored != code:
+            raise Conflict(
+                f"mã thủ tục {code} trùng với mã đã có {stored} (chỉ khác chữ hoa, chữ thường, là cùng một mã): "
+                f"hãy viết đúng {stored}"
+            )
 
     def procedures(self) -> list[ProcedureRow]:
         return list(self.session.scalars(select(ProcedureRow).order_by(ProcedureRow.code, ProcedureRow.version)))
@@ -322,12 +394,15 @@ class UnitOfWork:
         """Store a new version.
 
         Raises:
-            Conflict: this code and version exist already.
+            Conflict: this code and version exist already, or the code is
+                stored under another spelling (:meth:`claim_code`).
         """
+        self.claim_code(defn.code)
         if self.find_procedure(defn.code, defn.version) is not None:
             raise Conflict(f"procedure {defn.code} version {defn.version} exists already")
         row = ProcedureRow(
             code=defn.code,
+            code_key=code_key(defn.code),
             version=defn.version,
             name=defn.name,
             status=status,
@@ -367,7 +442,7 @@ class UnitOfWork:
         Raises:
             NotPublished: ``code`` has no published version.
         """
-        found = self.connection.execute(cast(Executable, NEWEST_PUBLISHED.statement), {"b_code": code}).scalar()
+        found = self.connection.execute(cast(Executable, NEWEST_PUBLISHED.statement), code_params(code)).scalar()
         if found is None:
             raise NotPublished(f"procedure {code!r} has no published version")
         return int(found)

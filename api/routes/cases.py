@@ -29,6 +29,7 @@ from engine.cases import Idempotency, Prepared
 from engine.direct import Direct
 from engine.errors import Forbidden
 from engine.machine import Actor
+from engine.rows import CURSOR_FORM
 from engine.store import AsyncStatements
 from engine.users import User
 from engine.views import CaseView, StoredResponse
@@ -46,7 +47,7 @@ from ..deps import (
     plain_json,
     signed_in_user,
 )
-from ..problems import ApiProblem, documented
+from ..problems import documented
 from ..schemas import ActionCreate, CaseCreate, CasePublic, EventPublic, InboxItemPublic, Page, WithdrawCreate, case_json
 from ..services import Services
 
@@ -434,27 +435,30 @@ def events(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> list[Even
 
 
 def _inbox_page(services: Services, actor: Actor, limit: int, cursor: str | None, db: Direct | None = None) -> Response:
-    try:
-        items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor, db=db)
-    except ValueError as exc:
-        raise ApiProblem(422, str(exc), kind="invalid-cursor") from None
+    # the cursor is of its form (both paths check it), and every text of that form is a cursor
+    items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor, db=db)
     return _json(Page[InboxItemPublic](items=[InboxItemPublic.of(i) for i in items], next_cursor=next_cursor))
 
 
 _PLAIN_LIMIT = re.compile(r"[1-9][0-9]{0,2}")
+_PLAIN_CURSOR = re.compile(CURSOR_FORM)
 
 
 async def _fast_inbox(request: Request) -> Response | None:
     """The inbox's fast path (see :func:`~api.deps.fast_path`): officials
     open it all day. Plain query parameters (``limit`` a number up to 200,
-    ``cursor`` up to 200 characters, each at most once) are read here, and
+    ``cursor`` of its documented form, each at most once) are read here, and
     the token check and the query run in one thread-pool call, on one
     connection (each statement alone: :meth:`~engine.store.Store.reading`)."""
     params = request.query_params
     if len(params.keys()) != len(params.multi_items()):
         return None
     raw_limit, cursor = params.get("limit", "50"), params.get("cursor")
-    if not _PLAIN_LIMIT.fullmatch(raw_limit) or int(raw_limit) > 200 or (cursor is not None and len(cursor) > 200):
+    if (
+        not _PLAIN_LIMIT.fullmatch(raw_limit)
+        or int(raw_limit) > 200
+        or (cursor is not None and not _PLAIN_CURSOR.fullmatch(cursor))
+    ):
         return None
     services: Services = request.app.state.services
     bearer_token(request)
@@ -472,6 +476,14 @@ def inbox(
     services: ServicesDep,
     actor: ActorDep,
     limit: Limit = 50,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None,
+        Query(
+            pattern=CURSOR_FORM,
+            description="next_cursor of the previous page: `DUE.CASE.POSITION`, the last item's due time"
+            " (microseconds since 1970, UTC), case id and step position; any value of this form is a place"
+            " in the list to go on after",
+        ),
+    ] = None,
 ) -> Response:
     return _inbox_page(services, actor, limit, cursor)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
 
+from engine.codes import CODE_FORM, VERSION_MAX, VERSION_MIN
 from engine.db import ProcedureRow
 from engine.errors import Conflict
 from engine.store import DRAFT
@@ -39,8 +40,16 @@ UTF8_NAMES = frozenset({"utf-8", "utf8", "us-ascii"})
 """Charsets a definition may be declared in: UTF-8, or ASCII, which is a part of it."""
 YAML_TYPES = frozenset({"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml"})
 SVG = "image/svg+xml"
-Code = Annotated[str, Path(max_length=100, pattern=r"^[^\x00-\x1f]+$", examples=["QP-CS-XN-02"])]
-Version = Annotated[int, Path(ge=1, le=1_000_000, examples=[1])]
+Code = Annotated[
+    str,
+    Path(
+        max_length=100,
+        pattern=CODE_FORM,
+        description="the procedure's code; codes that differ only in case are the same code",
+        examples=["QP-CS-XN-02"],
+    ),
+]
+Version = Annotated[int, Path(ge=VERSION_MIN, le=VERSION_MAX, examples=[1])]
 
 
 def _now() -> dt.datetime:
@@ -199,7 +208,7 @@ def get_analysis(code: Code, version: Version, services: ServicesDep, user: User
 )
 def post_simplify(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> SimplifyResult:
     result = store_simplified(services, code, version)
-    return SimplifyResult(code=code, version=result.after.version, **result.report())  # type: ignore[arg-type]
+    return SimplifyResult(code=result.after.code, version=result.after.version, **result.report())  # type: ignore[arg-type]
 
 
 @router.post(

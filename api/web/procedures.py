@@ -56,7 +56,8 @@ def _rows(services: Services) -> list[ProcedureRow]:
 
 
 def _versions(services: Services, code: str) -> list[ProcedureRow]:
-    rows = [r for r in _rows(services) if r.code == code]
+    with services.store.unit(write=False) as uow:
+        rows = uow.versions(code)
     if not rows:
         raise NotFound(f"no procedure {code}")
     return rows

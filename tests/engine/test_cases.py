@@ -411,6 +411,8 @@ def test_the_inbox_puts_steps_without_due_time_last_and_marks_overdue(
 def test_a_bad_inbox_cursor_is_refused(published: Store, service: CaseService) -> None:
     with pytest.raises(ValueError, match="cursor"):
         service.inbox(CB, cursor="bm90IGEgY3Vyc29y")
+    with pytest.raises(ValueError, match="cursor"):
+        service.inbox(CB, cursor="1.2.3\n")
 
 
 # -- optimistic concurrency --------------------------------------------------------------
