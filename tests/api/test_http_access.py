@@ -145,6 +145,7 @@ def test_procedure_writes_need_reform(api: Api, world: dict[str, Any]) -> None:
 
 def test_opening_a_case_for_someone_else_needs_an_official_of_that_unit(api: Api, world: dict[str, Any]) -> None:
     body = {"procedure": XUAT_NGU, "unit": "u1", "data": xuat_ngu_data(), "applicant": "someone"}
+    api.user("someone")  # the applicant must be a user
     before = api.snapshot()
     for headers in (world["applicant"], world["stranger"], api.admin()):
         assert_problem(api.client.post("/api/cases", json=body, headers=headers), 403, "forbidden")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import XUAT_NGU, Api, assert_problem, xuat_ngu_data
+from tests.conftest import DEFINITIONS
 
 STEP = {"step": "lap_danh_sach", "outcome": "done"}
 
@@ -129,3 +130,20 @@ def test_a_version_outside_its_bounds_in_a_path_is_422(api: Api, version: str) -
     for path in (f"/api/procedures/{XUAT_NGU}/{version}", f"/api/procedures/{XUAT_NGU}/compare/1/{version}"):
         assert_problem(api.client.get(path, headers=api.reformer()), 422, "invalid-request")
     assert_problem(api.client.post(f"/api/procedures/{XUAT_NGU}/{version}/publish", headers=api.reformer()), 422)
+
+
+def test_a_code_is_one_code_in_any_case_over_http(api: Api) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    reformer = api.reformer()
+    lower = XUAT_NGU.lower()
+    found = api.client.get(f"/api/procedures/{lower}/1", headers=reformer)
+    assert found.status_code == 200 and found.json()["code"] == XUAT_NGU
+    before = api.snapshot()
+    yaml = (DEFINITIONS / "che-do-xuat-ngu.v1.yaml").read_text(encoding="utf-8")
+    second = yaml.replace(f"code: {XUAT_NGU}", f"code: {lower}").replace("version: 1", "version: 7")
+    assert f"code: {lower}" in second
+    response = api.client.post(
+        "/api/procedures", content=second.encode(), headers={**reformer, "Content-Type": "application/yaml"}
+    )
+    assert XUAT_NGU in assert_problem(response, 409)["detail"]
+    assert api.snapshot() == before

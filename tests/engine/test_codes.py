@@ -8,8 +8,9 @@ import pytest
 from alembic import command
 from sqlalchemy import text
 
-from engine.cases import CaseService, publish_definition
+from engine.cases import CaseService
 from engine.errors import Conflict
+from engine.publishing import publish_definition
 from engine.schema import _config, upgrade
 from engine.store import Store
 from tests.conftest import definition_text

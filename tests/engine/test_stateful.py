@@ -302,6 +302,10 @@ class PersistedDriver(Driver):
         self.statements: AsyncStatements | None = None
 
     def start(self, actor: Actor, unit: str, applicant: str, data: Any) -> int:
+        with self.store.unit() as uow:  # an applicant must be a user (the rules' applicants all are)
+            if uow.session.get(UserRow, applicant) is None:
+                add_user(uow, applicant, name=applicant, unit=unit)
+                self.tokens[applicant] = issue_token(uow, applicant)
         view = self.service.start(actor, code=self.code, unit=unit, data=data, applicant=applicant)
         assert view.version == 1
         return view.id

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from engine.cases import CaseService, publish_definition
+from engine.cases import CaseService
 from engine.errors import InvalidData
+from engine.publishing import publish_definition
 from engine.store import Store
 from engine.users import add_user
 from tests.conftest import definition_text

@@ -1,7 +1,7 @@
 """procedures.code_key: codes that differ only in case are one code
 
-Revision ID: 0003_code_key
-Revises: 0001
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-07
 
 Every version gets the key of its code (engine.codes.code_key: the code
@@ -26,8 +26,8 @@ from alembic import op
 
 from engine.codes import code_key, exact_key
 
-revision = "0003_code_key"
-down_revision = "0001"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
