@@ -87,8 +87,8 @@ def _print_json(value: Any) -> None:
 def _files(args_files: list[str], out: _Out) -> list[str]:
     files = definition_files(args_files)
     for given in args_files:
-        if Path(given).is_dir() and not any(f.startswith(str(Path(given))) for f in files):
-            print(f"{given}: no *.yaml definitions in this folder", file=sys.stderr)
+        if Path(given).is_dir() and not definition_files([given]):
+            print(f"{given}: thư mục không có tệp định nghĩa *.yaml nào (no *.yaml definitions in this folder)", file=sys.stderr)
             out.invalid = True
     return files
 

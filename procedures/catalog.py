@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .catalog_file import PRICE_KEYS, CatalogFile, PriceList, catalog_path, is_catalog_file, read_catalog_file
 from .errors import DefinitionError, Problem, ReadError, TinhgonError
+from .labels import number
 from .loader import load_path
 from .metrics import Metrics, metrics
 from .model import Definition
@@ -209,7 +210,7 @@ class Catalog:
 
 
 def _money(value: float) -> str:
-    return f"{round(value):,}".replace(",", ".")
+    return number(value, 0)
 
 
 def load_catalog(paths: list[str]) -> Catalog:

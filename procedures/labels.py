@@ -4,6 +4,7 @@ line, the diagrams and the pages alike."""
 
 from __future__ import annotations
 
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 METRIC_LABELS: dict[str, str] = {
@@ -38,16 +39,30 @@ RULE_LABELS: dict[str, str] = {
 }
 
 
+def half_up(value: float | int, digits: int) -> Decimal:
+    """``value`` rounded half up (away from zero) on its decimal value, the
+    way people round: 5.625 -> 5.63, where binary rounding gives 5.62.
+    Display only; the figures themselves keep every digit."""
+    # repr of the float: its shortest decimal (numpy's floats too, whose repr names the type)
+    exact = Decimal(value) if isinstance(value, int) else Decimal(repr(float(value)))
+    return exact.quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+
+
 def number(value: Any, digits: int = 2) -> str:
-    """``1234567.5`` -> ``1.234.567,5`` (Vietnamese grouping)."""
+    """``1234567.5`` -> ``1.234.567,5`` (Vietnamese grouping), at most
+    ``digits`` decimals, rounded half up.
+
+    >>> number(5.625), number(1234567.5), number(-12499.5, 0), number(3)
+    ('5,63', '1.234.567,5', '-12.500', '3')
+    """
     if value is None:
         return "—"
     if isinstance(value, bool):
         return "có" if value else "không"
-    if isinstance(value, int) or float(value).is_integer():
-        text = f"{round(value):,}"
-        return text.replace(",", ".")
-    text = f"{value:,.{digits}f}".rstrip("0").rstrip(".")
+    shown = half_up(value, digits)
+    if shown == shown.to_integral_value():
+        return f"{int(shown):,}".replace(",", ".")
+    text = f"{shown:,f}".rstrip("0").rstrip(".")
     return text.replace(",", "\0").replace(".", ",").replace("\0", ".")
 
 
@@ -61,7 +76,7 @@ def metric_text(metric: str, value: Any) -> str:
     figures to two decimals; ``—`` for none."""
     if value is None:
         return "—"
-    return number(round(value)) if metric in MONEY_METRICS else number(value)
+    return number(value, 0) if metric in MONEY_METRICS else number(value)
 
 
 def percent(value: float | None) -> str:
@@ -69,12 +84,12 @@ def percent(value: float | None) -> str:
     if value is None:
         return "—"
     sign = "+" if value > 0 else ""
-    return f"{sign}{number(round(value, 1), 1)}%"
+    return f"{sign}{number(value, 1)}%"
 
 
 def money(amount: float) -> str:
     """``514000`` -> ``514.000 đ``."""
-    return f"{number(round(amount))} đ"
+    return f"{number(amount, 0)} đ"
 
 
 def duration_words(hours: float | None) -> str:

@@ -223,7 +223,7 @@ def cut_text(check: TargetResult) -> str:
     cut = check["cut_percent"]
     if cut is None:
         return "—"
-    return f"{number(round(cut, 2))}%" if cut >= 0 else f"tăng {number(round(-cut, 2))}%"
+    return f"{number(cut, 2)}%" if cut >= 0 else f"tăng {number(-cut, 2)}%"
 
 
 def scope_text(check: TargetResult) -> str:

@@ -281,3 +281,13 @@ def test_compare_human_writes_money_to_the_whole_dong(capsys: pytest.CaptureFixt
         figures = re.findall(r"-?[\d.]+(?:,\d+)?(?=\s|$)", line.split(")", 1)[1])[:3]
         assert len(figures) == 3 and all("," not in f for f in figures), (key, line)
     assert f"{round(exact):,}".replace(",", ".") in rows["processing_cost"]
+
+
+def test_the_folder_dot_is_a_folder_for_every_command(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(DEFINITIONS)
+    for command in (["validate", "."], ["analyze", "."], ["report", "."], ["analyze", ".", "--json"]):
+        code, out, err = run(capsys, *command)
+        assert code == 0, (command, err)
+        assert "no *.yaml" not in err and out

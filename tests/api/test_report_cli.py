@@ -119,7 +119,7 @@ steps:
 def test_empty_folder_is_a_clear_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, err = run(capsys, "report", str(tmp_path), "-o", str(tmp_path / "r.html"))
     assert code == 2 and out == ""
-    assert f"{tmp_path}: no *.yaml definitions in this folder" in err
+    assert f"{tmp_path}: thư mục không có tệp định nghĩa *.yaml nào" in err
     assert not (tmp_path / "r.html").exists()
 
 

@@ -379,7 +379,9 @@ def test_markdown_has_targets_totals_and_every_procedure() -> None:
     [
         ("processing_cost", 216666.666, "216.667"),
         ("annual_processing_cost", 303333333333.33, "303.333.333.333"),
-        ("compliance_cost", -12499.5, "-12.500"),  # round half to even on the whole đồng
+        ("compliance_cost", -12499.5, "-12.500"),  # half up (away from zero) on the whole đồng
+        ("lead_time_days", 5.625, "5,63"),  # half up on the decimal value, where binary rounding gives 5,62
+        ("compliance_cost", 2.5, "3"),
         ("office_hours", 4.3333, "4,33"),
         ("lead_time_days", 2.75, "2,75"),
         ("steps", 12, "12"),
