@@ -29,7 +29,7 @@ from ..routes.cases import MAX_ID, CaseId
 from ..routes.procedures import Code
 from ..services import Services
 from .forms import choice_text, field_errors, form_fields, parse_form
-from .messages import CASE_STATUS, EVENT_TYPES, REFUSALS, STEP_STATUS, effect_text, outcome_text, refusal_text
+from .messages import CASE_STATUS, EVENT_TYPES, REFUSALS, STEP_STATUS, effect_text, outcome_text, outcome_words, refusal_text
 from .render import PageRoute, page
 from .session import CheckedForm, PageUser
 from .svg import render_svg
@@ -137,7 +137,6 @@ def _start_page(
         unit=user.unit if unit is None else unit,
         unit_error=(errors or {}).get("(unit)"),
         error=error,
-        choice_text=choice_text,
     )
 
 
@@ -199,7 +198,7 @@ def _case_page(
         outcomes = [
             {
                 "name": name,
-                "text": outcome_text(name),
+                "text": outcome_words(step, name),
                 "effect": effect_text(effect, defn),
                 "kind": effect.kind,
                 "to_applicant": _to_applicant(defn, effect),
@@ -231,7 +230,13 @@ def _case_page(
                 "type": EVENT_TYPES.get(e.type, e.type),
                 "who": names.get(e.actor, "Hệ thống" if e.actor == "system" else e.actor),
                 "step": step_name,
-                "outcome": outcome_text(e.outcome) if e.outcome else None,
+                "outcome": (
+                    outcome_words(defn.step(e.step), e.outcome)
+                    if e.outcome and e.step is not None and e.step in defn.index
+                    else outcome_text(e.outcome)
+                    if e.outcome
+                    else None
+                ),
                 "missing": [defn.document_by_id[d].name if d in defn.document_by_id else d for d in missing],
                 "changes": e.data.get("changes") or {},
             }
@@ -257,6 +262,7 @@ def _case_page(
         is_applicant=view.applicant == actor.id,
         fields={f.id: f for f in defn.fields},
         choice_text=choice_text,
+        outcome_words=outcome_words,
         due_class=due_class(view.due_at, False, now) if view.open else "",
     )
 

@@ -45,6 +45,12 @@ class FormField:
     values: tuple[str, ...]
     value: Any
     error: str | None
+    labels: tuple[tuple[str, str], ...] = ()
+    """``(value, label)`` of the enum values the definition labels"""
+
+    def choice(self, value: str) -> str:
+        """What people read for one of the values: its label, else the value with spaces."""
+        return next((label for v, label in self.labels if v == value), None) or choice_text(value)
 
     @property
     def name(self) -> str:
@@ -55,7 +61,10 @@ class FormField:
         return INPUTS.get(self.type, "text")
 
 
-def choice_text(value: str) -> str:
+def choice_text(value: str, field: FieldDef | None = None) -> str:
+    """An enum value for people: the label ``field`` gives it, else the value with spaces."""
+    if field is not None and field.value_label(value) != value:
+        return field.value_label(value)
     return value.replace("_", " ")
 
 
@@ -64,7 +73,7 @@ def form_fields(
 ) -> list[FormField]:
     values, errors = values or {}, errors or {}
     return [
-        FormField(f.id, f.name or f.id, f.type, f.required, f.values or (), values.get(f.id), errors.get(f.id))
+        FormField(f.id, f.name or f.id, f.type, f.required, f.values or (), values.get(f.id), errors.get(f.id), f.value_labels)
         for f in defn.fields
     ]
 

@@ -10,7 +10,7 @@ from engine import errors as E
 from engine.calendar import local_time
 from procedures.diagram import STATUS_LABELS
 from procedures.labels import number
-from procedures.model import Definition, Effect
+from procedures.model import Definition, Effect, Step
 
 CASE_STATUS = {
     "open": "đang giải quyết",
@@ -48,6 +48,13 @@ REFUSALS = {
 def outcome_text(name: str) -> str:
     """An outcome's name for a button: ``huong_dan_bo_sung`` -> ``huong dan bo sung``."""
     return OUTCOME_WORDS.get(name, name.replace("_", " "))
+
+
+def outcome_words(step: Step, name: str) -> str:
+    """What a decision's button and the case's steps say: the outcome's label
+    when the definition gives one, else its name in words."""
+    label = dict(step.outcome_labels).get(name)
+    return label if label is not None else outcome_text(name)
 
 
 def effect_text(effect: Effect, defn: Definition) -> str:

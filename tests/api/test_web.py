@@ -572,3 +572,41 @@ def test_the_catalog_page_measures_the_served_catalog_against_the_programmes(sit
     unpriced = site.client("reform").get("/thu-tuc/1.001193/1").text
     priced_page = browser.get("/thu-tuc/1.001193/1").text
     assert unpriced != priced_page
+
+
+LABELLED = definition_text(
+    """\
+    fields:
+      - {id: loai, name: Loại, type: enum, required: true, values: [{value: ha_si_quan, label: Hạ sĩ quan}, binh_si]}
+    roles:
+      - {id: dan, name: Người dân, kind: applicant}
+      - {id: mot_cua, name: Một cửa, kind: office}
+    documents:
+      - {id: ket_qua, name: Kết quả, deliverable: true}
+    steps:
+      - {id: nop, name: Nộp, role: dan, kind: submit}
+      - id: xet
+        name: Xét
+        role: mot_cua
+        outputs: [ket_qua]
+        outcomes:
+          dong_y: {effect: proceed, label: Đồng ý cấp}
+          tra_lai: {return: nop, label: Yêu cầu bổ sung giấy tờ}
+          khong_dat: reject
+    """,
+    head="format: tinhgon/1\ncode: T-NHAN\nname: Thủ tục có nhãn\nversion: 1\n",
+)
+
+
+def test_pages_show_the_labels_of_outcomes_and_values_never_their_ids(site: Site) -> None:
+    publish_definition(site.services.store, LABELLED)
+    form = site.client("dan").get("/ho-so/moi/T-NHAN").text
+    assert ">Hạ sĩ quan</option>" in form and ">binh si</option>" in form and ">ha_si_quan<" not in form
+    case = _start(site, "dan", code="T-NHAN", data={"f_loai": "ha_si_quan"})
+    _act(site, "dan", case, "nop", "done")
+    page = site.client("mot_cua").get(f"/ho-so/{case}").text
+    assert "Đồng ý cấp" in page and "Yêu cầu bổ sung giấy tờ" in page and "khong dat" in page
+    assert "dong y" not in page and "tra lai" not in page
+    assert "Hạ sĩ quan" in page  # the case's data, in words
+    done = _act(site, "mot_cua", case, "xet", "dong_y")
+    assert "Đồng ý cấp" in done  # the steps table and the timeline name the decision by its label
