@@ -61,7 +61,7 @@ def publish_or_amend(
         new_hash = content_hash(body)
         if existing.content_hash == new_hash:
             return Published(uow.publish(defn.code, defn.version, now=now), "same")
-        if not amend or not is_amendment(load_text(existing.body, source=f"{defn.code} v{defn.version}"), defn):
+        if not amend or not is_amendment(existing.body, defn):
             raise Conflict(
                 f"{source}: {defn.code} phiên bản {defn.version} đã lưu với nội dung khác, khác cả ở phần hồ sơ đang chạy "
                 "phụ thuộc (bước, vai trò, kết quả, thời hạn, giấy tờ, trường dữ liệu); hãy đặt số phiên bản mới"

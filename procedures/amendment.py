@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from .errors import DefinitionError
+from .loader import SHAPE, parse_text
 from .model import Definition
 
 DISPLAY_KEYS = frozenset(
@@ -56,9 +58,10 @@ def _value(item: Any) -> Any:
     return item.get("value") if isinstance(item, dict) else item
 
 
-def case_relevant(defn: Definition) -> dict[str, Any]:
-    """What of ``defn`` running cases depend on, as plain data."""
-    data = _plain(defn.data)
+def case_relevant(defn: Definition | Mapping[str, Any]) -> dict[str, Any]:
+    """What of ``defn`` (a definition, or the data of one) running cases
+    depend on, as plain data."""
+    data = _plain(defn.data if isinstance(defn, Definition) else defn)
     out = {k: v for k, v in data.items() if k not in DISPLAY_KEYS}
     for key, drop in ITEM_DISPLAY_KEYS.items():
         items = out.get(key)
@@ -68,8 +71,11 @@ def case_relevant(defn: Definition) -> dict[str, Any]:
         for item in items:
             if isinstance(item, dict):
                 item = {k: v for k, v in item.items() if k not in drop}
-                if key == "steps" and isinstance(item.get("outcomes"), dict):
-                    item["outcomes"] = {n: _outcome(e) for n, e in item["outcomes"].items()}
+                if key == "steps":
+                    # no outcomes is the one outcome done: proceed, which may then be labelled
+                    outcomes = item.get("outcomes", {"done": "proceed"})
+                    if isinstance(outcomes, dict):
+                        item["outcomes"] = {n: _outcome(e) for n, e in outcomes.items()}
                 if key == "fields" and isinstance(item.get("values"), list):
                     item["values"] = [_value(v) for v in item["values"]]
             kept.append(item)
@@ -77,6 +83,18 @@ def case_relevant(defn: Definition) -> dict[str, Any]:
     return out
 
 
-def is_amendment(stored: Definition, new: Definition) -> bool:
-    """Whether ``new`` may replace ``stored`` under the same code and version."""
+def is_amendment(stored: Definition | str, new: Definition) -> bool:
+    """Whether ``new`` may replace ``stored`` (a definition, or a stored
+    body, read as YAML only: a body stored under an earlier release's rules
+    need not pass today's checks, an undeclared registry id for instance)
+    under the same code and version."""
+    if isinstance(stored, str):
+        try:
+            data, _notes = parse_text(stored, "<stored>", SHAPE)
+        except DefinitionError:
+            return False
+        if not isinstance(data, Mapping):
+            return False
+        same = data.get("code") == new.code and data.get("version") == new.version
+        return same and case_relevant(data) == case_relevant(new)
     return stored.code == new.code and stored.version == new.version and case_relevant(stored) == case_relevant(new)

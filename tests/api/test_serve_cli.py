@@ -16,10 +16,12 @@ from api.cli import main
 from api.serve_cli import StartError, first_users, load_definitions
 from api.settings import SECURE_COOKIES_ENV, SESSION_HOURS_ENV, SESSION_IDLE_ENV, WEB_ENV, Settings, web_settings
 from api.supervisor import worker_sockets
+from engine.cases import utcnow
+from engine.db import ProcedureRow
 from engine.schema import upgrade
 from engine.sessions import open_session, session_user
 from engine.settings import DATABASE_ENV, KEY_ENV
-from engine.store import Store
+from engine.store import Store, content_hash
 from engine.users import authenticate
 from procedures import load_path
 from tests.api.conftest import csrf_of
@@ -363,3 +365,32 @@ def test_serve_refuses_bad_session_settings_before_touching_the_database(
     err = capsys.readouterr().err
     assert told in err and "Traceback" not in err
     assert not (tmp_path / "s.db").exists()
+
+
+def test_a_body_stored_under_earlier_rules_is_amended_by_its_corrected_file(tmp_path: Path) -> None:
+    """A database from before the registry rule holds a body that cites an
+    undeclared registry; its file, now declaring it and labelling its
+    outcomes, amends it instead of stopping the start."""
+    old = (
+        "format: tinhgon/1\ncode: CU-1\nname: Thủ tục cũ\nversion: 1\n"
+        "roles: [{id: dv, name: Đơn vị, kind: applicant}, {id: cb, name: Cán bộ, kind: office}]\n"
+        "documents: [{id: a, name: A, from: registry, registry: dat_dai}, {id: kq, name: KQ, deliverable: true}]\n"
+        "steps:\n  - {id: s1, name: Nộp, role: dv}\n  - {id: s2, name: Xét, role: cb, inputs: [a], outputs: [kq], outcomes: {dat: proceed}}\n"
+    )
+    store = Store(f"sqlite:///{tmp_path / 's.db'}")
+    upgrade(store.engine)
+    with store.unit() as uow:
+        uow.session.add(
+            ProcedureRow(code="CU-1", code_key="cu-1", version=1, name="Thủ tục cũ", status="published", body=old,
+                         content_hash=content_hash(old), created_at=utcnow(), published_at=utcnow())
+        )  # fmt: skip
+    folder = tmp_path / "defs"
+    folder.mkdir()
+    new = old.replace("roles:", "registries: [{id: dat_dai, name: Cơ sở dữ liệu đất đai}]\nroles:").replace(
+        "{dat: proceed}", "{dat: {effect: proceed, label: Đạt}}"
+    )
+    (folder / "cu-1.v1.yaml").write_text(new, encoding="utf-8")
+    amended: list[str] = []
+    assert len(load_definitions(store, folder, amended)) == 1 and len(amended) == 1
+    with store.unit(write=False) as uow:
+        assert uow.procedure("CU-1", 1).body == new

@@ -408,7 +408,7 @@ def test_a_case_through_its_life_with_the_guide_once_refusal(site: Site) -> None
         "Tạo hồ sơ",
         "Hệ thống tự thực hiện",
         "Lấy số định danh",
-        "huong dan bo sung",
+        "Hướng dẫn bổ sung hồ sơ",  # the outcome by its label
         "Yêu cầu bổ sung: Giấy chứng sinh",
     ):
         assert words in text, words

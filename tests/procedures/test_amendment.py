@@ -55,3 +55,11 @@ def test_what_no_case_depends_on_is_an_amendment(old: str, new: str) -> None:
 )
 def test_what_cases_depend_on_needs_a_new_version(old: str, new: str) -> None:
     assert not is_amendment(load_text(BASE), load_text(BASE.replace(old, new)))
+
+
+def test_labelling_the_default_outcome_is_an_amendment() -> None:
+    labelled = BASE.replace(
+        "{id: s1, name: Nộp, role: dv, inputs: [a]}",
+        "{id: s1, name: Nộp, role: dv, inputs: [a], outcomes: {done: {effect: proceed, label: Đã nộp}}}",
+    )
+    assert is_amendment(load_text(BASE), load_text(labelled))
