@@ -273,7 +273,7 @@ def _units(
 def _with_exits(unit: _Unit, defn: Definition, has_followers: set[str], last: str | None) -> _Unit:
     """``unit`` with a line for the rejections and ends of its steps."""
     steps = [defn.steps[i] for i in unit.members]
-    names = sorted({n for s in steps for n, e in s.outcomes if e.kind == "reject"})
+    names = sorted({s.outcome_label(n) for s in steps for n, e in s.outcomes if e.kind == "reject"})
     extra: list[Line] = []
     if names:
         extra += [(part, 9, "B") for part in _wrapped(f"✕ từ chối: {', '.join(names)}", NOTE_WRAP)]
@@ -431,7 +431,7 @@ def diagram(
     if rejecting:
         dot.node("rejected", "Từ chối", shape="octagon", style="filled", fillcolor="#fee2e2", color="#b91c1c", **at("rejected"))
         for step in rejecting:
-            names = ", ".join(n for n, e in step.outcomes if e.kind == "reject")
+            names = ", ".join(step.outcome_label(n) for n, e in step.outcomes if e.kind == "reject")
             edge(
                 node_of[step.id],
                 "rejected",
@@ -450,7 +450,7 @@ def diagram(
             dot.edge(
                 a,
                 b,
-                label=text(f"↩ {name}"),
+                label=text(f"↩ {step.outcome_label(name)}"),
                 style="dashed",
                 color="#6b7280",
                 fontcolor="#374151",
@@ -693,9 +693,9 @@ def _draw_step(graph: graphviz.Digraph, step: Step, status: str | None, critical
 def _document_lines(defn: Definition, doc_id: str) -> list[Line]:
     doc = defn.document_by_id[doc_id]
     if doc.source == "registry":
-        note = f"(CSDL {doc.registry})" if doc.registry else "(khai thác từ CSDL)"
+        note = f"({defn.registry_name(doc.registry)})" if doc.registry else "(khai thác từ CSDL)"
     elif doc.source == "applicant":
-        note = f"(đã có trong CSDL {doc.registry})" if doc.registry else ""
+        note = f"(đã có trong {defn.registry_name(doc.registry)})" if doc.registry else ""
     else:
         note = "★ kết quả" if doc.deliverable else ""
     texts = _wrapped(doc.name, NAME_WRAP) + ([note] if note else [])

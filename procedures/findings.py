@@ -67,7 +67,7 @@ def once_only(defn: Definition) -> list[Finding]:
                     "auto",
                     _applicant_readers(defn, doc.id),
                     (doc.id,),
-                    f"Giấy tờ {_quote(doc.name)} đã có trong cơ sở dữ liệu {_quote(doc.registry)}: "
+                    f"Giấy tờ {_quote(doc.name)} đã có trong {defn.registry_name(doc.registry)}: "
                     "cơ quan tự khai thác, không yêu cầu người nộp cung cấp (nguyên tắc chỉ cung cấp thông tin một lần).",
                 )
             )

@@ -51,7 +51,9 @@ steps:
 """)
     found = once_only(defn)
     assert pairs(found) == [(("nop", "nhan"), ("cccd",))]
-    assert all(f.fix == "auto" and "population" in f.message for f in found)
+    assert all(
+        f.fix == "auto" and "Cơ sở dữ liệu quốc gia về dân cư" in f.message and "population" not in f.message for f in found
+    )
 
 
 def test_once_only_applies_to_a_registry_document_nobody_reads() -> None:
