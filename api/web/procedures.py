@@ -31,6 +31,7 @@ from procedures.metrics import METRIC_NAMES, change
 from procedures.report import cut_text, scope_text, target_label, target_value_text, verdict_text
 from procedures.simplify import simplify
 from procedures.targets import catalog_targets
+from procedures.toward import toward_targets
 
 from ..deps import ServicesDep
 from ..metrics import timed
@@ -42,6 +43,9 @@ from .session import CheckedForm, PageRefused, PageUser
 from .svg import render_svg
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
+
+PATH_SHOWN = 5
+"""Findings shown toward each target not met on the catalog page (the report lists them all)."""
 NEEDS_REFORM = "Việc này cần quyền cải cách thủ tục (reform)."
 DONE = {
     "tai-len": "Đã lưu định nghĩa thành bản nháp.",
@@ -122,6 +126,7 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
             )
         )
     plan = make_catalog([_definition(services, r) for rows in by_code.values() for r in rows], services.catalog)
+    checks = catalog_targets(plan)
     targets = [
         {
             "name": t["name"],
@@ -133,7 +138,19 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
             "verdict": verdict_text(t),
             "met": t["met"],
         }
-        for t in catalog_targets(plan)
+        for t in checks
+    ]
+    names = {(t["programme"], t["metric"]): t["name"] for t in checks}
+    paths = [
+        {
+            "title": f"{names[(p['programme'], p['metric'])]}: {target_label(p['metric']).lower()}",
+            "shortfall": target_value_text(p["metric"], p["shortfall"]) if p["shortfall"] else None,
+            "findings": [
+                (f["code"], RULE_LABELS.get(f["rule"], f["rule"]), f["message"], target_value_text(p["metric"], f["saving"]))
+                for f in p["findings"][:PATH_SHOWN]
+            ],
+        }
+        for p in toward_targets(plan, checks)
     ]
     prices = services.catalog.prices if services.catalog is not None else None
     return page(
@@ -141,6 +158,7 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
         "catalog.html",
         entries=entries,
         targets=targets,
+        paths=paths,
         title=services.catalog.name if services.catalog is not None else None,
         prices=prices,
         exceptions=plan.exceptions(),

@@ -568,6 +568,7 @@ def test_the_catalog_page_measures_the_served_catalog_against_the_programmes(sit
     assert catalog.name is not None and html.escape(catalog.name) in page
     assert "Quyết định 1085/QĐ-TTg" in page and "giảm 20% số thủ tục" in page
     assert "43.200 đ/giờ" in page
+    assert "Hướng tới:" in page  # the path to each target the catalog misses
     # the procedure's costs on its page follow the one price list
     unpriced = site.client("reform").get("/thu-tuc/1.001193/1").text
     priced_page = browser.get("/thu-tuc/1.001193/1").text
