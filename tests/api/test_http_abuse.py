@@ -102,7 +102,7 @@ def test_yaml_bombs_malformed_yaml_and_invalid_definitions_are_422(api: Api) -> 
         assert_problem(api.client.post("/api/procedures", content=text.encode(), headers=reform), 422)
     assert_problem(api.client.post("/api/procedures", content=b"\xff\xfe\x00bad", headers=reform), 422)
 
-    broken = definition_body("che-do-xuat-ngu.v1").replace("{return: lap_danh_sach}", "{return: khong_co_buoc_nay}", 1)
+    broken = definition_body("che-do-xuat-ngu.v1").replace("{return: lap_danh_sach", "{return: khong_co_buoc_nay", 1)
     assert broken != definition_body("che-do-xuat-ngu.v1")
     invalid = assert_problem(
         api.client.post("/api/procedures", content=broken.encode(), headers=reform), 422, "invalid-definition"
