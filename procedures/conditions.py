@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -286,17 +286,36 @@ def _show(value: Any) -> str:
     return str(value)
 
 
-def describe(cond: Condition) -> str:
-    """The condition as a short sentence, for diagrams and pages."""
+Words = Callable[[str], str]
+"""A field's name for people, from its id."""
+ValueWords = Callable[[str, Any], str]
+"""A value for people, from its field's id and the value."""
+
+
+def _plain_value(_field: str, value: Any) -> str:
+    return _show(value)
+
+
+def describe(cond: Condition, name: Words = str, value: ValueWords = _plain_value) -> str:
+    """The condition as a short sentence, for diagrams and pages; ``name``
+    and ``value`` say how a field and a value read (their ids, by default).
+
+    >>> describe(parse({"field": "k", "in": ["a", "b"]}, {"k": "enum"}), str.upper, lambda f, v: v * 2)
+    'K thuộc {aa, bb}'
+    """
+
+    def words(c: Condition) -> str:
+        return f"({describe(c, name, value)})" if isinstance(c, (AllOf, AnyOf)) else describe(c, name, value)
+
     if isinstance(cond, AllOf):
-        return " và ".join(f"({describe(c)})" if isinstance(c, (AllOf, AnyOf)) else describe(c) for c in cond.items)
+        return " và ".join(words(c) for c in cond.items)
     if isinstance(cond, AnyOf):
-        return " hoặc ".join(f"({describe(c)})" if isinstance(c, (AllOf, AnyOf)) else describe(c) for c in cond.items)
+        return " hoặc ".join(words(c) for c in cond.items)
     if isinstance(cond, Not):
-        return f"không ({describe(cond.item)})"
+        return f"không ({describe(cond.item, name, value)})"
     if isinstance(cond, Exists):
-        return f"có {cond.field}" if cond.present else f"không có {cond.field}"
+        return f"có {name(cond.field)}" if cond.present else f"không có {name(cond.field)}"
     if cond.op in MEMBERSHIP:
-        listed = ", ".join(_show(v) for v in cond.value)
-        return f"{cond.field} {'thuộc' if cond.op == 'in' else 'không thuộc'} {{{listed}}}"
-    return f"{cond.field} {_SYMBOL[cond.op]} {_show(cond.value)}"
+        listed = ", ".join(value(cond.field, v) for v in cond.value)
+        return f"{name(cond.field)} {'thuộc' if cond.op == 'in' else 'không thuộc'} {{{listed}}}"
+    return f"{name(cond.field)} {_SYMBOL[cond.op]} {value(cond.field, cond.value)}"

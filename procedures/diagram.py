@@ -43,16 +43,17 @@ import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import graphviz
 import networkx as nx
 
 from . import dottext
-from .conditions import describe
+from .conditions import Condition, describe
 from .dottext import text
 from .durations import format_hours
 from .errors import TinhgonError
-from .labels import money, number
+from .labels import duration_words, money, number
 from .metrics import metrics
 from .model import Definition, Step
 
@@ -169,11 +170,11 @@ def _html(lines: Sequence[Line]) -> str:
     return "<" + '<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">' + "".join(rows) + "</TABLE>>"
 
 
-def _step_lines(step: Step, status: str | None, wrap: int | None = None) -> list[Line]:
+def _step_lines(defn: Definition, step: Step, status: str | None, wrap: int | None = None) -> list[Line]:
     lines: list[Line] = [(part, BASE_SIZE, "B") for part in _wrapped(step.name, wrap)]
     facts = [KIND_LABELS.get(step.kind, step.kind)]
     if step.duration:
-        facts.append(format_hours(step.duration))
+        facts.append(duration_words(step.duration))
     if step.fee:
         facts.append(f"phí {money(step.fee)}")
     if step.visit:
@@ -181,7 +182,7 @@ def _step_lines(step: Step, status: str | None, wrap: int | None = None) -> list
     lines.append((" · ".join(facts), 9, ""))
     if step.when is not None:
         note_wrap = None if wrap is None else NOTE_WRAP
-        lines += [(part, 9, "I") for part in _wrapped(f"chỉ khi {describe(step.when)}", note_wrap)]
+        lines += [(part, 9, "I") for part in _wrapped(f"chỉ khi {condition_words(defn, step.when)}", note_wrap)]
     if status is not None:
         lines.append((f"[{STATUS_LABELS.get(status, status)}]", 9, ""))
     return lines
@@ -236,7 +237,7 @@ def _units(
 ) -> list[_Unit]:
     if most is None:
         return [
-            _Unit(f"step-{s.id}", s.role, (i,), tuple(_step_lines(s, statuses.get(s.id), wrap)), s.id in critical)
+            _Unit(f"step-{s.id}", s.role, (i,), tuple(_step_lines(defn, s, statuses.get(s.id), wrap)), s.id in critical)
             for i, s in enumerate(defn.steps)
         ]
     units = []
@@ -248,7 +249,7 @@ def _units(
                     f"step-{first.id}",
                     first.role,
                     (group[0],),
-                    tuple(_step_lines(first, statuses.get(first.id), wrap)),
+                    tuple(_step_lines(defn, first, statuses.get(first.id), wrap)),
                     first.id in critical,
                 )
             )
@@ -688,6 +689,24 @@ def _draw_step(graph: graphviz.Digraph, step: Step, status: str | None, critical
         attrs["shape"] = "box"
         attrs["peripheries"] = "2"
     graph.node(f"step-{step.id}", label, **attrs)
+
+
+def condition_words(defn: Definition, cond: Condition) -> str:
+    """A step's condition in words: fields by their names, values by their labels."""
+
+    def name(field_id: str) -> str:
+        field = defn.field_by_id.get(field_id)
+        return field.name if field is not None and field.name else field_id
+
+    def value(field_id: str, raw: Any) -> str:
+        field = defn.field_by_id.get(field_id)
+        if isinstance(raw, bool):
+            return "có" if raw else "không"
+        if field is not None and isinstance(raw, str) and field.value_label(raw) != raw:
+            return field.value_label(raw)
+        return number(raw) if isinstance(raw, (int, float)) else str(raw)
+
+    return describe(cond, name, value)
 
 
 def _document_lines(defn: Definition, doc_id: str) -> list[Line]:

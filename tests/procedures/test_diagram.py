@@ -78,7 +78,8 @@ def test_returns_are_dashed_and_named(xuat_ngu, tmp_path: Path) -> None:  # type
 def test_conditional_step_is_dashed_and_says_when(xuat_ngu, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     root = svg_of(diagram(xuat_ngu), tmp_path)
     node = next(g for g in groups(root, "step") if g.get("id") == "step-chot_so_bhxh")
-    assert "co_so_bhxh = đúng" in texts(node)
+    assert "Đã có sổ BHXH = có" in texts(node)  # the field by its name, the value in words
+    assert "co_so_bhxh" not in texts(node)
     assert any(p.get("stroke-dasharray") for p in node.iter(f"{SVG}path"))
 
 
