@@ -216,7 +216,7 @@ def print_catalog(paths: list[str], out: _Out) -> None:
         if newest is entry.oldest:
             newest = simplify(entry.oldest).after
             label = f"v{entry.oldest.version}→(đề xuất)" if newest is not entry.oldest else f"v{entry.oldest.version}"
-        b, a = metrics(entry.oldest), metrics(newest)
+        b, a = entry.before, entry.after if newest is entry.newest else metrics(newest)
         name = entry.name if len(entry.name) <= 48 else entry.name[:47] + "…"
         rows.append(
             [

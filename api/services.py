@@ -14,11 +14,14 @@ from typing import Any, TypeVar, overload
 from engine.audit import Signer
 from engine.calendar import WorkingCalendar, load_calendar
 from engine.cases import CaseService, Compiled
+from engine.db import ProcedureRow
 from engine.direct import Direct
 from engine.schema import head, upgrade
 from engine.store import AsyncStatements, Store
 from engine.writer import GroupWriter
+from procedures.catalog import priced
 from procedures.catalog_file import CatalogFile, catalog_path, read_catalog_file
+from procedures.model import Definition
 
 from . import metrics
 from .settings import Settings
@@ -38,6 +41,7 @@ class Services:
     catalog: CatalogFile | None = None
     """the ``catalog.yaml`` of the definitions folder served: its price list
     costs every procedure on the pages, its programmes measure the catalog"""
+    _priced: dict[int, Definition] = field(init=False, default_factory=dict)
     schema_head: str = field(init=False, default_factory=head)
     """the schema revision this tinhgon's migrations end at, read once (``/readyz`` compares the database's with it)"""
     _writes: GroupWriter | None = field(init=False, default=None)
@@ -48,6 +52,17 @@ class Services:
             self._writes = GroupWriter(self.store)
         else:
             self._side_by_side = ThreadPoolExecutor(self.settings.write_threads, thread_name_prefix="tinhgon-actions")
+
+    def definition(self, row: ProcedureRow) -> Definition:
+        """A stored version as the pages cost it: under the served catalog's
+        price list, made once per version (an amendment restarts the service)."""
+        defn = self.compiled.get(row).definition
+        if self.catalog is None:
+            return defn
+        found = self._priced.get(row.id)
+        if found is None:
+            found = self._priced[row.id] = priced(defn, self.catalog.prices)
+        return found
 
     @classmethod
     def start(cls, settings: Settings) -> Services:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .catalog_file import PRICE_KEYS, CatalogFile, PriceList, catalog_path, is_catalog_file, read_catalog_file
 from .errors import DefinitionError, Problem, ReadError, TinhgonError
-from .labels import number
+from .labels import money
 from .loader import load_path
 from .metrics import Metrics, metrics
 from .model import Definition
@@ -165,7 +165,7 @@ class Catalog:
                     hourly.setdefault(float(v.cost_model.hourly_cost), []).append(f"{entry.code} v{v.version}")
         if len(hourly) < 2:
             return []
-        groups = "; ".join(f"{_money(cost)} đ/giờ: {', '.join(names)}" for cost, names in sorted(hourly.items()))
+        groups = "; ".join(f"{money(cost)}/giờ: {', '.join(names)}" for cost, names in sorted(hourly.items()))
         return [
             "Các thủ tục không được tính theo cùng một đơn giá giờ công của người nộp "
             f"({groups}); thêm cost_model vào catalog.yaml để tính như nhau"
@@ -207,10 +207,6 @@ class Catalog:
                 "after": float(sum(e.after[key] for e in entries)),  # type: ignore[literal-required]
             }
         return out
-
-
-def _money(value: float) -> str:
-    return number(value, 0)
 
 
 def load_catalog(paths: list[str]) -> Catalog:

@@ -24,6 +24,14 @@ METRIC_LABELS: dict[str, str] = {
     "within_time_limit": "Trong thời hạn luật định",
 }
 
+PRICE_LABELS: dict[str, str] = {
+    "hourly_cost": "giờ công người nộp (đ/giờ)",
+    "visit_cost": "chi phí một lần đến trực tiếp (đ)",
+    "visit_hours": "thời gian một lần đến trực tiếp (giờ)",
+    "office_hourly_cost": "giờ công cán bộ (đ/giờ)",
+}
+"""The keys of a price list (``cost_model``), as people read them."""
+
 RULE_LABELS: dict[str, str] = {
     "once-only": "Dữ liệu nhà nước đã có (chỉ cung cấp một lần)",
     "unused-document": "Giấy tờ không ai sử dụng",

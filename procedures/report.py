@@ -23,10 +23,10 @@ from typing import Any, TypedDict
 
 from .catalog import Catalog, Entry
 from .catalog_file import cost_model_data
-from .durations import HOURS_PER_DAY
 from .labels import METRIC_LABELS, metric_text, number
 from .metrics import Metrics, change
-from .targets import TargetResult, catalog_targets
+from .model import Definition
+from .targets import TargetResult, catalog_targets, version_figure
 from .toward import TowardTarget, toward_targets
 
 PROCESS_SIDE = ("steps", "lead_time_days")
@@ -122,18 +122,8 @@ def _weighted_lead_time(catalog: Catalog) -> dict[str, Any]:
     return change(mean("before"), mean("after"))
 
 
-def _annual_cost(entry: Entry, side: str) -> float | None:
-    version = entry.oldest if side == "before" else entry.newest
-    if version.abolished is not None:
-        return 0.0
-    return entry.metrics_of(version)["annual_burden"] if version.annual_volume_given else None
-
-
-def _time_limit(entry: Entry, side: str) -> float | None:
-    version = entry.oldest if side == "before" else entry.newest
-    if version.abolished is not None:
-        return 0.0
-    return None if version.time_limit is None else version.time_limit / HOURS_PER_DAY
+def _figure(entry: Entry, version: Definition, metric: str) -> float | None:
+    return version_figure(metric, version, entry.metrics_of(version))
 
 
 def procedure_report(entry: Entry) -> ProcedureReport:
@@ -153,8 +143,8 @@ def procedure_report(entry: Entry) -> ProcedureReport:
             "before": oldest.annual_volume if oldest.annual_volume_given else None,
             "after": newest.annual_volume if newest.annual_volume_given else None,
         },
-        annual_compliance_cost=change(_annual_cost(entry, "before"), _annual_cost(entry, "after")),
-        time_limit_days=change(_time_limit(entry, "before"), _time_limit(entry, "after")),
+        annual_compliance_cost=change(*(_figure(entry, v, "annual_compliance_cost") for v in (oldest, newest))),
+        time_limit_days=change(*(_figure(entry, v, "time_limit_days") for v in (oldest, newest))),
         before=before,
         after=after,
         change={k: change(before[k], after[k]) for k in REPORT_METRICS},  # type: ignore[literal-required]

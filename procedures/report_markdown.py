@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .labels import METRIC_LABELS, RULE_LABELS, metric_text, number, percent
+from .labels import METRIC_LABELS, PRICE_LABELS, RULE_LABELS, metric_text, number, percent
 from .report import (
     APPLICANT_SIDE,
     OFFICE_SIDE,
@@ -92,13 +92,12 @@ def report_markdown(data: Report) -> str:
             "",
         ]
     for x in cat["exceptions"]:
-        kept = ", ".join(f"{_m(k)} = {number(v)}" for k, v in x["prices"].items()) or "không khóa nào"
+        kept = ", ".join(f"{PRICE_LABELS.get(k, k)} {number(v)}" for k, v in x["prices"].items()) or "không khóa nào"
         out += [f"- {_m(x['code'])} v{x['version']} giữ đơn giá riêng ({kept}): {_m(x['reason'])}"]
     out += [f"- Lưu ý: {_m(w)}" for w in cat["warnings"]]
-    names = {(t["programme"], t["metric"]): t["name"] for t in data["targets"]}
     for toward in data["toward_targets"]:
         metric = toward["metric"]
-        out += ["", f"### Hướng tới: {_m(names.get((toward['programme'], metric), ''))}, {_m(target_label(metric).lower())}", ""]
+        out += ["", f"### Hướng tới: {_m(toward['name'])}, {_m(target_label(metric).lower())}", ""]
         if not toward["findings"]:
             out.append("Không còn phát hiện nào giúp đạt mục tiêu này.")
             continue

@@ -13,7 +13,7 @@ from typing import Any
 from .catalog import Catalog
 from .compare_view import compare_diagram
 from .diagram import FONT
-from .labels import METRIC_LABELS, RULE_LABELS, metric_text, number, percent
+from .labels import METRIC_LABELS, PRICE_LABELS, RULE_LABELS, metric_text, number, percent
 from .report import (
     APPLICANT_SIDE,
     OFFICE_SIDE,
@@ -150,11 +150,10 @@ def _targets_html(data: Report) -> str:
 
 
 def _toward_html(data: Report) -> str:
-    names = {(t["programme"], t["metric"]): t["name"] for t in data["targets"]}
     parts = []
     for toward in data["toward_targets"]:
         metric = toward["metric"]
-        title = f"{names.get((toward['programme'], metric), toward['programme'])}: {target_label(metric).lower()}"
+        title = f"{toward['name']}: {target_label(metric).lower()}"
         if not toward["findings"]:
             parts.append(
                 f"<h3>{_e(title)}</h3><p class='muted'>Không còn phát hiện nào giúp đạt mục tiêu này; "
@@ -189,7 +188,7 @@ def _prices_html(data: Report) -> str:
             f"Nguồn: {_e(prices['source'])}.</p>"
         )
     for x in cat["exceptions"]:
-        kept = ", ".join(f"{_e(k)} = {number(v)}" for k, v in x["prices"].items()) or "không khóa nào"
+        kept = ", ".join(f"{PRICE_LABELS.get(k, k)} {number(v)}" for k, v in x["prices"].items()) or "không khóa nào"
         out.append(f"<p class='note'>{_e(x['code'])} v{x['version']} giữ đơn giá riêng ({kept}): {_e(x['reason'])}</p>")
     out += [f"<p class='note'>{_e(w)}</p>" for w in cat["warnings"]]
     return "".join(out)

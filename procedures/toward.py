@@ -49,6 +49,8 @@ class TowardFinding(TypedDict):
 
 class TowardTarget(TypedDict):
     programme: str
+    name: str
+    """the programme's name"""
     metric: str
     shortfall: float | None
     findings: list[TowardFinding]
@@ -153,6 +155,12 @@ def toward_targets(catalog: Catalog, targets: list[TargetResult]) -> list[Toward
                 )
         ranked.sort(key=lambda t: (-t["saving"], t["code"], t["rule"], t["steps"], t["documents"]))
         out.append(
-            TowardTarget(programme=check["programme"], metric=check["metric"], shortfall=check["shortfall"], findings=ranked)
+            TowardTarget(
+                programme=check["programme"],
+                name=check["name"],
+                metric=check["metric"],
+                shortfall=check["shortfall"],
+                findings=ranked,
+            )
         )
     return out

@@ -19,9 +19,9 @@ from starlette.datastructures import UploadFile
 from engine.db import ProcedureRow
 from engine.errors import Conflict, NotFound
 from engine.users import User
-from procedures import Definition, metrics
+from procedures import Definition
 from procedures.analysis import analysis
-from procedures.catalog import make_catalog, priced
+from procedures.catalog import make_catalog
 from procedures.compare import compare, time_limit_text
 from procedures.compare_view import CHANGE_WORDS, compare_diagram
 from procedures.diagram import diagram
@@ -68,9 +68,7 @@ def _versions(services: Services, code: str) -> list[ProcedureRow]:
 
 
 def _definition(services: Services, row: ProcedureRow) -> Definition:
-    """The stored version, costed under the served catalog's price list."""
-    defn = services.compiled.get(row).definition
-    return priced(defn, services.catalog.prices) if services.catalog is not None else defn
+    return services.definition(row)
 
 
 def _pick(rows: Sequence[ProcedureRow], version: int) -> ProcedureRow:
@@ -108,24 +106,24 @@ def _metric_rows(before: Mapping[str, Any], after: Mapping[str, Any] | None = No
 def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response:
     by_code: dict[str, list[ProcedureRow]] = {}
     for row in _rows(services):
-        by_code.setdefault(row.code, []).append(row)
+        by_code.setdefault(row.code.casefold(), []).append(row)
+    # one catalog, each version measured once, for the table and the targets alike
+    plan = make_catalog([_definition(services, r) for rows in by_code.values() for r in rows], services.catalog)
     entries = []
-    for code, rows in sorted(by_code.items()):
-        rows.sort(key=lambda r: r.version)
-        before, after = metrics(_definition(services, rows[0])), metrics(_definition(services, rows[-1]))
-        published = [r.version for r in rows if r.status == "published"]
+    for entry in plan.entries:
+        published = [r.version for r in by_code[entry.code.casefold()] if r.status == "published"]
+        before, after = entry.before, entry.after
         entries.append(
             CatalogEntry(
-                code,
-                rows[-1].name,
-                rows[0].version,
-                rows[-1].version,
+                entry.code,
+                entry.newest.name,
+                entry.oldest.version,
+                entry.newest.version,
                 max(published) if published else None,
                 change(before["compliance_cost"], after["compliance_cost"]),
                 change(before["lead_time_days"], after["lead_time_days"]),
             )
         )
-    plan = make_catalog([_definition(services, r) for rows in by_code.values() for r in rows], services.catalog)
     checks = catalog_targets(plan)
     targets = [
         {
@@ -140,10 +138,9 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
         }
         for t in checks
     ]
-    names = {(t["programme"], t["metric"]): t["name"] for t in checks}
     paths = [
         {
-            "title": f"{names[(p['programme'], p['metric'])]}: {target_label(p['metric']).lower()}",
+            "title": f"{p['name']}: {target_label(p['metric']).lower()}",
             "shortfall": target_value_text(p["metric"], p["shortfall"]) if p["shortfall"] else None,
             "findings": [
                 (f["code"], RULE_LABELS.get(f["rule"], f["rule"]), f["message"], target_value_text(p["metric"], f["saving"]))
