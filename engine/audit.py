@@ -1,24 +1,26 @@
-"""The audit trail: hash-chained case events, signed decisions, verification.
+"""The audit trail: hash-chained case events, every one signed, and their verification.
 
 Every change to a case appends one :class:`EventRecord`. Each event's
 ``hash`` is the SHA-256 of the previous event's hash followed by the
 canonical JSON of the event's payload (:func:`compute_hash`), so editing,
-deleting or reordering a stored event breaks the chain at that event.
-Decision events (an approve or sign step's outcome, any reject or return)
-also carry an Ed25519 signature over their hash, made with the server's
-private key, which lives in a key file and never in the database: rewriting
-history before a decision would need that key.
+deleting or reordering a stored event breaks the chain at that event. Every
+event carries an Ed25519 signature over its hash, made with the server's
+private key (:mod:`engine.keys`), which lives in a key file and never in the
+database, and names that key (``key_id``): rewriting an event, or
+recomputing the chain after an edit, needs the key.
+
+Databases from before these rules signed only decisions (an approve or sign
+step's outcome, any reject or return). Their events keep those rules
+(``legacy``, see :func:`verify_chain`); which events are decisions is
+derived from the procedure, never read from the stored ``decision`` flag.
+What a chain cannot show alone (a whole case deleted, the last events of a
+case removed with its head) is caught by the database-wide ledger
+(:mod:`engine.ledger`).
 
 This module is pure: it builds and checks records and leaves storing them to
 the persistence layer, which must give back exactly what it was given
 (``at`` as the same text, ``data`` as the same JSON values). Key order in
 ``data`` does not matter, so JSON columns that reorder keys are fine.
-
-Limits worth knowing: a hash chain alone cannot stop someone with write
-access from recomputing every hash after an edit, and the case row's head
-(:func:`verify_chain`'s ``expected_head``) can be rewritten too. What they
-cannot forge without the key are the signatures of decision events, which
-cover the hash of everything before them.
 
 >>> signer = Signer.generate()
 >>> first = seal(case_id=1, seq=1, at="2024-05-02T08:00:00+07:00", actor="citizen:42", type="created", prev_hash=GENESIS, signer=signer)
@@ -42,24 +44,18 @@ BadEvent(case_id=1, seq=1, reason='missing event seq 1 (deleted or out of order?
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
 import json
 import math
-import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Final
 
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-
 from procedures.errors import TinhgonError
+
+from .keys import Keyring, Signer, Verifier
 
 GENESIS: Final = "0" * 64
 """The ``prev_hash`` of a case's first event, and the head of a case with none."""
@@ -72,19 +68,6 @@ DECISION_EFFECTS: Final = frozenset({"reject", "return"})
 
 class AuditError(TinhgonError):
     """Root of the errors of the audit trail."""
-
-
-class KeyFileError(AuditError):
-    """A signing or verification key could not be read or is not an Ed25519 key.
-
-    ``source`` is the key file's path, or a description of where a PEM given
-    as text came from.
-    """
-
-    def __init__(self, source: str, message: str) -> None:
-        self.source = source
-        self.message = message
-        super().__init__(f"{source}: {message}")
 
 
 # --- canonical JSON ---------------------------------------------------------
@@ -198,10 +181,12 @@ class EventRecord:
     """One event of a case's audit trail, as stored.
 
     ``type`` is one of :data:`EVENT_TYPES`. ``data`` holds the case data
-    changes or other details. ``decision`` marks events that must be signed
-    (see :func:`is_decision`). ``signature`` is the standard base64 (with
-    padding) of the Ed25519 signature over the 32 raw bytes of ``hash``, or
-    ``None``.
+    changes or other details. ``decision`` says whether the event is a
+    decision (:func:`is_decision`); it is kept because the hash covers it, and
+    verification derives it again from the procedure. ``signature`` is the
+    standard base64 (with padding) of the Ed25519 signature over the 32 raw
+    bytes of ``hash`` (``None`` only on a non-decision event of the first
+    rules), ``key_id`` the key that made it (:attr:`engine.keys.Signer.key_id`).
     """
 
     case_id: int
@@ -217,6 +202,7 @@ class EventRecord:
     prev_hash: str
     hash: str
     signature: str | None
+    key_id: str | None = None
 
     def payload(self) -> dict[str, Any]:
         """Everything the hash covers besides ``prev_hash``.
@@ -281,7 +267,7 @@ def seal(
     prev_hash: str,
     signer: Signer | None = None,
 ) -> EventRecord:
-    """A complete event: fields checked, hash computed, signed when a decision.
+    """A complete event: fields checked, hash computed, signed by ``signer``.
 
     ``data`` is stored in its canonical form (integral floats as ints, tuples
     as lists), which is what the database will give back.
@@ -290,7 +276,9 @@ def seal(
         ValueError: ``seq`` is below 1, ``type`` is not one of
             :data:`EVENT_TYPES`, ``at`` is not ISO 8601 with an offset,
             ``prev_hash`` is not 64 lowercase hex digits, or ``decision`` is
-            set and there is no ``signer``; also as :func:`canonical`.
+            set and there is no ``signer``; also as :func:`canonical`. Without
+            a ``signer`` the event is unsigned, which verification refuses
+            (tests of the verifier build such events on purpose).
         TypeError: as :func:`canonical`.
     """
     if seq < 1:
@@ -340,7 +328,8 @@ def seal(
         decision=decision,
         prev_hash=prev_hash,
         hash=hexdigest,
-        signature=signer.sign(hexdigest) if decision and signer is not None else None,
+        signature=signer.sign(hexdigest) if signer is not None else None,
+        key_id=signer.key_id if signer is not None else None,
     )
 
 
@@ -349,215 +338,6 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 
 def _is_hash(text: str) -> bool:
     return isinstance(text, str) and _HASH.fullmatch(text) is not None
-
-
-# --- keys -------------------------------------------------------------------
-
-
-class Signer:
-    """The server's Ed25519 private key, which signs decision events."""
-
-    def __init__(self, key: Ed25519PrivateKey) -> None:
-        self._key = key
-
-    @classmethod
-    def generate(cls) -> Signer:
-        """A fresh key held only in memory (tests, one-off tools)."""
-        return cls(Ed25519PrivateKey.generate())
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Signer:
-        """The key in the PEM file at ``path`` (unencrypted PKCS #8).
-
-        Raises:
-            KeyFileError: the file cannot be read, or does not hold an
-                unencrypted Ed25519 private key. The message names the file.
-        """
-        source = os.fspath(path)
-        try:
-            pem = Path(source).read_bytes()
-        except OSError as error:
-            raise KeyFileError(source, f"cannot read the signing key: {error.strerror or error}") from None
-        return cls(_private_key(pem, source))
-
-    @classmethod
-    def load_or_create(cls, path: str | os.PathLike[str]) -> Signer:
-        """The key in ``path``, created (mode 0600, parents too) when missing.
-
-        An existing file is never overwritten. Several processes starting at
-        once for the first time all end up with the same key: each writes its
-        own key to a private temporary file and hard-links it into place,
-        which succeeds for exactly one of them; the others get
-        ``FileExistsError`` and read the winner's key. Linking a complete
-        file, rather than creating ``path`` with ``O_EXCL`` and then writing
-        to it, means no process can ever read a half-written key.
-
-        Raises:
-            KeyFileError: the file exists but cannot be read or is not an
-                Ed25519 private key, or it cannot be created (the message
-                names the file and the reason).
-        """
-        source = os.fspath(path)
-        try:
-            return cls.load(source)
-        except KeyFileError:
-            if os.path.lexists(source):
-                # Either another process has just linked its (complete) key
-                # into place, or the file is bad: a second read tells which,
-                # and reports a bad file itself.
-                return cls.load(source)
-        target = Path(source)
-        signer = cls.generate()
-        try:
-            target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            _install(target, signer.private_pem())
-        except FileExistsError:
-            return cls.load(source)
-        except OSError as error:
-            raise KeyFileError(source, f"cannot create the signing key: {error.strerror or error}") from None
-        return signer
-
-    def private_pem(self) -> bytes:
-        """The private key as unencrypted PKCS #8 PEM, for writing the key file only."""
-        return self._key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-
-    def public_pem(self) -> str:
-        """The public half as SubjectPublicKeyInfo PEM, safe to store or publish."""
-        return (
-            self._key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode("ascii")
-        )
-
-    def verifier(self) -> Verifier:
-        """A verifier for this key's signatures."""
-        return Verifier(self._key.public_key())
-
-    def sign(self, hash_hex: str) -> str:
-        """The base64 signature of an event hash's raw bytes.
-
-        Raises:
-            ValueError: ``hash_hex`` is not hex.
-        """
-        return base64.b64encode(self._key.sign(bytes.fromhex(hash_hex))).decode("ascii")
-
-
-def _install(target: Path, pem: bytes) -> None:
-    # The temporary name is unique per process, and O_EXCL makes sure we
-    # never write into a file someone else (or a symlink) put there.
-    temporary = target.with_name(f".{target.name}.{os.getpid()}.{os.urandom(4).hex()}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        try:
-            # The umask can only take bits away; make the mode exact anyway.
-            os.fchmod(descriptor, 0o600)
-            remaining = memoryview(pem)
-            while remaining:
-                remaining = remaining[os.write(descriptor, remaining) :]
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
-        os.link(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
-    _sync_directory(target.parent)
-
-
-def _sync_directory(directory: Path) -> None:
-    # Without this a crash right after creating the key could lose the
-    # directory entry while the first events were already signed with it.
-    try:
-        descriptor = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:
-        pass
-    finally:
-        os.close(descriptor)
-
-
-def _private_key(pem: bytes, source: str) -> Ed25519PrivateKey:
-    try:
-        key = serialization.load_pem_private_key(pem, password=None)
-    except TypeError:
-        raise KeyFileError(
-            source, "the private key is encrypted; tinhgon needs an unencrypted PEM key file (protect it with mode 0600)"
-        ) from None
-    except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(source, "not a PEM private key") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(source, f"not an Ed25519 key ({type(key).__name__})")
-    return key
-
-
-class Verifier:
-    """Checks event signatures with the server's public key."""
-
-    def __init__(self, key: Ed25519PublicKey) -> None:
-        self._key = key
-
-    @classmethod
-    def from_pem(cls, pem: str | bytes, source: str = "public key PEM") -> Verifier:
-        """A verifier from a SubjectPublicKeyInfo PEM, e.g. one an operator gives.
-
-        Raises:
-            KeyFileError: ``pem`` is not an Ed25519 public key; the message
-                starts with ``source``.
-        """
-        data = pem.encode("ascii", errors="replace") if isinstance(pem, str) else pem
-        try:
-            key = serialization.load_pem_public_key(data)
-        except (ValueError, UnsupportedAlgorithm):
-            raise KeyFileError(source, "not a PEM public key") from None
-        if not isinstance(key, Ed25519PublicKey):
-            raise KeyFileError(source, f"not an Ed25519 key ({type(key).__name__})")
-        return cls(key)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Verifier:
-        """A verifier from a PEM file holding the public key or the private key file itself.
-
-        Raises:
-            KeyFileError: the file cannot be read or holds no Ed25519 key;
-                the message names the file.
-        """
-        source = os.fspath(path)
-        try:
-            pem = Path(source).read_bytes()
-        except OSError as error:
-            raise KeyFileError(source, f"cannot read the key: {error.strerror or error}") from None
-        if b"PRIVATE KEY-----" in pem:
-            return Signer(_private_key(pem, source)).verifier()
-        return cls.from_pem(pem, source)
-
-    def public_pem(self) -> str:
-        """The public key as SubjectPublicKeyInfo PEM."""
-        return self._key.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
-
-    def verify(self, hash_hex: str, signature: str) -> bool:
-        """Whether ``signature`` is this key's signature of ``hash_hex``.
-
-        Malformed input gives ``False``, never an exception. Only the
-        canonical base64 spelling is accepted: a decoder that ignores stray
-        padding bits would otherwise let a stored signature be altered
-        without the check noticing.
-        """
-        try:
-            message = bytes.fromhex(hash_hex)
-            raw = base64.b64decode(signature, validate=True)
-        except (ValueError, binascii.Error):
-            return False
-        if base64.b64encode(raw).decode("ascii") != signature:
-            return False
-        try:
-            self._key.verify(raw, message)
-        except InvalidSignature:
-            return False
-        return True
 
 
 # --- verification -----------------------------------------------------------
@@ -581,20 +361,27 @@ class BadEvent:
 
 def verify_chain(
     records: Iterable[EventRecord],
-    verifier: Verifier,
+    keys: Keyring | Verifier,
     expected_head: tuple[int, str] | None = None,
     *,
     case_id: int | None = None,
+    legacy: int = 0,
+    decision_of: Callable[[EventRecord], bool | None] | None = None,
 ) -> BadEvent | None:
     """The first bad event of one case's chain, or ``None`` when it holds.
 
     ``records`` are the case's events in ``seq`` order. Each must have the
     next ``seq`` (1, 2, 3, ...), a ``prev_hash`` equal to the previous
     event's hash (:data:`GENESIS` for the first), a hash that recomputes,
-    and a valid signature when it is a decision; any signature present must
-    verify. ``expected_head`` is ``(count, last_hash)`` as the case row
-    records them (``(0, GENESIS)`` for no events): it catches deleting the
-    last events, which leaves a chain that is otherwise sound.
+    and a signature by a key of ``keys``. The first ``legacy`` events were
+    written under the first rules, which signed only decisions: of those,
+    only decisions must be signed (any signature present must still verify).
+    ``decision_of`` says whether an event is a decision, derived from the
+    procedure (None: it cannot tell, e.g. an unknown step, which the replay
+    reports); the stored flag must agree with it. Without ``decision_of`` the
+    stored flag is taken. ``expected_head`` is ``(count, last_hash)`` as the
+    case row records them (``(0, GENESIS)`` for no events): it catches
+    deleting the last events, which leaves a chain that is otherwise sound.
     ``case_id``, when given, is the case the events were read for; otherwise
     the first event's is used.
 
@@ -603,6 +390,7 @@ def verify_chain(
             be events and ``case_id`` is not given, so the problem cannot be
             attributed to a case.
     """
+    ring = keys if isinstance(keys, Keyring) else Keyring([keys])
     position = 0
     previous = GENESIS
     owner = case_id
@@ -610,7 +398,8 @@ def verify_chain(
         position += 1
         if owner is None:
             owner = record.case_id
-        problem = _check(record, position, previous, owner, verifier)
+        derived = decision_of(record) if decision_of is not None else record.decision
+        problem = _check(record, position, previous, owner, ring, position <= legacy, derived)
         if problem is not None:
             return BadEvent(owner, position, problem)
         previous = record.hash
@@ -636,7 +425,9 @@ def verify_chain(
     return None
 
 
-def _check(record: EventRecord, position: int, previous: str, owner: int, verifier: Verifier) -> str | None:
+def _check(
+    record: EventRecord, position: int, previous: str, owner: int, keys: Keyring, legacy: bool, decision: bool | None
+) -> str | None:
     # Order matters for the message: a gap or a broken link explains a
     # failing hash further down, not the other way round.
     if record.case_id != owner:
@@ -654,9 +445,15 @@ def _check(record: EventRecord, position: int, previous: str, owner: int, verifi
         return f"cannot be hashed ({error}); edited?"
     if record.hash != recomputed:
         return "hash mismatch (edited?)"
+    if decision is not None and decision != record.decision:
+        return "the decision flag does not match what the procedure makes of this step and outcome (altered?)"
     if record.signature is None:
-        return "missing signature on a decision event" if record.decision else None
-    if not verifier.verify(record.hash, record.signature):
+        if not legacy:
+            return "missing signature (every event is signed)"
+        return "missing signature on a decision event" if decision else None
+    if record.key_id is not None and not keys.knows(record.key_id):
+        return f"signed by key {record.key_id}, which is not a trusted key (see tinhgon audit keys)"
+    if not keys.verify(record.key_id, record.hash, record.signature):
         return "bad signature (forged, altered or made by another key?)"
     return None
 
@@ -682,7 +479,7 @@ class Report:
         return self.bad[0] if self.bad else None
 
 
-def verify_all(chains: Iterable[tuple[int, list[EventRecord], tuple[int, str] | None]], verifier: Verifier) -> Report:
+def verify_all(chains: Iterable[tuple[int, list[EventRecord], tuple[int, str] | None]], verifier: Keyring | Verifier) -> Report:
     """Check every case's chain; see :func:`verify_chain`.
 
     ``chains`` gives ``(case_id, events in seq order, (count, head hash) or

@@ -28,9 +28,9 @@ from sqlalchemy import and_, or_, select
 
 from procedures import load_text
 
-from .audit import GENESIS, EventRecord, Signer, Verifier, format_at, seal, verify_all
+from .audit import GENESIS, EventRecord, format_at, seal
 from .calendar import WorkingCalendar
-from .db import CaseRow, CaseStepRow, EventRow, duplicate_key
+from .db import CaseRow, CaseStepRow, duplicate_key
 from .direct import Ask, Direct, Statement, run_steps, run_steps_async
 from .errors import (
     Abolished,
@@ -45,6 +45,8 @@ from .errors import (
     NotPublished,
     StaleCase,
 )
+from .journal import content_hash
+from .keys import Keyring, Signer, Verifier
 from .machine import Actor, CaseState, CompiledProcedure, Entry
 from .rows import (
     ANSWER_KEY,
@@ -85,8 +87,9 @@ from .rows import (
     update_step,
     write_change,
 )
-from .store import AsyncStatements, Store, UnitOfWork, content_hash
+from .store import AsyncStatements, Store, UnitOfWork
 from .users import User, token_lookup
+from .verify import AuditReport, verify_database
 from .views import CaseView, InboxItem, StoredResponse
 
 RETRIES = 8
@@ -257,6 +260,8 @@ class CaseService:
         self.store = store
         self.idempotency_lease = idempotency_lease
         self.signer = signer
+        if store.signer is None:
+            store.signer = signer  # the journal's changes are signed with the key the events are
         self.calendar = calendar or WorkingCalendar()
         self.clock = clock
         self.compiled = compiled or Compiled()
@@ -987,18 +992,10 @@ class CaseService:
         return [(r.case_id, r.step_id, r.due_sort) for r in rows]
 
     # -- audit ------------------------------------------------------------------------
-    def verify_audit(self, verifier: Verifier | None = None) -> Any:
-        """Re-check every case's chain and signatures (see :func:`engine.audit.verify_all`)."""
-        verifier = verifier or self.signer.verifier()
-        with self.store.unit(write=False) as uow:
-            heads = {
-                r.id: (r.event_count, r.head_hash)
-                for r in uow.session.execute(select(CaseRow.id, CaseRow.event_count, CaseRow.head_hash))
-            }
-            chains: dict[int, list[EventRecord]] = {case_id: [] for case_id in heads}
-            for e in uow.session.scalars(select(EventRow).order_by(EventRow.case_id, EventRow.seq, EventRow.id)):
-                chains.setdefault(e.case_id, []).append(record_of(e))
-        return verify_all(((c, chains[c], heads.get(c, (0, GENESIS))) for c in sorted(chains)), verifier)
+    def verify_audit(self, verifier: Verifier | Keyring | None = None, *, checkpoint: str | None = None) -> AuditReport:
+        """Check everything the audit keeps (see :func:`engine.verify.verify_database`)."""
+        keys = verifier if isinstance(verifier, Keyring) else Keyring([verifier or self.signer.verifier()])
+        return verify_database(self.store, keys, checkpoint=checkpoint, calendar=self.calendar)
 
 
 __all__ = ["CaseClosed", "CaseService", "CaseView", "Compiled", "InboxItem"]

@@ -13,7 +13,9 @@ snapshot. PostgreSQL is reached through psycopg 3
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import sqlite3
 import time
 from typing import Any, ClassVar
@@ -299,6 +301,67 @@ class EventRow(Base):
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str | None] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+    """the key that signed it (:attr:`engine.keys.Signer.key_id`); None on
+    events of the first rules that needed no signature"""
+
+
+class AuditKeyRow(Base):
+    """A public key that signed something here: listed, never trusted from
+    this table alone (see :mod:`engine.keys`)."""
+
+    __tablename__ = "audit_keys"
+
+    key_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    public_pem: Mapped[str] = mapped_column(Text)
+    first_used: Mapped[dt.datetime]
+
+
+class JournalRow(Base):
+    """One signed change that is not a case event: a user, a token, a
+    procedure version, a sign-in (see :mod:`engine.journal`)."""
+
+    __tablename__ = "journal"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[str] = mapped_column(String(40))
+    actor: Mapped[str] = mapped_column(String(100))
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any]]
+    hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+
+
+class LedgerRow(Base):
+    """One place of the database-wide chain: an event or a journal entry,
+    in the order the sealer found them (see :mod:`engine.ledger`)."""
+
+    __tablename__ = "ledger"
+    __table_args__ = (UniqueConstraint("kind", "ref_id"),)
+
+    position: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16))
+    ref_id: Mapped[int]
+    entry_hash: Mapped[str] = mapped_column(String(64))
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+    sealed_at: Mapped[str] = mapped_column(String(40))
+    signature: Mapped[str | None] = mapped_column(Text)
+    key_id: Mapped[str | None] = mapped_column(String(16))
+
+
+class AuditRulesRow(Base):
+    """When this database moved to the rules of :mod:`engine.ledger`:
+    events up to ``legacy_events`` (their id) were written under the first
+    rules, when only decisions were signed."""
+
+    __tablename__ = "audit_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    legacy_events: Mapped[int]
+    switched_at: Mapped[dt.datetime]
 
 
 class IdempotencyRow(Base):
@@ -343,6 +406,15 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
+def private_file(path: str) -> None:
+    """Create the SQLite file ``path``, mode 0600, when it is not there yet:
+    it holds every case's data. SQLite gives its ``-wal`` and ``-shm`` files
+    the database file's mode. An existing file keeps the mode it has (the
+    operator's choice); a folder that is not there is left to SQLite's own error."""
+    with contextlib.suppress(FileExistsError, FileNotFoundError, NotADirectoryError, PermissionError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the settings tinhgon relies on.
 
@@ -364,7 +436,9 @@ def connect(url: str = DEFAULT_URL, **kwargs: Any) -> Engine:
     # server defaults to 100 connections, shared by every worker, and each
     # worker holds up to 30.
     if url.startswith("sqlite"):
-        if make_url(url).database not in (None, "", ":memory:"):  # a file; memory has a pool of its own kind
+        database = make_url(url).database
+        if database not in (None, "", ":memory:"):  # a file; memory has a pool of its own kind
+            private_file(database)
             kwargs.setdefault("pool_size", 40)
             kwargs.setdefault("max_overflow", 10)
             # The connection used last comes back first: each connection

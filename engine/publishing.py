@@ -11,10 +11,12 @@ from typing import Literal
 from procedures import load_text
 from procedures.amendment import is_amendment
 
+from . import journal
 from .cases import utcnow
 from .db import AmendmentRow, ProcedureRow
 from .errors import Conflict
-from .store import PUBLISHED, Store, content_hash
+from .journal import content_hash
+from .store import PUBLISHED, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,5 +79,7 @@ def publish_or_amend(
             )
         )
         existing.body, existing.content_hash, existing.name = body, new_hash, defn.name
+        state = journal.procedure_state(existing)
+        uow.journal(journal.PROCEDURE, journal.procedure_subject(existing.code, existing.version), state, actor="tinhgon")
         uow.publish(defn.code, defn.version, now=now)
         return Published(existing, "amended")

@@ -82,6 +82,7 @@ EVENT_KEYS = (
     "prev_hash",
     "hash",
     "signature",
+    "key_id",
 )
 NEW_CASE_KEYS = (
     "procedure_id",
@@ -357,6 +358,7 @@ def event_columns(record: EventRecord) -> dict[str, Any]:
         "prev_hash": record.prev_hash,
         "hash": record.hash,
         "signature": record.signature,
+        "key_id": record.key_id,
     }
 
 
@@ -376,6 +378,7 @@ def record_of(row: Any) -> EventRecord:
         prev_hash=row.prev_hash,
         hash=row.hash,
         signature=row.signature,
+        key_id=row.key_id,
     )
 
 

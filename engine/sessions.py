@@ -27,7 +27,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import bindparam, delete, insert, or_, select, update
 
-from .db import UserRow, WebSessionRow
+from . import journal
+from .db import JournalRow, UserRow, WebSessionRow
 from .direct import Direct, Statement
 from .store import Store
 from .users import User
@@ -58,6 +59,7 @@ _DROP_ENDED = Statement(
 )
 _TOUCH = Statement(update(WebSessionRow).where(WebSessionRow.id_hash == bindparam("h")).values(last_seen_at=bindparam("now")))
 _CLOSE = Statement(delete(WebSessionRow).where(WebSessionRow.id_hash == bindparam("h")))
+_SIGNED_IN = Statement(insert(JournalRow), keys=list(journal.ENTRY_KEYS))
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,9 @@ def _write(store: Store) -> Iterator[Direct]:
 
 def open_session(store: Store, user_id: str, now: dt.datetime, lifetime: Lifetime) -> str:
     """A new session of the user; returns its id (the cookie's value,
-    stored nowhere). The user's sessions that have ended are deleted."""
+    stored nowhere). The user's sessions that have ended are deleted, and
+    the sign-in is journalled (:mod:`engine.journal`) in the same
+    transaction, signed with the store's key."""
     session_id = new_session_id()
     digest = session_hash(session_id)
     with store.direct() as db:
@@ -108,6 +112,10 @@ def open_session(store: Store, user_id: str, now: dt.datetime, lifetime: Lifetim
                 "last_seen_at": now,
                 "expires_at": now + lifetime.absolute,
             },
+        )
+        db.run(
+            _SIGNED_IN,
+            journal.entry_values(store.signer, kind=journal.SIGNIN, subject=user_id, data={"via": "web"}, actor=user_id, at=now),
         )
     return session_id
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import fcntl
-import hashlib
 import os
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
 from typing import Any, cast
 
@@ -28,10 +27,13 @@ from sqlalchemy.sql.expression import Executable
 from procedures.model import Definition
 
 from . import db as db_module
+from . import journal
 from .codes import CODE_FORM, EXACT, VERSION_MAX, VERSION_MIN, code_key, code_lock, valid_code
 from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect, duplicate_key
 from .direct import AsyncOne, Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
+from .journal import content_hash
+from .keys import Signer
 from .rows import NEWEST_PUBLISHED, code_params, exact_first, of_code
 
 DRAFT, PUBLISHED = "draft", "published"
@@ -41,10 +43,6 @@ _USER_BY_TOKEN = Statement(
     .join(TokenRow, TokenRow.user_id == UserRow.id)
     .where(TokenRow.token_hash == bindparam("h"), TokenRow.revoked_at.is_(None))
 )
-
-
-def content_hash(body: str) -> str:
-    return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
 class WriterGate:
@@ -107,6 +105,9 @@ class Store:
         self._gate = WriterGate(database if database and database != ":memory:" else None) if self._sqlite else None
         self.trace: Trace | None = None
         """Called with the SQL of every statement :meth:`direct` runs (benchmarks count them)."""
+        self.signer: Signer | None = None
+        """The server's key, which signs the journal entries of the changes made
+        through :meth:`unit` (:mod:`engine.journal`); set by whoever loaded it."""
 
     @property
     def dialect(self) -> str:
@@ -127,7 +128,7 @@ class Store:
         IMMEDIATE``), so what it reads is what it will update.
         """
         with self._writing(write), (self._writer if write else self.engine).connect() as connection, connection.begin():
-            uow = UnitOfWork(connection)
+            uow = UnitOfWork(connection, self.signer)
             try:
                 yield uow
                 uow.flush()
@@ -283,9 +284,15 @@ class UnitOfWork:
     ORM session on that connection, opened when first asked for. The
     transaction belongs to the unit; the session never commits it."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, signer: Signer | None = None) -> None:
         self.connection = connection
+        self.signer = signer
         self._session: Session | None = None
+
+    def journal(self, kind: str, subject: str, data: Mapping[str, Any], *, actor: str) -> None:
+        """Record a change of users, tokens or procedures in the journal, in this transaction."""
+        self.flush()
+        journal.write(self.connection, journal.entry_values(self.signer, kind=kind, subject=subject, data=data, actor=actor))
 
     @property
     def session(self) -> Session:
@@ -390,7 +397,9 @@ class UnitOfWork:
     def procedures(self) -> list[ProcedureRow]:
         return list(self.session.scalars(select(ProcedureRow).order_by(ProcedureRow.code, ProcedureRow.version)))
 
-    def add_procedure(self, defn: Definition, body: str, *, now: dt.datetime, status: str = DRAFT) -> ProcedureRow:
+    def add_procedure(
+        self, defn: Definition, body: str, *, now: dt.datetime, status: str = DRAFT, actor: str = "tinhgon"
+    ) -> ProcedureRow:
         """Store a new version.
 
         Raises:
@@ -412,6 +421,9 @@ class UnitOfWork:
             published_at=now if status == PUBLISHED else None,
         )
         self.insert(row, f"procedure {defn.code} version {defn.version} exists already")
+        self.journal(
+            journal.PROCEDURE, journal.procedure_subject(row.code, row.version), journal.procedure_state(row), actor=actor
+        )
         return row
 
     def insert(self, row: Any, taken: str) -> None:
@@ -430,10 +442,11 @@ class UnitOfWork:
                 raise
             raise Conflict(taken) from None
 
-    def publish(self, code: str, version: int, *, now: dt.datetime) -> ProcedureRow:
+    def publish(self, code: str, version: int, *, now: dt.datetime, actor: str = "tinhgon") -> ProcedureRow:
         row = self.procedure(code, version)
         if row.status != PUBLISHED:
             row.status, row.published_at = PUBLISHED, now
+            self.journal(journal.PROCEDURE, journal.procedure_subject(code, version), journal.procedure_state(row), actor=actor)
         return row
 
     def newest_published_id(self, code: str) -> int:

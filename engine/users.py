@@ -18,6 +18,7 @@ from typing import cast
 
 from sqlalchemy import String, delete, select, update
 
+from . import journal
 from .db import TokenRow, UserRow, WebSessionRow
 from .direct import Direct
 from .errors import Conflict, EngineError
@@ -73,6 +74,7 @@ def add_user(
     unit: str,
     roles: Iterable[str] = (),
     permissions: Iterable[str] = (),
+    actor: str = "tinhgon",
 ) -> User:
     """Create a user.
 
@@ -101,10 +103,11 @@ def add_user(
         raise Conflict(f"user {user_id!r} exists already")
     row = UserRow(id=user_id, name=name, unit=unit, roles=list(roles), permissions=list(permissions), created_at=_now())
     uow.insert(row, f"user {user_id!r} exists already")
+    uow.journal(journal.USER, user_id, journal.user_state(row), actor=actor)
     return User.of(row)
 
 
-def issue_token(uow: UnitOfWork, user_id: str) -> str:
+def issue_token(uow: UnitOfWork, user_id: str, *, actor: str = "tinhgon") -> str:
     """A new bearer token for the user (the caller shows it once).
 
     Raises:
@@ -112,20 +115,27 @@ def issue_token(uow: UnitOfWork, user_id: str) -> str:
     """
     uow.user(user_id)
     token = new_token()
-    uow.session.add(TokenRow(user_id=user_id, token_hash=token_hash(token), created_at=_now()))
+    row = TokenRow(user_id=user_id, token_hash=token_hash(token), created_at=_now())
+    uow.session.add(row)
     uow.session.flush()
+    uow.journal(journal.TOKEN, row.token_hash, journal.token_state(row), actor=actor)
     return token
 
 
-def revoke_tokens(uow: UnitOfWork, user_id: str) -> int:
+def revoke_tokens(uow: UnitOfWork, user_id: str, *, actor: str = "tinhgon") -> int:
     """Invalidate every token of the user, and end the user's web sessions
     (opened with those tokens); returns how many tokens were live."""
     uow.user(user_id)
-    result = uow.session.execute(
-        update(TokenRow).where(TokenRow.user_id == user_id, TokenRow.revoked_at.is_(None)).values(revoked_at=_now())
-    )
+    revoked = uow.session.scalars(
+        update(TokenRow)
+        .where(TokenRow.user_id == user_id, TokenRow.revoked_at.is_(None))
+        .values(revoked_at=_now())
+        .returning(TokenRow.token_hash)
+    ).all()
+    for hash_ in revoked:
+        uow.journal(journal.TOKEN, hash_, {"user": user_id, "revoked": True}, actor=actor)
     uow.session.execute(delete(WebSessionRow).where(WebSessionRow.user_id == user_id))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return len(revoked)
 
 
 def token_lookup(token: str) -> str | None:

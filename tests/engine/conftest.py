@@ -7,9 +7,9 @@ import datetime as dt
 
 import pytest
 
-from engine.audit import Signer
 from engine.calendar import TIME_ZONE, WorkingCalendar
 from engine.cases import CaseService
+from engine.keys import Signer
 from engine.machine import Actor
 from engine.store import Store
 

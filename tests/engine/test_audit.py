@@ -28,9 +28,6 @@ from engine.audit import (
     GENESIS,
     BadEvent,
     EventRecord,
-    KeyFileError,
-    Signer,
-    Verifier,
     canonical,
     compute_hash,
     format_at,
@@ -39,6 +36,7 @@ from engine.audit import (
     verify_all,
     verify_chain,
 )
+from engine.keys import KeyFileError, Signer, Verifier
 from procedures.errors import TinhgonError
 
 SIGNER = Signer.generate()
@@ -81,6 +79,11 @@ def make_chain(case_id: int = 1, signer: Signer = SIGNER, story: list[Any] | Non
     return records
 
 
+def legacy_chain() -> list[EventRecord]:
+    """A chain as the first rules wrote it: only decisions signed, keys unnamed."""
+    return [dataclasses.replace(e, key_id=None, signature=e.signature if e.decision else None) for e in make_chain()]
+
+
 def head(records: list[EventRecord]) -> tuple[int, str]:
     return (len(records), records[-1].hash if records else GENESIS)
 
@@ -95,22 +98,22 @@ def test_a_sealed_chain_verifies() -> None:
     assert verify_chain(chain, VERIFIER, head(chain), case_id=1) is None
 
 
-def test_seal_links_hashes_and_signs_only_decisions() -> None:
+def test_seal_links_hashes_and_signs_every_event_naming_its_key() -> None:
     chain = make_chain()
     assert chain[0].prev_hash == GENESIS
     for before, after in itertools.pairwise(chain):
         assert after.prev_hash == before.hash
     for record in chain:
         assert record.hash == compute_hash(record.prev_hash, record.payload())
-        assert (record.signature is not None) == record.decision
-        if record.signature is not None:
-            assert VERIFIER.verify(record.hash, record.signature)
+        assert record.signature is not None
+        assert record.key_id == SIGNER.key_id
+        assert VERIFIER.verify(record.hash, record.signature)
 
 
 def test_payload_holds_every_field_but_the_derived_ones() -> None:
     record = make_chain()[0]
     fields = {field.name for field in dataclasses.fields(EventRecord)}
-    assert set(record.payload()) == fields - {"prev_hash", "hash", "signature"}
+    assert set(record.payload()) == fields - {"prev_hash", "hash", "signature", "key_id"}
 
 
 def test_an_empty_case_verifies_against_an_empty_head() -> None:
@@ -146,10 +149,17 @@ def test_an_edit_with_the_hash_recomputed_breaks_the_next_link() -> None:
     chain = make_chain()
     edited = dataclasses.replace(chain[1], comment="Không có gì")
     chain[1] = dataclasses.replace(edited, hash=compute_hash(edited.prev_hash, edited.payload()))
-    assert verify_chain(chain, VERIFIER) == BadEvent(1, 3, "prev_hash does not match event 2 (reordered or deleted?)")
+    assert verify_chain(chain, VERIFIER) == BadEvent(1, 2, "bad signature (forged, altered or made by another key?)")
+    chain = legacy_chain()
+    assert not chain[1].decision
+    edited = dataclasses.replace(chain[1], comment="Không có gì")
+    chain[1] = dataclasses.replace(edited, hash=compute_hash(edited.prev_hash, edited.payload()))
+    assert verify_chain(chain, VERIFIER, legacy=len(chain)) == BadEvent(
+        1, 3, "prev_hash does not match event 2 (reordered or deleted?)"
+    ), "under the first rules event 2 was unsigned, and the next link catches the edit"
 
 
-def test_rewriting_everything_before_a_decision_breaks_its_signature() -> None:
+def test_rewriting_everything_breaks_the_first_signature() -> None:
     # Someone with write access but without the key rehashes the whole chain.
     chain = make_chain()
     edited = dataclasses.replace(chain[0], comment="sửa")
@@ -158,6 +168,18 @@ def test_rewriting_everything_before_a_decision_breaks_its_signature() -> None:
         moved = dataclasses.replace(record, prev_hash=rewritten[-1].hash)
         rewritten.append(dataclasses.replace(moved, hash=compute_hash(moved.prev_hash, moved.payload())))
     problem = verify_chain(rewritten, VERIFIER, head(rewritten))
+    assert problem == BadEvent(1, 1, "bad signature (forged, altered or made by another key?)")
+
+
+def test_rewriting_everything_before_a_legacy_decision_breaks_its_signature() -> None:
+    # The same on events of the first rules, whose plain events were unsigned.
+    chain = legacy_chain()
+    edited = dataclasses.replace(chain[0], comment="sửa")
+    rewritten = [dataclasses.replace(edited, hash=compute_hash(GENESIS, edited.payload()))]
+    for record in chain[1:]:
+        moved = dataclasses.replace(record, prev_hash=rewritten[-1].hash)
+        rewritten.append(dataclasses.replace(moved, hash=compute_hash(moved.prev_hash, moved.payload())))
+    problem = verify_chain(rewritten, VERIFIER, head(rewritten), legacy=len(rewritten))
     assert problem == BadEvent(1, 3, "bad signature (forged, altered or made by another key?)")
 
 
@@ -263,18 +285,57 @@ def test_a_forged_signature_is_caught() -> None:
     assert verify_chain(chain, VERIFIER) == BadEvent(1, 3, "bad signature (forged, altered or made by another key?)")
 
 
-def test_a_stripped_signature_on_a_decision_is_caught() -> None:
+def test_a_stripped_signature_is_caught() -> None:
+    for position in range(len(STORY)):
+        chain = make_chain()
+        chain[position] = dataclasses.replace(chain[position], signature=None, key_id=None)
+        assert verify_chain(chain, VERIFIER) == BadEvent(1, position + 1, "missing signature (every event is signed)")
+
+
+def test_a_stripped_signature_on_a_legacy_decision_is_caught() -> None:
     chain = make_chain()
     chain[4] = dataclasses.replace(chain[4], signature=None)
-    assert verify_chain(chain, VERIFIER) == BadEvent(1, 5, "missing signature on a decision event")
+    assert verify_chain(chain, VERIFIER, legacy=6) == BadEvent(1, 5, "missing signature on a decision event")
+    plain = next(i for i, e in enumerate(chain) if not e.decision)
+    chain = make_chain()
+    chain[plain] = dataclasses.replace(chain[plain], signature=None, key_id=None)
+    assert verify_chain(chain, VERIFIER, legacy=6) is None, "the first rules signed decisions only"
+    assert verify_chain(chain, VERIFIER, legacy=plain) is not None, "after the switch every event is signed"
+
+
+def test_the_decision_flag_is_derived_not_trusted() -> None:
+    # Turning a decision into a plain event (flag cleared, signature dropped,
+    # hashes recomputed) is caught on legacy events too, by what the
+    # procedure says the event is.
+    chain = make_chain()
+    position = next(i for i, e in enumerate(chain) if e.decision)
+    flipped = dataclasses.replace(chain[position], decision=False, signature=None, key_id=None)
+    chain[position] = dataclasses.replace(flipped, hash=compute_hash(flipped.prev_hash, flipped.payload()))
+    decisions = {e.seq: e.decision for e in make_chain()}
+    problem = verify_chain(chain[: position + 1], VERIFIER, legacy=6, decision_of=lambda e: decisions[e.seq])
+    assert problem == BadEvent(
+        1, position + 1, "the decision flag does not match what the procedure makes of this step and outcome (altered?)"
+    )
+    assert verify_chain(chain[: position + 1], VERIFIER, legacy=6) is None, "the stored flag alone would have been believed"
+
+
+def test_old_keys_verify_through_the_keyring_and_unknown_keys_are_named() -> None:
+    from engine.keys import Keyring
+
+    chain = make_chain(signer=OTHER)
+    assert verify_chain(chain, Keyring([VERIFIER, OTHER.verifier()])) is None
+    assert verify_chain(chain, VERIFIER) == BadEvent(
+        1, 1, f"signed by key {OTHER.key_id}, which is not a trusted key (see tinhgon audit keys)"
+    )
 
 
 def test_a_signature_from_another_key_is_caught() -> None:
     chain = make_chain()
     chain[2] = dataclasses.replace(chain[2], signature=OTHER.sign(chain[2].hash))
     assert verify_chain(chain, VERIFIER) == BadEvent(1, 3, "bad signature (forged, altered or made by another key?)")
-    assert verify_chain(make_chain(signer=OTHER), VERIFIER) == BadEvent(
-        1, 3, "bad signature (forged, altered or made by another key?)"
+    renamed = dataclasses.replace(chain[2], key_id=OTHER.key_id)
+    assert verify_chain([*chain[:2], renamed], VERIFIER) == BadEvent(
+        1, 3, f"signed by key {OTHER.key_id}, which is not a trusted key (see tinhgon audit keys)"
     )
 
 
@@ -378,7 +439,7 @@ def test_verify_all_reports_a_case_whose_events_are_all_gone() -> None:
 # --- stored rows, edited with plain SQL ----------------------------------------------
 
 
-COLUMNS = "case_id, seq, at, actor, type, step, outcome, comment, data, decision, prev_hash, hash, signature"
+COLUMNS = "case_id, seq, at, actor, type, step, outcome, comment, data, decision, prev_hash, hash, signature, key_id"
 
 
 def store(records: list[EventRecord]) -> sqlite3.Connection:
@@ -388,7 +449,10 @@ def store(records: list[EventRecord]) -> sqlite3.Connection:
         # Keys reversed, as a JSON column that reorders them might return them.
         data = json.dumps(dict(reversed(list(r.data.items()))), ensure_ascii=False)
         row = (r.case_id, r.seq, r.at, r.actor, r.type, r.step, r.outcome, r.comment, data, int(r.decision))
-        db.execute(f"INSERT INTO events ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", (*row, r.prev_hash, r.hash, r.signature))
+        db.execute(
+            f"INSERT INTO events ({COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (*row, r.prev_hash, r.hash, r.signature, r.key_id),
+        )
     return db
 
 
@@ -409,6 +473,7 @@ def load(db: sqlite3.Connection) -> list[EventRecord]:
             prev_hash=row[10],
             hash=row[11],
             signature=row[12],
+            key_id=row[13],
         )
         for row in rows
     ]

@@ -18,7 +18,6 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from engine.audit import Signer
 from engine.cases import CaseService, Idempotency, utcnow
 from engine.db import AmendmentRow, Base, CaseRow, CaseStepRow, EventRow, IdempotencyRow
 from engine.errors import (
@@ -38,6 +37,7 @@ from engine.errors import (
     StepNotActive,
 )
 from engine.fields import NUL_TEXT
+from engine.keys import Signer
 from engine.machine import COMMENT_LENGTH, Actor, CompiledProcedure
 from engine.publishing import publish_definition, publish_or_amend
 from engine.rows import key_lock
@@ -214,7 +214,7 @@ def test_a_case_runs_to_completion_and_every_change_is_audited(published: Store,
     ]
     assert events[1].comment == "Nộp đủ giấy tờ" and events[1].actor == "dan"
     assert events[5].decision and events[5].signature is not None
-    assert [e.signature is None for e in events] == [True, True, True, True, True, False, True]
+    assert all(e.signature is not None and e.key_id == service.signer.key_id for e in events), "every event is signed"
     report = service.verify_audit()
     assert report.ok and report.events == 7
 
@@ -471,7 +471,8 @@ def test_an_action_is_one_read_and_one_write_on_postgresql(published: Store, ser
     again = service.act(DAN, case.id, step="nop", outcome="done", idempotency=Idempotency("k1", "h1", _answer))
     assert (again.status_code, again.body) == (200, {"version": 2})
     assert [e.step for e in service.events(DAN, case.id)] == [None, "nop", "kiem_tra"]
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
 
 
 def test_a_change_worked_out_ahead_is_written_as_act_writes_it(published: Store, service: CaseService) -> None:
@@ -485,7 +486,8 @@ def test_a_change_worked_out_ahead_is_written_as_act_writes_it(published: Store,
     assert statuses(service, case.id)["nop"] == "completed"
     assert counts(published)[1] == before[1] + 1
     assert [e.comment for e in service.events(DAN, case.id)][-1] == "Nộp"
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
 
 
 def test_a_case_that_moved_on_after_its_change_was_worked_out_is_changed_afresh(published: Store, service: CaseService) -> None:
@@ -503,7 +505,8 @@ def test_a_case_that_moved_on_after_its_change_was_worked_out_is_changed_afresh(
     assert isinstance(view, CaseView) and view.version == seen + 2
     steps = [e.step for e in service.events(DAN, case.id)]
     assert steps.count("xac_minh") == 1 and steps.count("tinh_phi") == 1
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
 
 
 def test_a_repeat_refused_ahead_still_gets_the_first_answer(published: Store, service: CaseService) -> None:
@@ -522,10 +525,11 @@ def test_a_repeat_refused_ahead_still_gets_the_first_answer(published: Store, se
 
 
 @pytest.fixture
-def pg_published(postgres_server: str) -> Iterator[Store]:
+def pg_published(postgres_server: str, signer: Signer) -> Iterator[Store]:
     """A migrated PostgreSQL database with the procedure published."""
     _reset_postgres(postgres_server)
     store = Store(postgres_server)
+    store.signer = signer
     upgrade(store.engine)
     publish_definition(store, body(), now=local(2027, 1, 4, 8, 0))
     yield store
@@ -644,7 +648,8 @@ def test_a_signed_in_change_is_two_statements_each_its_own_transaction(signed_in
     assert sent == ["SELECT", "WITH"]
     assert [statuses(service, case.id)[s] for s in ("kiem_tra", "xac_minh", "tinh_phi")] == ["completed", "active", "active"]
     assert [e.step for e in service.events(DAN, case.id)] == [None, "nop", "kiem_tra"]
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
     with service.store.engine.connect() as conn:  # the pool got its connections back out of autocommit
         assert conn.connection.driver_connection.autocommit is False
 
@@ -683,7 +688,8 @@ def test_on_the_loop_a_procedure_not_compiled_yet_is_compiled_in_a_thread(
     service.store.trace = None
     assert fanned is not None and isinstance(fanned[1], CaseView) and fanned[1].version == 3
     assert sent == ["SELECT", "WITH"]
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
 
 
 def test_a_signed_in_change_checks_the_token_then_the_case(signed_in: tuple[CaseService, dict[str, str]]) -> None:
@@ -771,7 +777,8 @@ def test_a_signed_in_change_whose_case_moved_on_is_made_again_in_a_transaction(
     for case_id in cases:
         steps = [e.step for e in service.events(DAN, case_id)]
         assert all(steps.count(s) <= 1 for s in ("nop", "xac_minh", "tinh_phi")), steps
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
 
 
 def test_a_key_used_meanwhile_is_answered_as_a_transaction_answers_it(
@@ -813,7 +820,8 @@ def test_a_key_used_meanwhile_is_answered_as_a_transaction_answers_it(
     assert statuses(service, mine)["kiem_tra"] == "active"
     with service.store.unit(write=False) as uow:
         assert uow.session.get(IdempotencyRow, (CB.id, "k8")) is None
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
 
 
 def _race(store: Store, signer: Signer, workers: int, cases: int, rounds: int) -> None:
@@ -886,7 +894,8 @@ def audited(published: Store, service: CaseService) -> tuple[CaseService, int]:
     service.act(CB, case.id, step="xac_minh", outcome="done")
     service.act(KT, case.id, step="tinh_phi", outcome="done")
     service.act(LD, case.id, step="duyet", outcome="dong_y")
-    assert service.verify_audit().ok
+    report = service.verify_audit()
+    assert report.ok, report.first_bad
     return service, case.id
 
 

@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 from sqlalchemy import func, select
 
-from engine.audit import Signer
+from engine import journal
 from engine.cases import CaseService
 from engine.db import CaseRow, EventRow, UserRow
 from engine.errors import (
@@ -52,6 +52,7 @@ from engine.errors import (
     StaleCase,
     StepNotActive,
 )
+from engine.keys import Signer
 from engine.machine import (
     ACTIVE,
     CANCELLED,
@@ -292,6 +293,7 @@ class PersistedDriver(Driver):
         if postgres:
             _reset_postgres(postgres)
         self.store = Store(postgres or f"sqlite:///{self.folder / 'cases.db'}")
+        self.store.signer = SIGNER  # the journal's entries are signed like the events
         upgrade(self.store.engine)
         publish_definition(self.store, dump(to_data(defn)), now=clock())
         self.code = defn.code
@@ -356,6 +358,8 @@ class PersistedDriver(Driver):
                 row = uow.session.get(UserRow, actor.id)
                 assert row is not None
             row.unit, row.roles, row.permissions = actor.unit, sorted(actor.roles), sorted(actor.permissions)
+            uow.flush()
+            uow.journal(journal.USER, actor.id, journal.user_state(row), actor="test")  # as an admin's change is recorded
         return self.tokens[actor.id]
 
     def state(self, handle: int) -> CaseState:
