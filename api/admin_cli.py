@@ -1,8 +1,11 @@
-"""Commands that work on the database: ``db upgrade``, ``db backup`` and ``audit verify``.
+"""Commands that work on the database: ``db upgrade``, ``db backup`` and
+``audit verify | checkpoint | keys | rotate-key``.
 
 Every one takes ``--database-url`` (else ``$TINHGON_DATABASE_URL``, else
 ``tinhgon.db`` in the working directory) and brings the schema up to date
-first.
+first. Those that write what the audit keeps (users, tokens, backups,
+seals) sign it with the server's key (``--key-file``, else
+``$TINHGON_SIGNING_KEY``, else ``tinhgon-signing.key``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.audit import Signer, Verifier
 from engine.backup import BackupRefused, backup, sqlite_file
-from engine.cases import CaseService
 from engine.db import reach
+from engine.keys import Keyring, Signer, Verifier, keyring, read_history, rotate
+from engine.ledger import checkpoint
 from engine.schema import current, upgrade
 from engine.settings import database_url, key_path
 from engine.store import Store
+from engine.verify import AuditReport, listed_keys, mark_backup, seal, seal_all, verify_database
 
 
 def reached_store(url: str, *, migrate: bool = False) -> Store:
@@ -40,11 +44,15 @@ def reached_store(url: str, *, migrate: bool = False) -> Store:
 
 
 @contextmanager
-def open_store(args: argparse.Namespace) -> Iterator[Store]:
+def open_store(args: argparse.Namespace, *, signing: bool = False) -> Iterator[Store]:
     """The database named on the command line, migrated to the newest
-    schema; its connections closed at the end, whatever the command met."""
+    schema; its connections closed at the end, whatever the command met.
+    ``signing``: the server's key is loaded (created when there is none
+    yet, as ``serve`` would) and signs the journal entries the command writes."""
     store = reached_store(database_url(args.database_url), migrate=True)
     try:
+        # The database first: a command that cannot reach it makes no key.
+        store.signer = Signer.load_or_create(key_path(args.key_file)) if signing else None
         yield store
     finally:
         store.dispose()
@@ -66,6 +74,16 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
         print(f"database {shown}: upgraded from {before or 'empty'} to {after}")
     for line in problems:
         print(f"cảnh báo: {line}")
+    key = key_path(args.key_file)
+    if key.is_file():  # a database from before the ledger is adopted by its first seal, signed
+        signer = Signer.load(key)
+        store = reached_store(database_url(args.database_url))
+        try:
+            sealed = seal_all(store, signer)
+        finally:
+            store.dispose()
+        if sealed:
+            print(f"audit: {sealed} mục mới được niêm phong vào sổ cái (sealed into the ledger) bằng khoá {signer.key_id}")
     return 0
 
 
@@ -76,7 +94,11 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
         sqlite_file(url)  # PostgreSQL: pg_dump's work, said before anything is opened
         if target.exists() and not args.force:
             raise BackupRefused(f"{target} exists already; give --force to replace it")
-        reached_store(url, migrate=True).dispose()  # the copy is at schema head, with its backups table
+        # The copy is at schema head, with its backups table, and the ledger
+        # holds the backup's mark, sealed, for checkpoints to list.
+        with open_store(args, signing=True) as store:
+            assert store.signer is not None
+            mark_backup(store, store.signer, str(target.resolve()))
         made = backup(url, target, force=args.force)
     except BackupRefused as exc:
         print(f"tinhgon db backup: {exc}", file=sys.stderr)
@@ -87,30 +109,122 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trusted(args: argparse.Namespace) -> Keyring:
+    """The keys verification trusts: ``--public-key`` files, else the key
+    file's and those of its history (earlier keys, see :func:`engine.keys.rotate`)."""
+    if args.public_key:
+        return Keyring(Verifier.load(path) for path in args.public_key)
+    return keyring(key_path(args.key_file))
+
+
+def _report_json(report: AuditReport) -> dict[str, Any]:
+    bad = report.first_bad
+    result = report.checkpoint
+    return {
+        "ok": report.ok,
+        "cases": report.cases,
+        "events": report.events,
+        "journal": report.journal,
+        "ledger": report.places,
+        "unsealed": report.unsealed,
+        "first_bad": None
+        if bad is None
+        else {"part": bad.part, "case": bad.case_id, "seq": bad.seq, "reason": bad.reason, "text": bad.render()},
+        "problems": len(report.bad),
+        "checkpoint": None
+        if result is None
+        else {"ok": result.ok, "message": result.message, "restored_from": result.restored_from},
+    }
+
+
 def cmd_audit_verify(args: argparse.Namespace) -> int:
     with open_store(args) as store:
-        verifier = Verifier.load(args.public_key) if args.public_key else Signer.load(key_path(args.key_file)).verifier()
-        report = CaseService(store, signer=Signer.generate()).verify_audit(verifier)
+        keys = _trusted(args)  # a key file that cannot be read: the command's error, naming it
+        try:
+            statement = Path(args.checkpoint).read_text(encoding="utf-8") if args.checkpoint else None
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"tinhgon audit verify: không đọc được điểm kiểm tra {args.checkpoint}: {exc}", file=sys.stderr)
+            return 2
+        report = verify_database(store, keys, checkpoint=statement, checkpoint_source=args.checkpoint or "checkpoint")
     bad = report.first_bad
     if args.json:
-        out: dict[str, Any] = {
-            "ok": report.ok,
-            "cases": report.cases,
-            "events": report.events,
-            "first_bad": None if bad is None else {"case": bad.case_id, "seq": bad.seq, "reason": bad.reason},
-        }
-        print(json.dumps(out, ensure_ascii=False, indent=1))
-    elif bad is None:
-        print(
-            f"audit: {_count(report.events, 'event')} in {_count(report.cases, 'case')} verified; every chain and signature holds"
-        )
+        print(json.dumps(_report_json(report), ensure_ascii=False, indent=1))
+        return 0 if report.ok else 1
+    counts = (
+        f"{report.events} sự kiện của {report.cases} hồ sơ, {report.journal} mục nhật ký, "
+        f"{report.places} vị trí sổ cái ({report.unsealed} chưa niêm phong)"
+    )
+    if bad is None:
+        print(f"audit: hợp lệ (ok): {counts}; mọi chuỗi băm, chữ ký và bản ghi đều khớp")
+        if report.checkpoint is not None:
+            print(f"audit: điểm kiểm tra (checkpoint): {report.checkpoint.message}")
     else:
-        print(f"audit: FAILED at {bad.render()} ({len(report.bad)} case(s) broken, {report.events} events read)")
+        print(f"audit: KHÔNG HỢP LỆ (FAILED) tại {bad.render()}")
+        print(f"audit: {len(report.bad)} vấn đề; đã đọc {counts}")
     return 0 if report.ok else 1
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}" + ("" if n == 1 else "s")
+def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
+    with open_store(args, signing=True) as store:
+        assert store.signer is not None
+        seal_all(store, store.signer)  # everything written so far
+        with store.unit(write=False) as uow:
+            statement = checkpoint(uow.connection, store.signer)
+    text = json.dumps(statement, ensure_ascii=False, indent=1) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"checkpoint: {statement['length']} vị trí sổ cái, đầu {statement['head'][:16]}… ghi vào {args.output}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def cmd_audit_keys(args: argparse.Namespace) -> int:
+    trusted = keyring(key_path(args.key_file))
+    with open_store(args) as store:
+        listed = listed_keys(store)
+    rows = []
+    for key_id, pem in trusted.public_pems():
+        state = "hiện tại (current)" if key_id == trusted.current.key_id else "cũ, còn tin cậy (earlier, trusted)"
+        rows.append({"key_id": key_id, "state": state, "public_pem": pem, "trusted": True})
+    for key_id, pem in listed:
+        if not trusted.knows(key_id):
+            rows.append({"key_id": key_id, "state": "KHÔNG tin cậy (not trusted)", "public_pem": pem, "trusted": False})
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=1))
+    else:
+        for row in rows:
+            print(f"{row['key_id']}  {row['state']}")
+    return 0
+
+
+def cmd_audit_rotate_key(args: argparse.Namespace) -> int:
+    path = key_path(args.key_file)
+    with open_store(args, signing=True) as store:
+        assert store.signer is not None
+        seal_all(store, store.signer)  # what the old key's time wrote is sealed by it, and the key listed
+    old, new = rotate(path)
+    with open_store(args, signing=True) as store:
+        assert store.signer is not None and store.signer.key_id == new.key_id
+        seal(store, new)  # the new key is listed, and seals what is pending
+    earlier = len(read_history(path))
+    print(f"rotate-key: khoá mới {new.key_id} trong {path}; khoá cũ {old.key_id} vẫn kiểm được chữ ký cũ")
+    print(f"rotate-key: {earlier} khoá cũ trong {path.name}.history.pem (giữ tệp này cùng tệp khoá)")
+    return 0
+
+
+def cmd_audit_mark_backup(args: argparse.Namespace) -> int:
+    with open_store(args, signing=True) as store:
+        assert store.signer is not None
+        length, last = mark_backup(store, store.signer, args.name)
+    print(f"mark-backup: {args.name} ghi ở vị trí sổ cái {length} (đầu {last[:16]}…); chạy pg_dump ngay sau đó")
+    return 0
+
+
+def key_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--key-file", metavar="FILE", help="the server's signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)"
+    )
 
 
 def database_option(p: argparse.ArgumentParser) -> None:
@@ -125,24 +239,51 @@ def add_parsers(sub: Any) -> None:
     """Register ``db`` and ``audit`` on the main parser's subcommands."""
     db = sub.add_parser("db", help="the database schema (Alembic migrations)")
     db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
-    p = db_sub.add_parser("upgrade", help="create or upgrade the schema to the newest revision")
+    p = db_sub.add_parser(
+        "upgrade", help="create or upgrade the schema to the newest revision; with the key file there, seal what is pending"
+    )
     database_option(p)
+    key_option(p)
     p.set_defaults(handler=cmd_db_upgrade)
     p = db_sub.add_parser("backup", help="copy a SQLite database to FILE (0600) while the service runs; PostgreSQL: pg_dump -Fc")
     p.add_argument("file", metavar="FILE")
     p.add_argument("--force", action="store_true", help="replace FILE when it exists")
     database_option(p)
+    key_option(p)
     p.set_defaults(handler=cmd_db_backup)
 
     audit = sub.add_parser("audit", help="the tamper-evident audit trail")
     audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
     p = audit_sub.add_parser(
-        "verify", help="re-check every case's hash chain and decision signatures (exit 1 on the first bad event)"
+        "verify",
+        help="re-check every case's chain, signatures and replay, the journal and the ledger (exit 1 on the first bad item)",
     )
     database_option(p)
+    key_option(p)
     p.add_argument(
-        "--key-file", metavar="FILE", help="the server's signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)"
+        "--public-key", metavar="PEM", action="append", help="trust this public key instead of the key file's (repeatable)"
     )
-    p.add_argument("--public-key", metavar="PEM", help="verify with this public key instead of the key file")
-    p.add_argument("--json", action="store_true", help="{ok, cases, events, first_bad}")
+    p.add_argument("--checkpoint", metavar="FILE", help="also prove the ledger extends this checkpoint (audit checkpoint's JSON)")
+    p.add_argument("--json", action="store_true", help="{ok, cases, events, journal, ledger, unsealed, first_bad, checkpoint}")
     p.set_defaults(handler=cmd_audit_verify)
+    p = audit_sub.add_parser("checkpoint", help="seal what is pending and print a signed statement of the ledger (JSON)")
+    database_option(p)
+    key_option(p)
+    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead (keep it away from the database)")
+    p.set_defaults(handler=cmd_audit_checkpoint)
+    p = audit_sub.add_parser("keys", help="the public keys trusted (key file and its history) and those the database lists")
+    database_option(p)
+    key_option(p)
+    p.add_argument("--json", action="store_true", help="[{key_id, state, public_pem, trusted}]")
+    p.set_defaults(handler=cmd_audit_keys)
+    p = audit_sub.add_parser("rotate-key", help="set a new signing key; the old public key is kept in FILE.history.pem")
+    database_option(p)
+    key_option(p)
+    p.set_defaults(handler=cmd_audit_rotate_key)
+    p = audit_sub.add_parser(
+        "mark-backup", help="PostgreSQL: record (and seal) that a pg_dump is about to be taken, so a restore is recognised"
+    )
+    p.add_argument("name", metavar="NAME", help="the dump's file name, as you will keep it")
+    database_option(p)
+    key_option(p)
+    p.set_defaults(handler=cmd_audit_mark_backup)

@@ -22,7 +22,7 @@ from .metrics import ALLOW_ENV
 from .observe import Observed
 from .routes import audit, cases, health, procedures
 from .services import Services
-from .settings import Settings, web_settings
+from .settings import Settings, audit_settings, web_settings
 
 LEASE_ENV = "TINHGON_IDEMPOTENCY_LEASE"
 WRITE_THREADS_ENV = "TINHGON_WRITE_THREADS"
@@ -100,9 +100,14 @@ def app_from_environment() -> FastAPI:
     ``$TINHGON_WRITE_THREADS`` (PostgreSQL: actions run at once per worker),
     ``$TINHGON_METRICS_ALLOW`` (who may read ``/metrics``) and the web's
     settings (:data:`api.settings.WEB_ENV`: secure cookies, the sessions'
-    idle and absolute ends)."""
+    idle and absolute ends) and the sealer's (:data:`api.settings.AUDIT_ENV`:
+    how often it seals, where and how often it writes checkpoints)."""
     calendar = os.environ.get("TINHGON_CALENDAR")
-    values: dict[str, object] = {"calendar_file": Path(calendar) if calendar else None, **web_settings(os.environ)}
+    values: dict[str, object] = {
+        "calendar_file": Path(calendar) if calendar else None,
+        **web_settings(os.environ),
+        **audit_settings(os.environ),
+    }
     lease = os.environ.get(LEASE_ENV)
     if lease:
         values["idempotency_lease_seconds"] = lease

@@ -216,6 +216,7 @@ class EventPublic(BaseModel):
     hash: str
     prev_hash: str
     signature: str | None
+    key_id: str | None = None
 
     @classmethod
     def of(cls, e: EventRecord) -> EventPublic:
@@ -232,6 +233,7 @@ class EventPublic(BaseModel):
             hash=e.hash,
             prev_hash=e.prev_hash,
             signature=e.signature,
+            key_id=e.key_id,
         )
 
 
@@ -267,4 +269,17 @@ class AuditReport(BaseModel):
     ok: bool
     events: int
     cases: int
-    first_bad: dict[str, Any] | None = Field(description="{case, seq, reason} of the first bad event, or null")
+    journal: int = Field(description="journal entries (users, tokens, procedure versions, sign-ins, backups)")
+    ledger: int = Field(description="places of the database-wide ledger")
+    unsealed: int = Field(description="events and journal entries written since the sealer's last pass")
+    problems: int = Field(description="how many things are wrong (0 when ok)")
+    first_bad: dict[str, Any] | None = Field(
+        description="{part, case, seq, reason, text} of the first bad item (part: event, case, journal, state, ledger or checkpoint), or null"
+    )
+
+
+class AuditKey(BaseModel):
+    key_id: str
+    public_pem: str
+    current: bool = Field(description="the key that signs now")
+    trusted: bool = Field(description="in the server's key file or its history: signatures by it verify")

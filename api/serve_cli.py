@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.audit import KeyFileError, Signer
 from engine.db import shown_url
 from engine.errors import Conflict, DatabaseUnavailable
+from engine.keys import KeyFileError, Signer
 from engine.publishing import publish_or_amend
 from engine.settings import DATABASE_ENV, KEY_ENV, database_url, key_path
 from engine.store import Store, UnitOfWork
@@ -27,10 +27,10 @@ from procedures.catalog import definition_files
 from procedures.catalog_file import catalog_path, read_catalog_file
 from procedures.errors import DefinitionError, ReadError
 
-from .admin_cli import database_option, open_store, reached_store
+from .admin_cli import database_option, key_option, open_store, reached_store
 from .logs import FORMAT_ENV, FORMATS
 from .metrics import ALLOW_ENV, LOOPBACK, allowed_networks
-from .settings import WEB_ENV, BadSetting, checked, web_settings
+from .settings import AUDIT_ENV, DEFAULT_CHECKPOINTS, WEB_ENV, BadSetting, audit_settings, checked, web_settings
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
 DEMO_UNIT = "demo"
@@ -39,7 +39,7 @@ DEMO_APPLICANT = "demo_applicant"
 
 # -- users --------------------------------------------------------------------------
 def cmd_user_add(args: argparse.Namespace) -> int:
-    with open_store(args) as store, store.unit() as uow:
+    with open_store(args, signing=True) as store, store.unit() as uow:
         user = add_user(uow, args.id, name=args.name, unit=args.unit, roles=args.role, permissions=args.permission)
         token = issue_token(uow, user.id)
     roles = ", ".join(user.roles) or "no roles"
@@ -50,7 +50,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_user_token(args: argparse.Namespace) -> int:
-    with open_store(args) as store, store.unit() as uow:
+    with open_store(args, signing=True) as store, store.unit() as uow:
         token = issue_token(uow, args.id)
     print(f"new token for {args.id}:")
     print(token)
@@ -58,7 +58,7 @@ def cmd_user_token(args: argparse.Namespace) -> int:
 
 
 def cmd_user_revoke(args: argparse.Namespace) -> int:
-    with open_store(args) as store, store.unit() as uow:
+    with open_store(args, signing=True) as store, store.unit() as uow:
         n = revoke_tokens(uow, args.id)
     print(f"{args.id}: {n} token(s) revoked; web sessions ended")
     return 0
@@ -156,6 +156,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
             return 2
     try:
         web = web_settings(os.environ)
+        audit = audit_settings(os.environ)
     except BadSetting as exc:
         print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
         return 2
@@ -165,6 +166,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         web["session_idle_minutes"] = args.session_idle
     if args.session_hours is not None:
         web["session_hours"] = args.session_hours
+    if args.seal_seconds is not None:
+        audit["seal_seconds"] = args.seal_seconds
+    if args.checkpoint_minutes is not None:
+        audit["checkpoint_minutes"] = args.checkpoint_minutes
+    if args.checkpoint_dir is not None:
+        audit["checkpoint_dir"] = args.checkpoint_dir
+    audit["checkpoint_dir"] = str(Path(audit.get("checkpoint_dir") or DEFAULT_CHECKPOINTS).resolve())
     # The address first: a start that cannot listen stops before it creates
     # the first users, whose tokens it would otherwise never print.
     sockets = None
@@ -190,7 +198,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         # Read (or created) here, once: a key file that is not one stops the
         # start before the first users are made and their tokens printed.
-        Signer.load_or_create(key)
+        store.signer = Signer.load_or_create(key)  # it signs the journal of what the start writes
         amended: list[str] = []
         definitions = load_definitions(store, folder, amended) if folder else []
     except (KeyFileError, StartError) as exc:
@@ -213,6 +221,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
     for name, field in WEB_ENV.items():  # the workers read the web's settings there
         if field in web:
             os.environ[name] = web[field]
+    for name, field in AUDIT_ENV.items():  # and the sealer's
+        if field in audit:
+            os.environ[name] = audit[field]
     os.environ[ALLOW_ENV] = args.metrics_allow
     run(
         "api.app:app_from_environment",
@@ -283,14 +294,17 @@ def add_parsers(sub: Any) -> None:
         "--permission", action="append", default=[], choices=["reform", "admin"], metavar="P", help="reform or admin (repeatable)"
     )
     database_option(p)
+    key_option(p)
     p.set_defaults(handler=cmd_user_add)
     p = user_sub.add_parser("token", help="issue another bearer token for a user")
     p.add_argument("id")
     database_option(p)
+    key_option(p)
     p.set_defaults(handler=cmd_user_token)
     p = user_sub.add_parser("revoke", help="invalidate every token of a user")
     p.add_argument("id")
     database_option(p)
+    key_option(p)
     p.set_defaults(handler=cmd_user_revoke)
 
     p = sub.add_parser("serve", help="run the HTTP service and web pages (migrates, publishes definitions/)")
@@ -324,6 +338,24 @@ def add_parsers(sub: Any) -> None:
         type=_setting("session_hours"),
         metavar="HOURS",
         help="a web session ends this long after sign-in (default 8; also $TINHGON_SESSION_HOURS)",
+    )
+    p.add_argument(
+        "--seal-seconds",
+        type=_setting("seal_seconds"),
+        metavar="SECONDS",
+        help="how often the audit sealer seals new events and changes into the ledger (default 5; also $TINHGON_SEAL_SECONDS)",
+    )
+    p.add_argument(
+        "--checkpoint-dir",
+        metavar="DIR",
+        help="where signed checkpoints of the ledger are written: keep it away from the database"
+        " (default tinhgon-checkpoints here; also $TINHGON_CHECKPOINT_DIR)",
+    )
+    p.add_argument(
+        "--checkpoint-minutes",
+        type=_setting("checkpoint_minutes"),
+        metavar="MINUTES",
+        help="how often a checkpoint is written when the ledger has grown (default 60; also $TINHGON_CHECKPOINT_MINUTES)",
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument(

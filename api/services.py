@@ -11,12 +11,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
-from engine.audit import Signer
 from engine.calendar import WorkingCalendar, load_calendar
 from engine.cases import CaseService, Compiled
 from engine.db import ProcedureRow
 from engine.direct import Direct
+from engine.keys import Keyring, Signer, keyring
 from engine.schema import head, upgrade
+from engine.sealer import Sealer
 from engine.store import AsyncStatements, Store
 from engine.writer import GroupWriter
 from procedures.catalog import priced
@@ -41,6 +42,11 @@ class Services:
     catalog: CatalogFile | None = None
     """the ``catalog.yaml`` of the definitions folder served: its price list
     costs every procedure on the pages, its programmes measure the catalog"""
+    keys: Keyring | None = None
+    """the public keys verification trusts: the key file's and its history's
+    (:func:`engine.keys.keyring`); the signer's alone when not given"""
+    sealer: Sealer | None = None
+    """the audit sealer thread of this worker (:mod:`engine.sealer`), stopped by :meth:`close`"""
     _priced: dict[int, Definition] = field(init=False, default_factory=dict)
     schema_head: str = field(init=False, default_factory=head)
     """the schema revision this tinhgon's migrations end at, read once (``/readyz`` compares the database's with it)"""
@@ -48,6 +54,8 @@ class Services:
     _side_by_side: ThreadPoolExecutor | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        if self.keys is None:
+            self.keys = Keyring([self.signer.verifier()])
         if self.store.one_writer:
             self._writes = GroupWriter(self.store)
         else:
@@ -75,6 +83,7 @@ class Services:
         store = Store(settings.database_url)
         upgrade(store.engine)
         signer = Signer.load_or_create(settings.key_file)
+        store.signer = signer
         calendar = load_calendar(settings.calendar_file) if settings.calendar_file else WorkingCalendar()
         compiled = Compiled()
         cases = CaseService(
@@ -82,7 +91,17 @@ class Services:
         )
         folder = settings.definitions
         catalog = read_catalog_file(catalog_path(folder)) if folder and catalog_path(folder).is_file() else None
-        return cls(settings, store, signer, calendar, cases, compiled, catalog)
+        sealer = Sealer(
+            store,
+            signer,
+            seal_seconds=settings.seal_seconds,
+            folder=settings.checkpoint_dir,
+            checkpoint_minutes=settings.checkpoint_minutes,
+            lag=metrics.set_sealer_lag,
+        )
+        services = cls(settings, store, signer, calendar, cases, compiled, catalog, keyring(settings.key_file), sealer)
+        sealer.start()
+        return services
 
     @overload
     async def writing(self, work: Callable[[Direct], T]) -> T: ...
@@ -157,6 +176,8 @@ class Services:
             return work(db) if ahead is None else work(db, ahead(db))
 
     def close(self) -> None:
+        if self.sealer is not None:
+            self.sealer.stop()
         if self._writes is not None:
             self._writes.close()
         if self._side_by_side is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from engine.sealer import CHECKPOINT_MINUTES, SEAL_SECONDS
 from engine.sessions import Lifetime
 from engine.settings import database_url, key_path
 
@@ -19,6 +20,13 @@ SESSION_IDLE_ENV = "TINHGON_SESSION_IDLE_MINUTES"
 SESSION_HOURS_ENV = "TINHGON_SESSION_HOURS"
 WEB_ENV = {SECURE_COOKIES_ENV: "secure_cookies", SESSION_IDLE_ENV: "session_idle_minutes", SESSION_HOURS_ENV: "session_hours"}
 """the environment variables of the web's settings, and the settings they give"""
+SEAL_SECONDS_ENV = "TINHGON_SEAL_SECONDS"
+CHECKPOINT_DIR_ENV = "TINHGON_CHECKPOINT_DIR"
+CHECKPOINT_MINUTES_ENV = "TINHGON_CHECKPOINT_MINUTES"
+AUDIT_ENV = {SEAL_SECONDS_ENV: "seal_seconds", CHECKPOINT_DIR_ENV: "checkpoint_dir", CHECKPOINT_MINUTES_ENV: "checkpoint_minutes"}
+"""the environment variables of the audit sealer's settings"""
+DEFAULT_CHECKPOINTS = Path("tinhgon-checkpoints")
+"""where ``serve`` writes checkpoint files unless told: a folder in the working directory (move it away from the database)"""
 
 FORM_OVERHEAD = 64 * 1024
 """What a form adds around an uploaded definition, beyond the upload limit."""
@@ -48,6 +56,13 @@ class Settings(BaseModel):
     """a web session not seen for this long ends"""
     session_hours: float = Field(default=8.0, gt=0, le=30 * 24)
     """a web session ends this long after sign-in, however busy"""
+
+    seal_seconds: float = Field(default=SEAL_SECONDS, gt=0, le=3600)
+    """how often the audit sealer seals what was written since its last pass (:mod:`engine.sealer`)"""
+    checkpoint_dir: Path | None = None
+    """where the service writes a signed checkpoint of the ledger (none when None; ``serve``: :data:`DEFAULT_CHECKPOINTS`)"""
+    checkpoint_minutes: float = Field(default=CHECKPOINT_MINUTES, gt=0, le=7 * 24 * 60)
+    """how often it writes one (when the ledger has grown)"""
 
     metrics_allow: tuple[Network, ...] = Field(default_factory=lambda: allowed_networks(LOOPBACK))
     """the client addresses that may read ``/metrics`` (others get 404): loopback unless told otherwise"""
@@ -93,8 +108,17 @@ def web_settings(environ: Mapping[str, str]) -> dict[str, str]:
     Raises:
         BadSetting: a value the setting does not take, with the variable's name.
     """
+    return _given(environ, WEB_ENV)
+
+
+def audit_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The sealer's settings that ``environ`` gives (:data:`AUDIT_ENV`), as :func:`web_settings`."""
+    return _given(environ, AUDIT_ENV)
+
+
+def _given(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, str]:
     values: dict[str, str] = {}
-    for name, field in WEB_ENV.items():
+    for name, field in names.items():
         value = environ.get(name, "").strip()
         if value:
             try:

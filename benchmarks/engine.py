@@ -115,10 +115,11 @@ from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from transitions import Machine
 
-from engine.audit import GENESIS, Signer
+from engine.audit import GENESIS
 from engine.calendar import WorkingCalendar
 from engine.cases import CaseService, seal_entries
 from engine.db import NO_DUE, CaseRow, CaseStepRow, EventRow
+from engine.keys import Signer
 from engine.machine import ACTIVE, COMPLETED, FINISHED, SKIPPED, WAITING, Actor, CompiledProcedure
 from engine.publishing import publish_definition
 from engine.schema import upgrade

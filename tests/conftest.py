@@ -21,7 +21,7 @@ import pytest
 from hypothesis import settings
 from sqlalchemy import create_engine, text
 
-from engine.audit import Signer
+from engine.keys import Signer
 from engine.schema import upgrade
 from engine.store import Store
 
@@ -57,6 +57,13 @@ version: 1
 def definition_text(body: str, head: str = HEAD) -> str:
     """A definition: the standard head plus ``body`` (dedented)."""
     return head + textwrap.dedent(body)
+
+
+@pytest.fixture(autouse=True)
+def _default_key_of_the_test(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A command run without ``--key-file`` uses (and may create) a key of
+    the test's own, never ``tinhgon-signing.key`` in the working directory."""
+    monkeypatch.setenv("TINHGON_SIGNING_KEY", str(tmp_path_factory.mktemp("key") / "tinhgon-signing.key"))
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +108,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    """A migrated database, SQLite and PostgreSQL in turn."""
+def store(database_url: str, signer: Signer) -> Iterator[Store]:
+    """A migrated database, SQLite and PostgreSQL in turn, whose journal the test key signs."""
     s = Store(database_url)
+    s.signer = signer
     upgrade(s.engine)
     yield s
     s.dispose()

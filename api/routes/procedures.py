@@ -87,8 +87,8 @@ def _row(services: Any, code: str, version: int) -> ProcedureRow:
 
 
 # -- what the routes and the web pages both do ------------------------------------
-def store_upload(services: Any, raw: bytes, *, source: str = "upload") -> ProcedureRow:
-    """Check an uploaded definition and store it as a draft.
+def store_upload(services: Any, raw: bytes, *, actor: str, source: str = "upload") -> ProcedureRow:
+    """Check an uploaded definition and store it as a draft (journalled as ``actor``'s).
 
     Raises:
         DefinitionError, ReadError: not a valid definition.
@@ -97,10 +97,10 @@ def store_upload(services: Any, raw: bytes, *, source: str = "upload") -> Proced
     defn = load_bytes(raw, source=source)
     text = raw.decode("utf-8-sig")
     with services.store.unit() as uow:
-        return uow.add_procedure(defn, text, now=_now(), status=DRAFT)  # type: ignore[no-any-return]
+        return uow.add_procedure(defn, text, now=_now(), status=DRAFT, actor=actor)  # type: ignore[no-any-return]
 
 
-def store_simplified(services: Any, code: str, version: int) -> Simplification:
+def store_simplified(services: Any, code: str, version: int, *, actor: str) -> Simplification:
     """Apply the automatic fixes to a stored version and store version + 1 as a draft.
 
     Raises:
@@ -115,18 +115,18 @@ def store_simplified(services: Any, code: str, version: int) -> Simplification:
         raise Conflict(f"{code} version {version}: no automatic fix applies; nothing was stored")
     text = next_version_text(result, row.body, source=f"{code}.v{result.after.version}")
     with services.store.unit() as uow:
-        uow.add_procedure(result.after, text, now=_now(), status=DRAFT)
+        uow.add_procedure(result.after, text, now=_now(), status=DRAFT, actor=actor)
     return result
 
 
-def publish_version(services: Any, code: str, version: int) -> ProcedureRow:
+def publish_version(services: Any, code: str, version: int, *, actor: str) -> ProcedureRow:
     """Publish a stored version (new cases of ``code`` start on the newest published one).
 
     Raises:
         NotFound: no such version.
     """
     with services.store.unit() as uow:
-        return uow.publish(code, version, now=_now())  # type: ignore[no-any-return]
+        return uow.publish(code, version, now=_now(), actor=actor)  # type: ignore[no-any-return]
 
 
 @router.get("", summary="The procedures and their versions")
@@ -175,7 +175,7 @@ async def upload(request: Request, services: ServicesDep, user: ReformDep) -> Pr
                 kind="unsupported-media-type",
             )
     raw = await read_limited(request, services.settings.max_upload_bytes)
-    row = store_upload(services, raw)
+    row = store_upload(services, raw, actor=user.id)
     return ProcedureStored(code=row.code, version=row.version, status="draft")
 
 
@@ -207,7 +207,7 @@ def get_analysis(code: Code, version: Version, services: ServicesDep, user: User
     responses={**WRITE_RESPONSES, **documented({409: "nothing to simplify, or version + 1 exists already"})},
 )
 def post_simplify(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> SimplifyResult:
-    result = store_simplified(services, code, version)
+    result = store_simplified(services, code, version, actor=user.id)
     return SimplifyResult(code=result.after.code, version=result.after.version, **result.report())  # type: ignore[arg-type]
 
 
@@ -217,7 +217,7 @@ def post_simplify(code: Code, version: Version, services: ServicesDep, user: Ref
     responses=WRITE_RESPONSES,
 )
 def post_publish(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> ProcedureStored:
-    row = publish_version(services, code, version)
+    row = publish_version(services, code, version, actor=user.id)
     return ProcedureStored(code=row.code, version=row.version, status=row.status)  # type: ignore[arg-type]
 
 

@@ -249,7 +249,7 @@ def upload(request: Request, services: ServicesDep, user: PageUser, form: Checke
         return page(request, "upload.html", 413, problems=[], text="", error=f"Định nghĩa quá lớn: giới hạn {limit:,} byte.")
     shown = text or raw.decode("utf-8", errors="replace")
     try:
-        row = store_upload(services, raw, source=source)
+        row = store_upload(services, raw, source=source, actor=user.id)
     except DefinitionError as exc:
         problems = [p.render(source) for p in exc.problems]
         error = f"Định nghĩa chưa hợp lệ: {len(problems)} lỗi. Sửa hết rồi tải lên lại."
@@ -268,7 +268,7 @@ def simplify_version(
 ) -> Response:
     _reform(user)
     try:
-        result = store_simplified(services, code, version)
+        result = store_simplified(services, code, version, actor=user.id)
     except Conflict:
         _pick(_versions(services, code), version)  # an unknown version is a 404, not this message
         error = (
@@ -282,5 +282,5 @@ def simplify_version(
 @router.post("/thu-tuc/{code}/{version}/cong-bo", response_class=HTMLResponse)
 def publish(request: Request, code: Code, version: Version, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
     _reform(user)
-    publish_version(services, code, version)
+    publish_version(services, code, version, actor=user.id)
     return RedirectResponse(f"/thu-tuc/{code}/{version}?da=cong-bo", status_code=303)

@@ -22,10 +22,10 @@ from api.app import create_app
 from api.deps import SESSION_COOKIE
 from api.services import Services
 from api.settings import Settings
-from engine.audit import Signer
 from engine.calendar import WorkingCalendar
 from engine.cases import CaseService, Compiled
 from engine.db import CaseRow, EventRow, IdempotencyRow, ProcedureRow
+from engine.keys import Signer
 from engine.publishing import publish_definition
 from engine.schema import upgrade
 from engine.sessions import open_session

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import text
 
 from api.cli import main
-from engine.audit import Signer
 from engine.cases import CaseService
 from engine.db import shown_url
+from engine.keys import Signer
 from engine.publishing import publish_definition
 from engine.schema import current, head
 from engine.store import Store
@@ -41,9 +41,10 @@ def test_db_upgrade_reads_the_database_url_from_the_environment(
 def audited_db(database_url: str, tmp_path: Path) -> tuple[str, Path, int]:
     key = tmp_path / "keys" / "signing.key"
     store = Store(database_url)
+    store.signer = Signer.load_or_create(key)  # the journal of the publication is signed, as serve signs it
     main(["db", "upgrade", "--database-url", database_url])
     publish_definition(store, body())
-    service = CaseService(store, signer=Signer.load_or_create(key), calendar=CALENDAR)
+    service = CaseService(store, signer=store.signer, calendar=CALENDAR)
     dan = applicant("dan")
     case = service.start(dan, code=CODE, unit="u1", data={"kind": "a"})
     service.act(dan, case.id, step="nop", outcome="done")
@@ -57,9 +58,10 @@ def test_audit_verify_passes_on_an_untouched_database(
 ) -> None:
     url, key, _ = audited_db
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(key)]) == 0
-    assert "3 events in 1 case verified" in capsys.readouterr().out
+    assert "hợp lệ (ok): 3 sự kiện của 1 hồ sơ, 1 mục nhật ký" in capsys.readouterr().out
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(key), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == {"ok": True, "cases": 1, "events": 3, "first_bad": None}
+    out = json.loads(capsys.readouterr().out)
+    assert (out["ok"], out["cases"], out["events"], out["journal"], out["first_bad"]) == (True, 1, 3, 1, None)
 
 
 def test_audit_verify_reports_the_first_bad_event_and_fails(

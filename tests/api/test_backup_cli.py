@@ -4,6 +4,7 @@ pg_dump's work."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 import stat
@@ -15,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from api.cli import main
-from engine.audit import Signer
 from engine.cases import CaseService
 from engine.db import BackupRow, CaseRow, EventRow
+from engine.keys import Signer
 from engine.publishing import publish_definition
 from engine.schema import current, head
 from engine.store import Store
@@ -58,6 +59,7 @@ def test_a_backup_taken_while_cases_are_written_restores_and_verifies(tmp_path: 
     Signer.load_or_create(key)
     assert main(["db", "upgrade", "--database-url", url]) == 0
     source = Store(url)
+    source.signer = Signer.load(key)
     publish_definition(source, body())
     stop, started, errors = threading.Event(), threading.Event(), []
     writer = threading.Thread(target=_write_cases, args=(url, key, stop, started, errors))
@@ -66,7 +68,7 @@ def test_a_backup_taken_while_cases_are_written_restores_and_verifies(tmp_path: 
         assert started.wait(60)
         copy = tmp_path / "backups" / "tinhgon-backup.db"
         copy.parent.mkdir()
-        assert main(["db", "backup", str(copy), "--database-url", url]) == 0
+        assert main(["db", "backup", str(copy), "--database-url", url, "--key-file", str(key)]) == 0
         with sqlite3.connect(copy) as raw:
             in_copy = raw.execute("SELECT count(*) FROM cases").fetchone()[0]
         deadline = time.monotonic() + 60
@@ -113,7 +115,25 @@ def test_a_backup_taken_while_cases_are_written_restores_and_verifies(tmp_path: 
         source.dispose()
     assert _count(Store(url), BackupRow) == 0  # the live database records no backup
     assert main(["audit", "verify", "--database-url", restored_url, "--key-file", str(key)]) == 0
-    assert f"in {cases} cases verified" in capsys.readouterr().out
+    assert f"của {cases} hồ sơ" in capsys.readouterr().out
+    # A checkpoint of the live database, taken after the load went on, lists
+    # the backup: the restored copy is recognised as a restore, not as a
+    # ledger whose tail was cut.
+    kept = tmp_path / "elsewhere" / "checkpoint.json"
+    kept.parent.mkdir()
+    assert main(["audit", "checkpoint", "--database-url", url, "--key-file", str(key), "-o", str(kept)]) == 0
+    statement = json.loads(kept.read_text(encoding="utf-8"))
+    assert len(statement["backups"]) == 1
+    capsys.readouterr()
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(key), "--checkpoint", str(kept)]) == 0
+    assert main(["audit", "verify", "--database-url", restored_url, "--key-file", str(key), "--checkpoint", str(kept)]) == 0
+    out = capsys.readouterr().out
+    assert "restored from the backup at ledger place" in out
+    assert (
+        main(["audit", "verify", "--database-url", restored_url, "--key-file", str(key), "--checkpoint", str(kept), "--json"])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out)["checkpoint"]["restored_from"] == statement["backups"][0]["position"]
 
 
 def test_backup_refuses_to_overwrite_unless_forced(database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -134,7 +134,19 @@ def test_audit_verify_for_admins_and_the_public_key_for_anyone(api: Api) -> None
     assert_problem(api.client.get("/api/audit/verify"), 401, "unauthorized")
     report = api.client.get("/api/audit/verify", headers=api.admin())
     assert report.status_code == 200
-    assert report.json() == {"ok": True, "events": 2, "cases": 1, "first_bad": None}
+    got = report.json()
+    assert (got["ok"], got["events"], got["cases"], got["first_bad"], got["problems"]) == (True, 2, 1, None, 0)
+    assert got["journal"] >= 3 and got["unsealed"] == got["events"] + got["journal"] and got["ledger"] == 0  # nothing sealed
+
+    assert_problem(api.client.post("/api/audit/checkpoint", headers=an), 403, "forbidden")
+    statement = api.client.post("/api/audit/checkpoint", headers=api.admin()).json()
+    assert statement["length"] == got["unsealed"] + 1 and statement["key_id"] == api.services.signer.key_id  # and the rules
+    sealed = api.client.get("/api/audit/verify", headers=api.admin()).json()
+    assert sealed["ok"] and sealed["ledger"] == statement["length"]
+    keys = api.client.get("/api/audit/keys").json()
+    assert keys == [
+        {"key_id": api.services.signer.key_id, "public_pem": api.services.signer.public_pem(), "current": True, "trusted": True}
+    ]
 
     key = api.client.get("/api/audit/public-key")
     assert key.status_code == 200 and key.text.startswith("-----BEGIN PUBLIC KEY-----")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,18 @@ from fastapi.testclient import TestClient
 from api.app import app_from_environment
 from api.cli import main
 from api.serve_cli import StartError, first_users, load_definitions
-from api.settings import SECURE_COOKIES_ENV, SESSION_HOURS_ENV, SESSION_IDLE_ENV, WEB_ENV, Settings, web_settings
+from api.settings import (
+    AUDIT_ENV,
+    CHECKPOINT_DIR_ENV,
+    CHECKPOINT_MINUTES_ENV,
+    SEAL_SECONDS_ENV,
+    SECURE_COOKIES_ENV,
+    SESSION_HOURS_ENV,
+    SESSION_IDLE_ENV,
+    WEB_ENV,
+    Settings,
+    web_settings,
+)
 from api.supervisor import worker_sockets
 from engine.cases import utcnow
 from engine.db import ProcedureRow
@@ -283,7 +296,7 @@ def _restored(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
 
 def _served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> dict[str, str]:
     """What ``serve`` leaves its workers in the environment (uvicorn itself is not started)."""
-    _restored(monkeypatch, DATABASE_ENV, KEY_ENV, *WEB_ENV)
+    _restored(monkeypatch, DATABASE_ENV, KEY_ENV, *WEB_ENV, *AUDIT_ENV)
     given: dict[str, str] = {}
     monkeypatch.setattr("api.supervisor.run", lambda *_args, **_kwargs: given.update(os.environ))
     with socket.socket() as probe:
@@ -292,6 +305,8 @@ def _served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, *options: str) -> d
     url, key, empty = f"sqlite:///{tmp_path / 's.db'}", str(tmp_path / "k"), tmp_path / "none"
     empty.mkdir(exist_ok=True)
     args = ["serve", "--database-url", url, "--key-file", key, "--definitions", str(empty), "--port", port, "--demo"]
+    if "--checkpoint-dir" not in options:
+        args += ["--checkpoint-dir", str(tmp_path / "checkpoints")]
     assert main([*args, *options]) == 0
     return given
 
@@ -337,9 +352,38 @@ def test_serve_hands_the_session_times_to_the_workers(tmp_path: Path, monkeypatc
     assert lifetime.idle == dt.timedelta(minutes=15) and lifetime.absolute == dt.timedelta(hours=2)
 
 
+def test_serve_hands_the_sealers_settings_to_the_workers_and_they_seal_and_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = tmp_path / "elsewhere"
+    given = _served(tmp_path, monkeypatch, "--seal-seconds", "0.05", "--checkpoint-dir", str(kept), "--checkpoint-minutes", "1")
+    assert given[SEAL_SECONDS_ENV] == "0.05" and given[CHECKPOINT_MINUTES_ENV] == "1"
+    assert given[CHECKPOINT_DIR_ENV] == str(kept.resolve())
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    with TestClient(app_from_environment()) as client:
+        assert client.get("/healthz").status_code == 200
+        deadline = time.monotonic() + 30
+        while not list(kept.glob("checkpoint-*.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    (written,) = kept.glob("checkpoint-*.json")
+    assert json.loads(written.read_text())["length"] > 0  # the demo users, their tokens, sealed
+
+
+def test_serve_writes_checkpoints_beside_the_working_directory_by_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(CHECKPOINT_DIR_ENV, raising=False)
+    given = _served(tmp_path, monkeypatch, "--checkpoint-dir", "")
+    assert given[CHECKPOINT_DIR_ENV] == str((tmp_path / "tinhgon-checkpoints").resolve())
+
+
 @pytest.mark.parametrize(
     ("args", "env", "told"),
     [
+        ([], {SEAL_SECONDS_ENV: "0"}, "TINHGON_SEAL_SECONDS='0'"),
+        (["--checkpoint-minutes", "-1"], {}, "argument --checkpoint-minutes: '-1'"),
         ([], {SECURE_COOKIES_ENV: "maybe"}, "TINHGON_SECURE_COOKIES='maybe'"),
         ([], {SESSION_IDLE_ENV: "-5"}, "TINHGON_SESSION_IDLE_MINUTES='-5'"),
         (["--session-hours", "0"], {}, "argument --session-hours: '0': Input should be greater than 0"),
@@ -354,8 +398,8 @@ def test_serve_refuses_bad_session_settings_before_touching_the_database(
     env: dict[str, str],
     told: str,
 ) -> None:
-    _restored(monkeypatch, *WEB_ENV)
-    for name in WEB_ENV:
+    _restored(monkeypatch, *WEB_ENV, *AUDIT_ENV)
+    for name in [*WEB_ENV, *AUDIT_ENV]:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)

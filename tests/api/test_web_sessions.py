@@ -13,8 +13,9 @@ from sqlalchemy import select
 
 from api.cli import main
 from api.deps import SESSION_COOKIE
-from engine.db import WebSessionRow
+from engine.db import JournalRow, WebSessionRow
 from engine.sessions import TOUCH_SECONDS
+from engine.verify import seal_all, verify_database
 from tests.api.conftest import Api, Headers, csrf_of
 
 
@@ -145,3 +146,25 @@ def test_a_bearer_token_in_the_cookie_signs_nobody_in(api: Api) -> None:
     dan = api.user("dan")
     api.client.cookies.set(SESSION_COOKIE, dan["Authorization"].removeprefix("Bearer "))
     assert not signed_in(api)
+
+
+def test_every_sign_in_is_journalled_signed_and_sealed(api: Api) -> None:
+    dan = api.user("dan")
+    assert sign_in(api, dan).status_code == 303
+    assert sign_in(api, dan).status_code == 303
+    with api.services.store.unit(write=False) as uow:
+        entries = list(uow.session.scalars(select(JournalRow).where(JournalRow.kind == "signin")))
+    assert [(e.subject, e.actor, e.data, e.key_id) for e in entries] == [
+        ("dan", "dan", {"via": "web"}, api.services.signer.key_id)
+    ] * 2
+    assert all(e.signature for e in entries)
+    assert api.client.cookies[SESSION_COOKIE] not in str([e.data for e in entries])
+    seal_all(api.services.store, api.services.signer)
+    assert api.services.keys is not None
+    report = verify_database(api.services.store, api.services.keys)
+    assert report.ok and report.unsealed == 0, report.first_bad
+    # a sign-in wiped from the journal is a hole in the ledger
+    with api.services.store.unit() as uow:
+        uow.session.execute(JournalRow.__table__.delete().where(JournalRow.id == entries[0].id))
+    report = verify_database(api.services.store, api.services.keys)
+    assert not report.ok and report.first_bad is not None and "is gone" in report.first_bad.render()

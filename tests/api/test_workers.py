@@ -54,10 +54,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine.audit import Signer
 from engine.cases import CaseService, Idempotency
 from engine.db import IdempotencyRow
 from engine.errors import EngineError
+from engine.keys import Signer
 from engine.machine import Actor
 from engine.publishing import publish_definition
 from engine.schema import upgrade
