@@ -22,7 +22,7 @@ from .metrics import ALLOW_ENV
 from .observe import Observed
 from .routes import audit, cases, health, procedures
 from .services import Services
-from .settings import Settings, audit_settings, web_settings
+from .settings import Settings, audit_settings, limit_settings, web_settings
 
 LEASE_ENV = "TINHGON_IDEMPOTENCY_LEASE"
 WRITE_THREADS_ENV = "TINHGON_WRITE_THREADS"
@@ -98,7 +98,8 @@ def app_from_environment() -> FastAPI:
     environment the parent process set (database, key, calendar),
     ``$TINHGON_IDEMPOTENCY_LEASE`` (seconds) when set, which tests shorten,
     ``$TINHGON_WRITE_THREADS`` (PostgreSQL: actions run at once per worker),
-    ``$TINHGON_METRICS_ALLOW`` (who may read ``/metrics``) and the web's
+    ``$TINHGON_METRICS_ALLOW`` (who may read ``/metrics``), the limits
+    (:data:`api.settings.LIMIT_ENV`: upload size, steps, the heavy work's time) and the web's
     settings (:data:`api.settings.WEB_ENV`: secure cookies, the sessions'
     idle and absolute ends) and the sealer's (:data:`api.settings.AUDIT_ENV`:
     how often it seals, where and how often it writes checkpoints)."""
@@ -117,4 +118,5 @@ def app_from_environment() -> FastAPI:
     allow = os.environ.get(ALLOW_ENV)
     if allow:
         values["metrics_allow"] = allow
+    values.update(limit_settings(os.environ))
     return create_app(Settings.model_validate(values))

@@ -25,12 +25,15 @@ from engine import errors as E
 from engine.users import InvalidUser
 from procedures.errors import DefinitionError, ReadError
 
+from .offload import LimitExceeded
+
 log = logging.getLogger("tinhgon.api")
 PROBLEM = "application/problem+json"
 TYPE_BASE = "https://tinhgon.vn/problems/"
 
 STATUS: list[tuple[type[Exception], int]] = [
     # most specific first
+    (E.CorruptRecord, 500),
     (E.GuideOnce, 409),
     (E.StaleCase, 412),
     (E.IdempotencyInFlight, 409),
@@ -245,6 +248,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(E.EngineError)
     async def _engine(request: Request, exc: E.EngineError) -> JSONResponse:
+        if isinstance(exc, E.CorruptRecord):
+            log.error("corrupt record on %s %s: %s", request.method, request.url.path, exc.message)
         return engine_problem(exc)
 
     @app.exception_handler(DefinitionError)
@@ -255,6 +260,10 @@ def install(app: FastAPI) -> None:
             kind=kind_of(exc),
             errors=[p.as_dict() for p in exc.problems],
         )
+
+    @app.exception_handler(LimitExceeded)
+    async def _limit(request: Request, exc: LimitExceeded) -> JSONResponse:
+        return problem(422, exc.message, kind="limit-exceeded", limit=exc.limit, allowed=exc.allowed, found=exc.found)
 
     @app.exception_handler(ReadError)
     async def _read(request: Request, exc: ReadError) -> JSONResponse:

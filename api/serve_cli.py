@@ -30,7 +30,7 @@ from procedures.errors import DefinitionError, ReadError
 from .admin_cli import database_option, key_option, open_store, reached_store
 from .logs import FORMAT_ENV, FORMATS
 from .metrics import ALLOW_ENV, LOOPBACK, allowed_networks
-from .settings import AUDIT_ENV, DEFAULT_CHECKPOINTS, WEB_ENV, BadSetting, audit_settings, checked, web_settings
+from .settings import AUDIT_ENV, DEFAULT_CHECKPOINTS, WEB_ENV, BadSetting, audit_settings, checked, limit_settings, web_settings
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
 DEMO_UNIT = "demo"
@@ -157,6 +157,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         web = web_settings(os.environ)
         audit = audit_settings(os.environ)
+        limit_settings(os.environ)  # the workers read them there: refused here when one is wrong
     except BadSetting as exc:
         print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
-from collections.abc import Callable
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
@@ -24,11 +26,53 @@ from procedures.catalog import priced
 from procedures.catalog_file import CatalogFile, catalog_path, read_catalog_file
 from procedures.model import Definition
 
-from . import metrics
+from . import metrics, reform_work
+from .offload import Offload
+from .reform_work import Header, Measured, Simplified
 from .settings import Settings
 
 T = TypeVar("T")
 A = TypeVar("A")
+
+KEPT_STEPS = 400_000
+"""a worker keeps versions' metrics and findings up to this many steps in all (the least recently used go first):
+a catalog of thousands of ordinary versions, or a few of 20,000 steps"""
+KEPT_DIAGRAMS = 64
+"""versions whose diagram (SVG), and simplification, a worker keeps"""
+
+
+class Kept:
+    """The most recently used results of a pure computation, up to a total
+    ``weight`` (each result's by ``weigh``), each computed once even when
+    several requests ask for it at the same time."""
+
+    def __init__(self, weight: int, weigh: Callable[[Any], int] = lambda value: 1) -> None:
+        self.weight, self.weigh = weight, weigh
+        self._values: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._held = 0
+        self._lock = threading.Lock()
+        self._computing: dict[Hashable, threading.Lock] = {}
+
+    def get(self, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            if key in self._values:
+                self._values.move_to_end(key)
+                return self._values[key][0]  # type: ignore[no-any-return]
+            one = self._computing.setdefault(key, threading.Lock())
+        with one:  # the first asker computes; the others wait for it
+            with self._lock:
+                if key in self._values:
+                    return self._values[key][0]  # type: ignore[no-any-return]
+            value = compute()
+            weight = self.weigh(value)
+            with self._lock:
+                self._values[key] = (value, weight)
+                self._held += weight
+                self._computing.pop(key, None)
+                while self._held > self.weight and len(self._values) > 1:
+                    _, (_, gone) = self._values.popitem(last=False)
+                    self._held -= gone
+            return value
 
 
 @dataclass
@@ -48,12 +92,19 @@ class Services:
     sealer: Sealer | None = None
     """the audit sealer thread of this worker (:mod:`engine.sealer`), stopped by :meth:`close`"""
     _priced: dict[int, Definition] = field(init=False, default_factory=dict)
+    _measures: Kept = field(init=False, default_factory=lambda: Kept(KEPT_STEPS, lambda m: m.header.steps + 1))
+    _diagrams: Kept = field(init=False, default_factory=lambda: Kept(KEPT_DIAGRAMS))
+    _simplified: Kept = field(init=False, default_factory=lambda: Kept(KEPT_DIAGRAMS))
+    offload: Offload = field(init=False)
+    """where big definitions are read, measured, simplified and drawn (:mod:`api.offload`)"""
     schema_head: str = field(init=False, default_factory=head)
     """the schema revision this tinhgon's migrations end at, read once (``/readyz`` compares the database's with it)"""
     _writes: GroupWriter | None = field(init=False, default=None)
     _side_by_side: ThreadPoolExecutor | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
+        settings = self.settings
+        self.offload = Offload(seconds=settings.heavy_seconds, at_once=settings.heavy_at_once, threshold=settings.offload_bytes)
         if self.keys is None:
             self.keys = Keyring([self.signer.verifier()])
         if self.store.one_writer:
@@ -71,6 +122,40 @@ class Services:
         if found is None:
             found = self._priced[row.id] = priced(defn, self.catalog.prices)
         return found
+
+    # -- the reform side's heavy work, kept per version (amendments restart the service) --
+    @property
+    def _prices(self) -> Any:
+        return self.catalog.prices if self.catalog is not None else None
+
+    def measured(self, row: ProcedureRow) -> Measured:
+        """A version's metrics and findings under the served price list, as data: computed once."""
+
+        def compute() -> Measured:
+            with metrics.timed("analysis"):
+                return self.offload.run(len(row.body), reform_work.measured, row.body, _source(row), self._prices)
+
+        return self._measures.get(row.id, compute)
+
+    def drawn(self, row: ProcedureRow, *, inline: bool = True) -> str:
+        """A version's diagram, for a page (``inline``) or as a file: drawn once."""
+        return self._diagrams.get(
+            (row.id, inline),
+            lambda: self.offload.run(len(row.body), reform_work.drawn, row.body, _source(row), self._prices, inline),
+        )
+
+    def simplified(self, row: ProcedureRow) -> Simplified:
+        """A version simplified (the caller stores the new one): worked out once."""
+
+        def compute() -> Simplified:
+            with metrics.timed("simplify"):
+                return self.offload.run(len(row.body), reform_work.simplified, row.body, _source(row))
+
+        return self._simplified.get(row.id, compute)
+
+    def checked_upload(self, raw: bytes, source: str) -> Header:
+        """An upload read and checked against the format and the service's limits."""
+        return self.offload.run(len(raw), reform_work.checked_upload, raw, source, self.settings.max_steps)
 
     @classmethod
     def start(cls, settings: Settings) -> Services:
@@ -183,6 +268,10 @@ class Services:
         if self._side_by_side is not None:
             self._side_by_side.shutdown()
         self.store.dispose()
+
+
+def _source(row: ProcedureRow) -> str:
+    return f"{row.code}.v{row.version}"
 
 
 def _settle(future: asyncio.Future[Any], ok: bool, value: Any) -> None:

@@ -14,6 +14,7 @@ from engine.sessions import Lifetime
 from engine.settings import database_url, key_path
 
 from .metrics import LOOPBACK, Network, allowed_networks
+from .offload import MAX_STEPS, OFFLOAD_BYTES
 
 SECURE_COOKIES_ENV = "TINHGON_SECURE_COOKIES"
 SESSION_IDLE_ENV = "TINHGON_SESSION_IDLE_MINUTES"
@@ -25,6 +26,14 @@ CHECKPOINT_DIR_ENV = "TINHGON_CHECKPOINT_DIR"
 CHECKPOINT_MINUTES_ENV = "TINHGON_CHECKPOINT_MINUTES"
 AUDIT_ENV = {SEAL_SECONDS_ENV: "seal_seconds", CHECKPOINT_DIR_ENV: "checkpoint_dir", CHECKPOINT_MINUTES_ENV: "checkpoint_minutes"}
 """the environment variables of the audit sealer's settings"""
+LIMIT_ENV = {
+    "TINHGON_MAX_UPLOAD_BYTES": "max_upload_bytes",
+    "TINHGON_MAX_STEPS": "max_steps",
+    "TINHGON_HEAVY_SECONDS": "heavy_seconds",
+    "TINHGON_HEAVY_AT_ONCE": "heavy_at_once",
+    "TINHGON_OFFLOAD_BYTES": "offload_bytes",
+}
+"""the environment variables of the limits on uploads and on the heavy work of big definitions"""
 DEFAULT_CHECKPOINTS = Path("tinhgon-checkpoints")
 """where ``serve`` writes checkpoint files unless told: a folder in the working directory (move it away from the database)"""
 
@@ -42,8 +51,17 @@ class Settings(BaseModel):
     calendar_file: Path | None = None
     definitions: Path | None = None
     """a folder of definitions loaded and published at start (``serve`` does it once, before the workers)"""
-    max_upload_bytes: int = 1_000_000
-    """the largest definition an upload takes (the API's body, or the file or text of the page's form)"""
+    max_upload_bytes: int = Field(default=4_000_000, ge=1024)
+    """the largest definition an upload takes (the API's body, or the file or text of the page's form):
+    a 20,000-step definition is about 1.7 MB"""
+    max_steps: int = Field(default=MAX_STEPS, ge=1)
+    """the most steps an uploaded definition may have"""
+    heavy_seconds: float = Field(default=120.0, gt=0)
+    """the time one analysis, simplification, drawing or upload check of a big definition may take"""
+    offload_bytes: int = Field(default=OFFLOAD_BYTES, ge=0)
+    """a definition longer than this is read, measured, simplified and drawn in a child process"""
+    heavy_at_once: int = Field(default=2, ge=1)
+    """how many such jobs a worker runs at once, each in a child process (:mod:`api.offload`)"""
     page_limit: int = 200
     """the largest ``limit`` a list accepts"""
     idempotency_lease_seconds: float = 60.0
@@ -114,6 +132,11 @@ def web_settings(environ: Mapping[str, str]) -> dict[str, str]:
 def audit_settings(environ: Mapping[str, str]) -> dict[str, str]:
     """The sealer's settings that ``environ`` gives (:data:`AUDIT_ENV`), as :func:`web_settings`."""
     return _given(environ, AUDIT_ENV)
+
+
+def limit_settings(environ: Mapping[str, str]) -> dict[str, str]:
+    """The limits that ``environ`` gives (:data:`LIMIT_ENV`), as :func:`web_settings`."""
+    return _given(environ, LIMIT_ENV)
 
 
 def _given(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, str]:

@@ -35,7 +35,7 @@ from .direct import Ask, Direct, Statement, run_steps, run_steps_async
 from .errors import (
     Abolished,
     CaseClosed,
-    Conflict,
+    CorruptRecord,
     EngineError,
     FieldProblem,
     IdempotencyInFlight,
@@ -201,7 +201,9 @@ class Compiled:
             found = self._by_id.get(row.id)
             if found is None:
                 if content_hash(row.body) != row.content_hash:
-                    raise Conflict(f"procedure {row.code} version {row.version}: stored body does not match its content hash")
+                    raise CorruptRecord(
+                        f"procedure {row.code} version {row.version}: the stored body does not match its content hash"
+                    )
                 found = CompiledProcedure(load_text(row.body, source=f"{row.code}.v{row.version}"))
                 self._by_id[row.id] = found
             return found

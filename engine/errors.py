@@ -60,6 +60,14 @@ class Forbidden(EngineError):
     kind = "forbidden"
 
 
+class CorruptRecord(EngineError):
+    """Something stored no longer matches the hash it was stored with (a
+    procedure version's body): a fault of the server's data, for the
+    operator (``tinhgon audit verify`` names it), never the caller's."""
+
+    kind = "corrupt-record"
+
+
 class Conflict(EngineError):
     """The action does not fit the case's state (closed case, step not active)."""
 

@@ -17,14 +17,12 @@ import time
 import weakref
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import AbstractContextManager, asynccontextmanager, contextmanager, nullcontext
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 from sqlalchemy import Connection, Engine, Select, Table, bindparam, func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
-
-from procedures.model import Definition
 
 from . import db as db_module
 from . import journal
@@ -43,6 +41,18 @@ _USER_BY_TOKEN = Statement(
     .join(TokenRow, TokenRow.user_id == UserRow.id)
     .where(TokenRow.token_hash == bindparam("h"), TokenRow.revoked_at.is_(None))
 )
+
+
+class Named(Protocol):
+    """What storing a version needs of it: a :class:`~procedures.model.Definition`,
+    or the header the service got from reading it elsewhere."""
+
+    @property
+    def code(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def name(self) -> str: ...
 
 
 class WriterGate:
@@ -398,7 +408,7 @@ class UnitOfWork:
         return list(self.session.scalars(select(ProcedureRow).order_by(ProcedureRow.code, ProcedureRow.version)))
 
     def add_procedure(
-        self, defn: Definition, body: str, *, now: dt.datetime, status: str = DRAFT, actor: str = "tinhgon"
+        self, defn: Named, body: str, *, now: dt.datetime, status: str = DRAFT, actor: str = "tinhgon"
     ) -> ProcedureRow:
         """Store a new version.
 

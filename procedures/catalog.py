@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -255,15 +255,19 @@ def load_catalog(paths: list[str]) -> Catalog:
 
 
 def make_catalog(
-    definitions: Iterable[Definition], file: CatalogFile | None = None, errors: list[TinhgonError] | None = None
+    definitions: Iterable[Definition],
+    file: CatalogFile | None = None,
+    errors: list[TinhgonError] | None = None,
+    measure: Callable[[Definition], Metrics] = metrics,
 ) -> Catalog:
     """A catalog of ``definitions`` (at most one per code and version),
-    grouped by code, each version measured once."""
+    grouped by code, each version measured once (by ``measure``: the
+    service gives the metrics it keeps)."""
     by_code: dict[str, list[Definition]] = {}
     for defn in definitions:
         by_code.setdefault(defn.code.casefold(), []).append(defn)
     entries = []
     for _key, versions in sorted(by_code.items()):
         versions.sort(key=lambda d: d.version)
-        entries.append(Entry(versions[-1].code, tuple(versions), {v.version: metrics(v) for v in versions}))
+        entries.append(Entry(versions[-1].code, tuple(versions), {v.version: measure(v) for v in versions}))
     return Catalog(entries, errors or [], file)

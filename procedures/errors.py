@@ -43,6 +43,10 @@ class DefinitionError(TinhgonError):
         self.problems = sorted(problems, key=lambda p: (p.line, p.path))
         super().__init__("\n".join(p.render(source) for p in self.problems))
 
+    def __reduce__(self) -> tuple[type[DefinitionError], tuple[str, list[Problem]]]:
+        # rebuilt from what __init__ takes (the service reads big definitions in another process)
+        return (DefinitionError, (self.source, self.problems))
+
 
 class ReadError(TinhgonError):
     """A file could not be read at all (missing, unreadable, a directory)."""
@@ -51,3 +55,6 @@ class ReadError(TinhgonError):
         self.source = source
         self.message = message
         super().__init__(f"{source}: {message}")
+
+    def __reduce__(self) -> tuple[type[ReadError], tuple[str, str]]:
+        return (ReadError, (self.source, self.message))

@@ -22,7 +22,7 @@ A finding that saves nothing in a target's metric is not listed for it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TypedDict
 
 from .catalog import Catalog
@@ -120,9 +120,12 @@ SAVINGS: dict[str, Saving] = {
 (``count`` is moved by abolishing or merging procedures, not by a finding)."""
 
 
-def toward_targets(catalog: Catalog, targets: list[TargetResult]) -> list[TowardTarget]:
+def toward_targets(
+    catalog: Catalog, targets: list[TargetResult], find: Callable[[Definition], Sequence[Finding]] = find_all
+) -> list[TowardTarget]:
     """For each target not met (or not decided), the findings ranked by what
-    they would bring toward it."""
+    they would bring toward it (``find`` gives a version's findings: the
+    service gives those it keeps)."""
     programmes = {p.id: p for p in catalog_programmes(catalog)}
     findings_of: dict[tuple[str, int], list[Finding]] = {}
     out: list[TowardTarget] = []
@@ -136,7 +139,7 @@ def toward_targets(catalog: Catalog, targets: list[TargetResult]) -> list[Toward
                 continue
             key = (entry.code, current.version)
             if key not in findings_of:
-                findings_of[key] = find_all(current)
+                findings_of[key] = list(find(current))
             for f in findings_of[key]:
                 saving = saving_of(current, f)
                 if saving is None or saving <= _EPSILON:

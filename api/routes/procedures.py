@@ -7,21 +7,19 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 
 from engine.codes import CODE_FORM, VERSION_MAX, VERSION_MIN
 from engine.db import ProcedureRow
 from engine.errors import Conflict
 from engine.store import DRAFT
-from procedures import Definition, load_bytes, metrics, simplify
-from procedures.analysis import analysis
+from procedures import Definition, metrics
 from procedures.compare import compare
 from procedures.compare_view import compare_diagram
-from procedures.diagram import diagram
-from procedures.simplify import Simplification, next_version_text
 
 from ..deps import ReformDep, ServicesDep, UserDep, declared_length
-from ..metrics import timed
 from ..problems import ApiProblem, documented
+from ..reform_work import Simplified, svg_file
 from ..schemas import ProcedureDetail, ProcedureStored, ProcedureSummary, SimplifyResult
 
 router = APIRouter(
@@ -70,13 +68,6 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _svg(graph: Any) -> str:
-    """A drawing as SVG: a graph :func:`diagram` laid out itself (engine
-    ``neato``) is drawn with ``neato -n2``, which keeps its positions; plain
-    ``neato`` would lay it out again, far too large and slowly."""
-    return graph.pipe(format="svg", encoding="utf-8", neato_no_op=2 if graph.engine == "neato" else None)  # type: ignore[no-any-return]
-
-
 def definition_of(services: Any, row: ProcedureRow) -> Definition:
     return services.compiled.get(row).definition  # type: ignore[no-any-return]
 
@@ -92,30 +83,28 @@ def store_upload(services: Any, raw: bytes, *, actor: str, source: str = "upload
 
     Raises:
         DefinitionError, ReadError: not a valid definition.
+        LimitExceeded: beyond one of the service's limits (steps, time, memory).
         Conflict: this code and version exist already.
     """
-    defn = load_bytes(raw, source=source)
+    header = services.checked_upload(raw, source)
     text = raw.decode("utf-8-sig")
     with services.store.unit() as uow:
-        return uow.add_procedure(defn, text, now=_now(), status=DRAFT, actor=actor)  # type: ignore[no-any-return]
+        return uow.add_procedure(header, text, now=_now(), status=DRAFT, actor=actor)  # type: ignore[no-any-return]
 
 
-def store_simplified(services: Any, code: str, version: int, *, actor: str) -> Simplification:
+def store_simplified(services: Any, code: str, version: int, *, actor: str) -> Simplified:
     """Apply the automatic fixes to a stored version and store version + 1 as a draft.
 
     Raises:
         NotFound: no such version.
         Conflict: nothing to simplify, or version + 1 exists already.
+        LimitExceeded: the work ran beyond the service's time or memory limit.
     """
-    row = _row(services, code, version)
-    defn = definition_of(services, row)
-    with timed("simplify"):
-        result = simplify(defn)
-    if not result.changed:
+    result: Simplified = services.simplified(_row(services, code, version))
+    if result.after is None or result.text is None:
         raise Conflict(f"{code} version {version}: no automatic fix applies; nothing was stored")
-    text = next_version_text(result, row.body, source=f"{code}.v{result.after.version}")
     with services.store.unit() as uow:
-        uow.add_procedure(result.after, text, now=_now(), status=DRAFT, actor=actor)
+        uow.add_procedure(result.after, result.text, now=_now(), status=DRAFT, actor=actor)
     return result
 
 
@@ -175,7 +164,7 @@ async def upload(request: Request, services: ServicesDep, user: ReformDep) -> Pr
                 kind="unsupported-media-type",
             )
     raw = await read_limited(request, services.settings.max_upload_bytes)
-    row = store_upload(services, raw, actor=user.id)
+    row = await run_in_threadpool(store_upload, services, raw, actor=user.id)  # reading it takes time: off the event loop
     return ProcedureStored(code=row.code, version=row.version, status="draft")
 
 
@@ -195,9 +184,7 @@ def get_procedure(code: Code, version: Version, services: ServicesDep, user: Use
 
 @router.get("/{code}/{version}/analysis", summary="Metrics and findings (the analyze --json object)")
 def get_analysis(code: Code, version: Version, services: ServicesDep, user: UserDep) -> dict[str, Any]:
-    defn = definition_of(services, _row(services, code, version))
-    with timed("analysis"):
-        return analysis(defn)
+    return services.measured(_row(services, code, version)).analysis
 
 
 @router.post(
@@ -208,7 +195,8 @@ def get_analysis(code: Code, version: Version, services: ServicesDep, user: User
 )
 def post_simplify(code: Code, version: Version, services: ServicesDep, user: ReformDep) -> SimplifyResult:
     result = store_simplified(services, code, version, actor=user.id)
-    return SimplifyResult(code=result.after.code, version=result.after.version, **result.report())  # type: ignore[arg-type]
+    assert result.after is not None
+    return SimplifyResult(code=result.after.code, version=result.after.version, **result.report)
 
 
 @router.post(
@@ -228,8 +216,7 @@ def post_publish(code: Code, version: Version, services: ServicesDep, user: Refo
     responses={200: {"content": {SVG: {}}}},
 )
 def get_diagram(code: Code, version: Version, services: ServicesDep, user: UserDep) -> Response:
-    defn = definition_of(services, _row(services, code, version))
-    return Response(_svg(diagram(defn)), media_type=SVG)
+    return Response(services.drawn(_row(services, code, version), inline=False), media_type=SVG)
 
 
 @router.get("/{code}/compare/{a}/{b}", summary="Two versions compared (the compare --json object)")
@@ -246,4 +233,4 @@ def get_compare(code: Code, a: Version, b: Version, services: ServicesDep, user:
 )
 def get_compare_diagram(code: Code, a: Version, b: Version, services: ServicesDep, user: UserDep) -> Response:
     before, after = definition_of(services, _row(services, code, a)), definition_of(services, _row(services, code, b))
-    return Response(_svg(compare_diagram(before, after)), media_type=SVG)
+    return Response(svg_file(compare_diagram(before, after)), media_type=SVG)

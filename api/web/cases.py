@@ -28,11 +28,11 @@ from ..deps import ServicesDep
 from ..routes.cases import MAX_ID, CaseId
 from ..routes.procedures import Code
 from ..services import Services
+from ..svg import render_svg
 from .forms import choice_text, field_errors, form_fields, parse_form
 from .messages import CASE_STATUS, EVENT_TYPES, REFUSALS, STEP_STATUS, effect_text, outcome_text, outcome_words, refusal_text
 from .render import PageRoute, page
 from .session import CheckedForm, PageUser
-from .svg import render_svg
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 DONE = {

@@ -20,30 +20,31 @@ from engine.db import ProcedureRow
 from engine.errors import Conflict, NotFound
 from engine.users import User
 from procedures import Definition
-from procedures.analysis import analysis
 from procedures.catalog import make_catalog
 from procedures.compare import compare, time_limit_text
 from procedures.compare_view import CHANGE_WORDS, compare_diagram
-from procedures.diagram import diagram
 from procedures.errors import DefinitionError, ReadError
+from procedures.findings import Finding
 from procedures.labels import METRIC_LABELS, RULE_LABELS, number
 from procedures.metrics import METRIC_NAMES, change
 from procedures.report import cut_text, scope_text, target_label, target_value_text, verdict_text
-from procedures.simplify import simplify
 from procedures.targets import catalog_targets
 from procedures.toward import toward_targets
 
 from ..deps import ServicesDep
-from ..metrics import timed
+from ..offload import LimitExceeded
+from ..reform_work import Measured
 from ..routes.procedures import Code, Version, publish_version, store_simplified, store_upload
 from ..services import Services
+from ..svg import render_svg
 from .messages import FIX_WORDS, PROCEDURE_STATUS
 from .render import PageRoute, page
 from .session import CheckedForm, PageRefused, PageUser
-from .svg import render_svg
 
 router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
+FINDINGS_SHOWN = 50
+"""Findings of one rule shown on a version's page; the rest are counted (the API's analysis lists them all)."""
 PATH_SHOWN = 5
 """Findings shown toward each target not met on the catalog page (the report lists them all)."""
 NEEDS_REFORM = "Việc này cần quyền cải cách thủ tục (reform)."
@@ -105,10 +106,21 @@ def _metric_rows(before: Mapping[str, Any], after: Mapping[str, Any] | None = No
 @router.get("/", response_class=HTMLResponse)
 def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response:
     by_code: dict[str, list[ProcedureRow]] = {}
+    rows_of: dict[tuple[str, int], ProcedureRow] = {}
     for row in _rows(services):
         by_code.setdefault(row.code.casefold(), []).append(row)
-    # one catalog, each version measured once, for the table and the targets alike
-    plan = make_catalog([_definition(services, r) for rows in by_code.values() for r in rows], services.catalog)
+        rows_of[row.code, row.version] = row
+
+    def kept(defn: Definition) -> Measured:
+        return services.measured(rows_of[defn.code, defn.version])
+
+    # one catalog, each version measured once per worker (the metrics and
+    # findings it keeps), for the table and the targets alike
+    plan = make_catalog(
+        [_definition(services, r) for rows in by_code.values() for r in rows],
+        services.catalog,
+        measure=lambda d: kept(d).metrics,
+    )
     entries = []
     for entry in plan.entries:
         published = [r.version for r in by_code[entry.code.casefold()] if r.status == "published"]
@@ -147,7 +159,7 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
                 for f in p["findings"][:PATH_SHOWN]
             ],
         }
-        for p in toward_targets(plan, checks)
+        for p in toward_targets(plan, checks, find=lambda d: kept(d).findings)
     ]
     prices = services.catalog.prices if services.catalog is not None else None
     return page(
@@ -167,28 +179,29 @@ def _procedure_page(
 ) -> Response:
     rows = _versions(services, code)
     row = _pick(rows, version)
-    defn = _definition(services, row)
-    with timed("analysis"):
-        result = analysis(defn)
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for f in result["findings"]:
-        groups.setdefault(f["rule"], []).append(f)
+    measured = services.measured(row)
+    groups: dict[str, list[Finding]] = {}
+    for f in measured.findings:
+        groups.setdefault(f.rule, []).append(f)
     rules = [*RULE_LABELS, *(r for r in groups if r not in RULE_LABELS)]
-    ordered = [(rule, RULE_LABELS.get(rule, rule), groups[rule]) for rule in rules if rule in groups]
+    ordered = [
+        (rule, RULE_LABELS.get(rule, rule), groups[rule][:FINDINGS_SHOWN], len(groups[rule])) for rule in rules if rule in groups
+    ]
     notice = DONE.get(request.query_params.get("da", ""))
     published = [r.version for r in rows if r.status == "published"]
     return page(
         request,
         "procedure.html",
         status_code,
-        defn=defn,
+        defn=measured.header,
         row=row,
         rows=rows,
-        metrics=_metric_rows(result["metrics"]),
+        metrics=_metric_rows(measured.metrics),
         findings=ordered,
+        shown=FINDINGS_SHOWN,
         fix_words=FIX_WORDS,
         statuses=PROCEDURE_STATUS,
-        svg=render_svg(diagram(defn)),
+        svg=services.drawn(row),
         error=error,
         notice=notice,
         newest_published=max(published) if published else None,
@@ -207,8 +220,7 @@ def compare_page(request: Request, code: Code, a: Version, b: Version, services:
     before, after = _definition(services, _pick(rows, a)), _definition(services, _pick(rows, b))
     result = compare(before, after)
     steps = result["steps"]
-    with timed("simplify"):
-        applied = simplify(before).applied
+    applied = services.simplified(_pick(rows, a)).applied
     return page(
         request,
         "compare.html",
@@ -219,7 +231,7 @@ def compare_page(request: Request, code: Code, a: Version, b: Version, services:
         removed=[before.step(s).name for s in steps["removed"]],
         added=[after.step(s).name for s in steps["added"]],
         changed=[(after.step(c["id"]).name, ", ".join(CHANGE_WORDS.get(k, k) for k in c["fields"])) for c in steps["changed"]],
-        fixes=[(RULE_LABELS.get(f.rule, f.rule), f.message) for f in applied],
+        fixes=[(RULE_LABELS.get(rule, rule), message) for rule, message in applied],
         time_limit=time_limit_text(result["time_limit"], before, after),
     )
 
@@ -259,6 +271,8 @@ def upload(request: Request, services: ServicesDep, user: PageUser, form: Checke
     except Conflict:
         error = "Đã có thủ tục cùng mã và phiên bản này. Tăng số phiên bản (version) rồi tải lên lại."
         return page(request, "upload.html", 409, problems=[], text=shown, error=error)
+    except LimitExceeded as exc:
+        return page(request, "upload.html", 422, problems=[], text="", error=f"Vượt giới hạn của dịch vụ: {exc.message}.")
     return RedirectResponse(f"/thu-tuc/{row.code}/{row.version}?da=tai-len", status_code=303)
 
 
@@ -276,6 +290,7 @@ def simplify_version(
             f"hoặc phiên bản {version + 1} đã có."
         )
         return _procedure_page(request, services, code, version, error=error, status_code=409)
+    assert result.after is not None  # stored: it has a new version
     return RedirectResponse(f"/thu-tuc/{code}/{result.after.version}?da=don-gian-hoa", status_code=303)
 
 

@@ -24,6 +24,7 @@ from engine.calendar import local_time
 from engine.machine import COMMENT_LENGTH
 from procedures.labels import metric_text, money, number, percent
 
+from ..offload import LimitExceeded
 from ..problems import BodyTooLarge
 from .messages import refusal_text
 from .session import PageRefused, SignInNeeded, csrf_token
@@ -117,6 +118,8 @@ class PageRoute(APIRoute):
                 response = error_page(request, 404, "Không có trang này: địa chỉ không đúng.")
             except BodyTooLarge as exc:
                 response = error_page(request, 413, f"Nội dung gửi lên quá lớn (giới hạn {exc.limit // 1024} KB).")
+            except LimitExceeded as exc:
+                response = error_page(request, 422, f"Vượt giới hạn của dịch vụ: {exc.message}.", "Vượt giới hạn")
             except Exception:
                 error_id = uuid.uuid4().hex[:12]
                 log.exception("unexpected error %s on page %s %s", error_id, request.method, request.url.path)

@@ -9,11 +9,13 @@ import logging
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import update
 
 from engine import sessions, users
+from engine.db import ProcedureRow
 from engine.logsafe import LOGGERS, safe_traceback
 from engine.users import add_user, issue_token
-from tests.api.conftest import Api, csrf_of
+from tests.api.conftest import XUAT_NGU, Api, assert_problem, csrf_of, xuat_ngu_data
 
 SECRET_NAME = "Nguyễn Thị Bí Mật"
 
@@ -83,3 +85,17 @@ def test_the_safe_traceback_keeps_what_caused_what() -> None:
         text = safe_traceback(exc)
     assert text.startswith("Traceback") and "KeyError: 'inner'" in text and text.endswith("ValueError: outer")
     assert "direct cause" in text
+
+
+def test_a_stored_body_that_no_longer_matches_its_hash_is_a_server_fault_and_logged(
+    api: Api, logged: pytest.LogCaptureFixture
+) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    with api.services.store.unit() as uow:  # edited behind the service's back, before any case compiled it
+        uow.session.execute(update(ProcedureRow).values(body=ProcedureRow.body + "\n# sửa lén\n"))
+    answer = api.client.post(
+        "/api/cases", json={"procedure": XUAT_NGU, "unit": "u1", "data": xuat_ngu_data()}, headers=api.user("an")
+    )
+    body = assert_problem(answer, 500, "corrupt-record")
+    assert "does not match its content hash" in body["detail"]
+    assert "corrupt record on POST /api/cases" in logged.text

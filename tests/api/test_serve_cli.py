@@ -20,6 +20,7 @@ from api.settings import (
     AUDIT_ENV,
     CHECKPOINT_DIR_ENV,
     CHECKPOINT_MINUTES_ENV,
+    LIMIT_ENV,
     SEAL_SECONDS_ENV,
     SECURE_COOKIES_ENV,
     SESSION_HOURS_ENV,
@@ -370,6 +371,17 @@ def test_serve_hands_the_sealers_settings_to_the_workers_and_they_seal_and_check
     assert json.loads(written.read_text())["length"] > 0  # the demo users, their tokens, sealed
 
 
+def test_the_workers_read_the_limits_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TINHGON_MAX_STEPS", "30000")
+    monkeypatch.setenv("TINHGON_HEAVY_SECONDS", "300")
+    monkeypatch.setenv(DATABASE_ENV, f"sqlite:///{tmp_path / 'l.db'}")
+    monkeypatch.setenv(KEY_ENV, str(tmp_path / "k"))
+    with TestClient(app_from_environment()) as client:
+        settings = client.app.state.services.settings  # type: ignore[attr-defined]
+        assert (settings.max_steps, settings.heavy_seconds) == (30000, 300.0)
+        assert client.app.state.services.offload.seconds == 300.0  # type: ignore[attr-defined]
+
+
 def test_serve_writes_checkpoints_beside_the_working_directory_by_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -383,6 +395,8 @@ def test_serve_writes_checkpoints_beside_the_working_directory_by_default(
     ("args", "env", "told"),
     [
         ([], {SEAL_SECONDS_ENV: "0"}, "TINHGON_SEAL_SECONDS='0'"),
+        ([], {"TINHGON_MAX_STEPS": "0"}, "TINHGON_MAX_STEPS='0'"),
+        ([], {"TINHGON_HEAVY_SECONDS": "never"}, "TINHGON_HEAVY_SECONDS='never'"),
         (["--checkpoint-minutes", "-1"], {}, "argument --checkpoint-minutes: '-1'"),
         ([], {SECURE_COOKIES_ENV: "maybe"}, "TINHGON_SECURE_COOKIES='maybe'"),
         ([], {SESSION_IDLE_ENV: "-5"}, "TINHGON_SESSION_IDLE_MINUTES='-5'"),
@@ -398,8 +412,8 @@ def test_serve_refuses_bad_session_settings_before_touching_the_database(
     env: dict[str, str],
     told: str,
 ) -> None:
-    _restored(monkeypatch, *WEB_ENV, *AUDIT_ENV)
-    for name in [*WEB_ENV, *AUDIT_ENV]:
+    _restored(monkeypatch, *WEB_ENV, *AUDIT_ENV, *LIMIT_ENV)
+    for name in [*WEB_ENV, *AUDIT_ENV, *LIMIT_ENV]:
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
