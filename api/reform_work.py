@@ -16,6 +16,8 @@ from typing import Any
 from procedures import Definition, load_bytes, load_text
 from procedures.catalog import priced
 from procedures.catalog_file import PriceList
+from procedures.compare import compare, time_limit_text
+from procedures.compare_view import compare_diagram
 from procedures.diagram import diagram
 from procedures.findings import Finding, find_all
 from procedures.labels import number
@@ -113,6 +115,42 @@ def svg_file(graph: Any) -> str:
     (engine ``neato``) is drawn with ``neato -n2``, which keeps its
     positions; plain ``neato`` would lay it out again, far too large and slowly."""
     return graph.pipe(format="svg", encoding="utf-8", neato_no_op=2 if graph.engine == "neato" else None)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True, slots=True)
+class Compared:
+    """Two versions compared: the ``compare --json`` object and what the
+    page says of it in words, by name."""
+
+    before: Header
+    after: Header
+    result: dict[str, Any]
+    removed: list[str]
+    added: list[str]
+    changed: list[tuple[str, list[str]]]
+    """(step name, the keys that differ)"""
+    time_limit: str
+    svg: str
+    """both versions in one picture, for a page (``inline``) or as a file"""
+
+
+def compared(
+    before_body: str, before_source: str, after_body: str, after_source: str, prices: PriceList | None, inline: bool
+) -> Compared:
+    before, after = _read(before_body, before_source, prices), _read(after_body, after_source, prices)
+    result = compare(before, after)
+    steps = result["steps"]
+    graph = compare_diagram(before, after)
+    return Compared(
+        Header.of(before),
+        Header.of(after),
+        result,
+        [before.step(s).name for s in steps["removed"]],
+        [after.step(s).name for s in steps["added"]],
+        [(after.step(c["id"]).name, list(c["fields"])) for c in steps["changed"]],
+        time_limit_text(result["time_limit"], before, after),
+        render_svg(graph) if inline else svg_file(graph),
+    )
 
 
 def simplified(body: str, source: str) -> Simplified:

@@ -28,7 +28,7 @@ from procedures.model import Definition
 
 from . import metrics, reform_work
 from .offload import Offload
-from .reform_work import Header, Measured, Simplified
+from .reform_work import Compared, Header, Measured, Simplified
 from .settings import Settings
 
 T = TypeVar("T")
@@ -142,6 +142,22 @@ class Services:
         return self._diagrams.get(
             (row.id, inline),
             lambda: self.offload.run(len(row.body), reform_work.drawn, row.body, _source(row), self._prices, inline),
+        )
+
+    def compared(self, before: ProcedureRow, after: ProcedureRow, *, inline: bool = True) -> Compared:
+        """Two versions compared, with their picture: worked out once."""
+        return self._diagrams.get(
+            (before.id, after.id, inline),
+            lambda: self.offload.run(
+                len(before.body) + len(after.body),
+                reform_work.compared,
+                before.body,
+                _source(before),
+                after.body,
+                _source(after),
+                self._prices,
+                inline,
+            ),
         )
 
     def simplified(self, row: ProcedureRow) -> Simplified:

@@ -13,13 +13,11 @@ from engine.codes import CODE_FORM, VERSION_MAX, VERSION_MIN
 from engine.db import ProcedureRow
 from engine.errors import Conflict
 from engine.store import DRAFT
-from procedures import Definition, metrics
-from procedures.compare import compare
-from procedures.compare_view import compare_diagram
+from procedures import Definition
 
 from ..deps import ReformDep, ServicesDep, UserDep, declared_length
 from ..problems import ApiProblem, documented
-from ..reform_work import Simplified, svg_file
+from ..reform_work import Simplified
 from ..schemas import ProcedureDetail, ProcedureStored, ProcedureSummary, SimplifyResult
 
 router = APIRouter(
@@ -178,7 +176,7 @@ def get_procedure(code: Code, version: Version, services: ServicesDep, user: Use
         name=row.name,
         status=row.status,  # type: ignore[arg-type]
         definition=dict(defn.data),
-        metrics=dict(metrics(defn)),
+        metrics=dict(services.measured(row).metrics),
     )
 
 
@@ -221,8 +219,7 @@ def get_diagram(code: Code, version: Version, services: ServicesDep, user: UserD
 
 @router.get("/{code}/compare/{a}/{b}", summary="Two versions compared (the compare --json object)")
 def get_compare(code: Code, a: Version, b: Version, services: ServicesDep, user: UserDep) -> dict[str, Any]:
-    before, after = definition_of(services, _row(services, code, a)), definition_of(services, _row(services, code, b))
-    return compare(before, after)
+    return services.compared(_row(services, code, a), _row(services, code, b), inline=False).result
 
 
 @router.get(
@@ -232,5 +229,4 @@ def get_compare(code: Code, a: Version, b: Version, services: ServicesDep, user:
     responses={200: {"content": {SVG: {}}}},
 )
 def get_compare_diagram(code: Code, a: Version, b: Version, services: ServicesDep, user: UserDep) -> Response:
-    before, after = definition_of(services, _row(services, code, a)), definition_of(services, _row(services, code, b))
-    return Response(svg_file(compare_diagram(before, after)), media_type=SVG)
+    return Response(services.compared(_row(services, code, a), _row(services, code, b), inline=False).svg, media_type=SVG)

@@ -21,8 +21,7 @@ from engine.errors import Conflict, NotFound
 from engine.users import User
 from procedures import Definition
 from procedures.catalog import make_catalog
-from procedures.compare import compare, time_limit_text
-from procedures.compare_view import CHANGE_WORDS, compare_diagram
+from procedures.compare_view import CHANGE_WORDS
 from procedures.errors import DefinitionError, ReadError
 from procedures.findings import Finding
 from procedures.labels import METRIC_LABELS, RULE_LABELS, number
@@ -36,7 +35,6 @@ from ..offload import LimitExceeded
 from ..reform_work import Measured
 from ..routes.procedures import Code, Version, publish_version, store_simplified, store_upload
 from ..services import Services
-from ..svg import render_svg
 from .messages import FIX_WORDS, PROCEDURE_STATUS
 from .render import PageRoute, page
 from .session import CheckedForm, PageRefused, PageUser
@@ -217,22 +215,21 @@ def procedure_page(request: Request, code: Code, version: Version, services: Ser
 @router.get("/thu-tuc/{code}/so-sanh/{a}/{b}", response_class=HTMLResponse)
 def compare_page(request: Request, code: Code, a: Version, b: Version, services: ServicesDep, user: PageUser) -> Response:
     rows = _versions(services, code)
-    before, after = _definition(services, _pick(rows, a)), _definition(services, _pick(rows, b))
-    result = compare(before, after)
-    steps = result["steps"]
+    view = services.compared(_pick(rows, a), _pick(rows, b))
     applied = services.simplified(_pick(rows, a)).applied
+    result = view.result
     return page(
         request,
         "compare.html",
-        before=before,
-        after=after,
+        before=view.before,
+        after=view.after,
         metrics=_metric_rows(result["before"], result["after"]),
-        svg=render_svg(compare_diagram(before, after)),
-        removed=[before.step(s).name for s in steps["removed"]],
-        added=[after.step(s).name for s in steps["added"]],
-        changed=[(after.step(c["id"]).name, ", ".join(CHANGE_WORDS.get(k, k) for k in c["fields"])) for c in steps["changed"]],
+        svg=view.svg,
+        removed=view.removed,
+        added=view.added,
+        changed=[(name, ", ".join(CHANGE_WORDS.get(k, k) for k in fields)) for name, fields in view.changed],
         fixes=[(RULE_LABELS.get(rule, rule), message) for rule, message in applied],
-        time_limit=time_limit_text(result["time_limit"], before, after),
+        time_limit=view.time_limit,
     )
 
 
