@@ -561,7 +561,8 @@ def test_no_text_anywhere_in_a_case_is_a_server_error(api: Api, world: dict[str,
             started = api.client.post("/api/cases", content=json.dumps(body).encode(), headers={**an, **JSON})
             assert started.status_code in (201, 422), started.text
             if started.status_code == 201:
-                assert started.json()["data"]["ho_ten"] == value
+                # as JSON reads it: a high and a low surrogate escaped one after the other are one character
+                assert started.json()["data"]["ho_ten"] == json.loads(json.dumps(value))
         case = api.start(an, XUAT_NGU, xuat_ngu_data())
         case = api.act(an, case["id"], "nop_ban_khai", "done")
         sent = {"step": "lap_danh_sach", "outcome": "done", "comment": comment, "missing": missing}
