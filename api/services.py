@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar, overload
 
 from engine.calendar import WorkingCalendar, load_calendar
-from engine.cases import CaseService, Compiled
+from engine.cases import CaseService
+from engine.compiled import Compiled
 from engine.db import ProcedureRow
 from engine.direct import Direct
 from engine.keys import Keyring, Signer, keyring

@@ -4,8 +4,8 @@ What it measures, each figure beside a baseline measured in the same run:
 
 ``advances``
     Persisted step advances per second through ``CaseService.act`` (role
-    check, outcome, step rows, an audit event hashed with SHA-256 and, on an
-    approve or sign step, signed with Ed25519, all in one committed
+    check, outcome, step rows, an audit event hashed with SHA-256 and
+    signed with Ed25519, all in one committed
     transaction) on SQLite (a file in a temporary directory) and on
     PostgreSQL, for a generated linear procedure of ten office steps (written
     below) and for the demobilisation procedure
@@ -117,7 +117,8 @@ from transitions import Machine
 
 from engine.audit import GENESIS
 from engine.calendar import WorkingCalendar
-from engine.cases import CaseService, seal_entries
+from engine.cases import CaseService
+from engine.changes import seal_entries
 from engine.db import NO_DUE, CaseRow, CaseStepRow, EventRow
 from engine.keys import Signer
 from engine.machine import ACTIVE, COMPLETED, FINISHED, SKIPPED, WAITING, Actor, CompiledProcedure

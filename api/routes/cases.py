@@ -24,10 +24,11 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
-from engine.cases import Change as EngineChange
-from engine.cases import Idempotency, Prepared
+from engine.changes import Change as EngineChange
+from engine.changes import Prepared
 from engine.direct import Direct
 from engine.errors import Forbidden
+from engine.idempotency import Idempotency
 from engine.machine import Actor
 from engine.rows import CURSOR_FORM
 from engine.store import AsyncStatements

@@ -23,7 +23,8 @@ from api.deps import SESSION_COOKIE
 from api.services import Services
 from api.settings import Settings
 from engine.calendar import WorkingCalendar
-from engine.cases import CaseService, Compiled
+from engine.cases import CaseService
+from engine.compiled import Compiled
 from engine.db import CaseRow, EventRow, IdempotencyRow, ProcedureRow
 from engine.keys import Signer
 from engine.publishing import publish_definition

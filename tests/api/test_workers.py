@@ -54,9 +54,10 @@ from typing import Any
 import pytest
 from sqlalchemy import create_engine, text
 
-from engine.cases import CaseService, Idempotency
+from engine.cases import CaseService
 from engine.db import IdempotencyRow
 from engine.errors import EngineError
+from engine.idempotency import Idempotency
 from engine.keys import Signer
 from engine.machine import Actor
 from engine.publishing import publish_definition

@@ -18,7 +18,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
-from engine.cases import CaseService, Idempotency, utcnow
+from engine.cases import CaseService, utcnow
 from engine.db import AmendmentRow, Base, CaseRow, CaseStepRow, EventRow, IdempotencyRow
 from engine.errors import (
     Abolished,
@@ -37,6 +37,7 @@ from engine.errors import (
     StepNotActive,
 )
 from engine.fields import NUL_TEXT
+from engine.idempotency import Idempotency
 from engine.keys import Signer
 from engine.machine import COMMENT_LENGTH, Actor, CompiledProcedure
 from engine.publishing import publish_definition, publish_or_amend

@@ -1,0 +1,292 @@
+"""A change to a case, worked out as a plan and then written: in one
+transaction (:meth:`CaseChanges._change`), or worked out ahead in a reading
+transaction and written in the writing one (:meth:`CaseChanges.prepare`,
+:meth:`CaseChanges.commit`). Concurrency is optimistic: the case row's
+``version`` guards every update."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .audit import EventRecord, format_at, seal
+from .case_queries import CaseQueries
+from .direct import Direct, Statement
+from .errors import (
+    EngineError,
+    StaleCase,
+)
+from .idempotency import Idempotency, IdempotencyKeys
+from .keys import Signer
+from .machine import Actor, CaseState, CompiledProcedure, Entry
+from .rows import (
+    ANSWER_KEY,
+    INSERT_EVENT,
+    READ_CASE_STEPS,
+    READ_CASE_STEPS_CLAIM,
+    KeyWrite,
+    case_changes,
+    changed_steps,
+    event_columns,
+    event_rows,
+    key_lock,
+    state_from,
+    step_changes,
+    update_case,
+    update_step,
+    write_change,
+)
+from .views import CaseView, StoredResponse
+
+RETRIES = 8
+"""How often an action without ``If-Match`` is re-applied after losing a race."""
+
+
+def seal_entries(case_id: int, prev: str, seq: int, entries: list[Entry], signer: Signer) -> list[EventRecord]:
+    """The audit events of one change, chained on from ``prev`` (after event ``seq``)."""
+    records = []
+    for entry in entries:
+        seq += 1
+        record = seal(
+            case_id=case_id,
+            seq=seq,
+            at=format_at(entry.at),
+            actor=entry.actor,
+            type=entry.type,
+            step=entry.step,
+            outcome=entry.outcome,
+            comment=entry.comment,
+            data=dict(entry.details),
+            decision=entry.decision,
+            prev_hash=prev,
+            signer=signer,
+        )
+        records.append(record)
+        prev = record.hash
+    return records
+
+
+Change = Callable[[CompiledProcedure, CaseState, dt.datetime], list[Entry]]
+"""What a case action or withdrawal does to the case's state"""
+
+
+@dataclass(slots=True)
+class _Plan:
+    """A change worked out: the case it makes, and its writes, the first of
+    them the update guarded by the version it was worked out on."""
+
+    view: CaseView
+    writes: list[tuple[Statement, Any]]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A case change worked out ahead of its write (see :meth:`CaseService.prepare`)."""
+
+    actor: Actor
+    case_id: int
+    if_match: int | None
+    change: Change
+    idempotency: Idempotency | None
+    plan: _Plan | None = None
+    """None: refused ahead, to be worked out again in the writing transaction"""
+
+
+class CaseChanges(CaseQueries, IdempotencyKeys):
+    """The change paths of :class:`~engine.cases.CaseService`."""
+
+    def prepare(
+        self,
+        actor: Actor,
+        case_id: int,
+        change: Change,
+        *,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+        db: Direct,
+    ) -> Prepared:
+        """A change (:meth:`acting` or :meth:`withdrawing`) worked out ahead
+        in ``db``, a reading transaction, so that the writing one only claims
+        the key and writes (:meth:`commit`).
+
+        Raises:
+            as :meth:`act` without ``idempotency``; with it, a refusal is
+            left to :meth:`commit`, since a repeat of an accepted request
+            gets the first answer instead.
+        """
+        ahead = Prepared(actor, case_id, if_match, change, idempotency)
+        try:
+            head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
+            ahead.plan = self._plan(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
+        except EngineError:
+            if ahead.idempotency is None:
+                raise
+            # a repeat of an accepted request is answered from its key: left to commit
+        return ahead
+
+    def commit(self, db: Direct, ahead: Prepared) -> CaseView | StoredResponse:
+        """The change :meth:`prepare` worked out, in ``db`` (the writing transaction): the key claimed,
+        then the writes, guarded by the case's version as read ahead. A case
+        that moved on meanwhile, or whose change was refused ahead, is read
+        and changed afresh here, as :meth:`act` would have.
+
+        Raises:
+            as :meth:`act`.
+        """
+        if ahead.plan is None:
+            return self._change(ahead.actor, ahead.case_id, ahead.if_match, ahead.change, ahead.idempotency, db)
+        if ahead.idempotency is not None:
+            stored = self._take_key(db, ahead.actor, ahead.idempotency, self.clock())
+            if stored is not None:
+                return stored
+        if self._write(db, ahead.plan):
+            return ahead.plan.view
+        head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
+        return self._applying(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
+
+    def _change(
+        self,
+        actor: Actor,
+        case_id: int,
+        if_match: int | None,
+        change: Change,
+        idempotency: Idempotency | None,
+        db: Direct | None,
+    ) -> CaseView | StoredResponse:
+        """One transaction: the case's visibility, the idempotency key, then
+        the change. A refusal rolls all of it back, the key's claim with it,
+        so a retry with the key is applied afresh."""
+        if db is None:
+            with self.store.direct() as own:
+                return self._change(actor, case_id, if_match, change, idempotency, own)
+        if self._folded:
+            head, machine, stored = self._head_claiming(db, case_id, actor, idempotency)
+        else:
+            head, machine = self._head(db, case_id, actor)
+            stored = self._take_key(db, actor, idempotency, self.clock()) if idempotency is not None else None
+        if stored is not None:
+            return stored
+        return self._applying(db, actor, head, machine, if_match, change, idempotency)
+
+    def _head_claiming(
+        self, db: Direct, case_id: int, actor: Actor, idempotency: Idempotency | None
+    ) -> tuple[Any, CompiledProcedure, StoredResponse | None]:
+        """PostgreSQL: as :meth:`_head` with :data:`READ_CASE_STEPS`, and the
+        key claimed in the same statement; with the stored response when
+        the key was used before (see :meth:`_take_key`)."""
+        if idempotency is None:
+            return (*self._head(db, case_id, actor, READ_CASE_STEPS), None)
+        now = self.clock()
+        claim = self._claim(actor, idempotency, now)
+        head, machine = self._head(db, case_id, actor, READ_CASE_STEPS_CLAIM, claim)
+        stored = None if head.claimed else self._not_claimed(db, actor, idempotency, now)
+        return head, machine, stored
+
+    def _applying(
+        self,
+        db: Direct,
+        actor: Actor,
+        head: Any,
+        machine: CompiledProcedure,
+        if_match: int | None,
+        change: Change,
+        idempotency: Idempotency | None,
+    ) -> CaseView:
+        """The change applied on ``head``, and again on the case read afresh
+        whenever another transaction changed it first."""
+        case_id = head.id
+        # The hot path of the service: prebuilt statements run on the DB-API
+        # connection, since SQLAlchemy's per-execution work cost more than
+        # the database work. SQLite: two reads; one guarded case update, one
+        # update per set of changed step columns, one insert of the events.
+        # PostgreSQL: one read and one write (see engine.rows).
+        for attempt in range(RETRIES):
+            plan = self._plan(db, actor, head, machine, if_match, change, idempotency)
+            if self._write(db, plan):
+                return plan.view
+            # Another transaction changed the case first (on PostgreSQL; on
+            # SQLite, between a change worked out ahead and its write). Each
+            # statement of this one sees what has been committed: read the
+            # case again.
+            if if_match is not None:
+                raise StaleCase(f"case {case_id} changed while this action was applied", case_id=case_id, expected=if_match)
+            if attempt == RETRIES - 1:
+                raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id)
+            head, machine = self._head(db, case_id, actor, self._case_read)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _plan(
+        self,
+        db: Direct | None,
+        actor: Actor,
+        head: Any,
+        machine: CompiledProcedure,
+        if_match: int | None,
+        change: Change,
+        idempotency: Idempotency | None,
+        *,
+        claimed: bool = True,
+    ) -> _Plan:
+        """The change worked out on ``head`` (its steps read in ``db``): the
+        case it makes, and what to write; the answer stored under the key
+        claimed before, or (not ``claimed``, PostgreSQL) stored with the key
+        itself (see :func:`~engine.rows.write_change`)."""
+        case_id = head.id
+        if if_match is not None and head.version != if_match:
+            raise StaleCase(
+                f"case {case_id} is at version {head.version}, not {if_match}",
+                case_id=case_id,
+                expected=if_match,
+                actual=head.version,
+            )
+        step_rows = self._steps(db, head)
+        state = state_from(head, step_rows)
+        now = self.clock()
+        entries = change(machine, state, now)
+        records = seal_entries(case_id, head.head_hash, head.event_count, entries, self.signer)
+        changed = case_changes(head, state)
+        guarded = {
+            **changed,
+            "b_case": case_id,
+            "b_version": head.version,
+            "version": head.version + 1,
+            "event_count": head.event_count + len(records),
+            "head_hash": records[-1].hash if records else head.head_hash,
+        }
+        view = CaseView.of_state(case_id, head.code, head.procedure_version, head.version + 1, state, machine, now=now)
+        answer = None
+        if idempotency is not None:
+            status_code, response = idempotency.respond(view)
+            answer = {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response}
+        if self._folded:
+            key_write: KeyWrite = None
+            if answer is not None and idempotency is not None:
+                key_write = "fill" if claimed else "insert"
+                if not claimed:
+                    answer.update(request_hash=idempotency.request_hash, created_at=now, lock=key_lock(actor.id, idempotency.key))
+            write = write_change(tuple(changed), key_write)
+            everything = {**guarded, **changed_steps(step_rows, state.steps), **event_rows(records), **(answer or {})}
+            return _Plan(view, [(write, everything)])
+        writes: list[tuple[Statement, Any]] = [(update_case(tuple(changed)), guarded)]
+        writes += [(update_step(columns), rows) for columns, rows in step_changes(case_id, step_rows, state.steps).items()]
+        writes.append((INSERT_EVENT, [event_columns(r) for r in records]))
+        if answer is not None:
+            writes.append((ANSWER_KEY[self.store.dialect], answer))
+        return _Plan(view, writes)
+
+    def _write(self, db: Direct, plan: _Plan) -> bool:
+        """The writes of ``plan``, unless the case moved on from the version
+        it was worked out on (False: then nothing is written)."""
+        (guard, guarded), *rest = plan.writes
+        if self._folded:  # one statement, each part conditioned on the guarded update
+            return bool(db.scalar(guard, guarded) == 1)
+        if db.run(guard, guarded) != 1:
+            return False
+        for statement, values in rest:
+            if isinstance(values, list):  # a row each
+                db.many(statement, values)
+            else:
+                db.run(statement, values)
+        return True
