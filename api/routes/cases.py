@@ -92,6 +92,10 @@ TEXT = r"^[^\x00-\x1f]+$"
 _PLAIN_ID = re.compile(r"[1-9][0-9]{0,9}")
 """a case id as the fast paths take it (FastAPI also reads 07, +7 and the like)"""
 _PLAIN_KEY = re.compile(TEXT[1:-1])
+KEY_LENGTH = 200
+"""the longest Idempotency-Key (the endpoints' header and the fast paths alike)"""
+PAGE_LIMIT = 200
+"""the largest page of a list (the endpoints' ``limit`` and the inbox's fast path alike)"""
 IfMatch = Annotated[
     str | None, Header(description='the case version the action is meant for, as `"N"` (its ETag)', examples=['"3"'])
 ]
@@ -99,12 +103,12 @@ IdemKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=200,
+        max_length=KEY_LENGTH,
         pattern=TEXT,
         description="a key of the client's choice; a retry with the same key and body gets the first answer",
     ),
 ]
-Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Limit = Annotated[int, Query(ge=1, le=PAGE_LIMIT, description="page size")]
 
 
 def _etag(version: int) -> str:
@@ -363,7 +367,7 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
     async def handle(request: Request) -> Response | None:
         case_id = _plain_case_id(request)
         key = request.headers.get("idempotency-key")
-        if case_id is None or (key is not None and (len(key) > 200 or not _PLAIN_KEY.fullmatch(key))):
+        if case_id is None or (key is not None and (len(key) > KEY_LENGTH or not _PLAIN_KEY.fullmatch(key))):
             return None
         body = await plain_json(request, model, optional=optional)
         if body is NOT_PLAIN:
@@ -447,7 +451,7 @@ _PLAIN_CURSOR = re.compile(CURSOR_FORM)
 
 async def _fast_inbox(request: Request) -> Response | None:
     """The inbox's fast path (see :func:`~api.deps.fast_path`): officials
-    open it all day. Plain query parameters (``limit`` a number up to 200,
+    open it all day. Plain query parameters (``limit`` a number up to :data:`PAGE_LIMIT`,
     ``cursor`` of its documented form, each at most once) are read here, and
     the token check and the query run in one thread-pool call, on one
     connection (each statement alone: :meth:`~engine.store.Store.reading`)."""
@@ -457,7 +461,7 @@ async def _fast_inbox(request: Request) -> Response | None:
     raw_limit, cursor = params.get("limit", "50"), params.get("cursor")
     if (
         not _PLAIN_LIMIT.fullmatch(raw_limit)
-        or int(raw_limit) > 200
+        or int(raw_limit) > PAGE_LIMIT
         or (cursor is not None and not _PLAIN_CURSOR.fullmatch(cursor))
     ):
         return None
