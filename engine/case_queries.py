@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 
@@ -14,10 +14,8 @@ from .calendar import WorkingCalendar
 from .compiled import Compiled
 from .db import CaseRow, CaseStepRow
 from .direct import Direct, Statement
-from .errors import (
-    NotFound,
-    NotPublished,
-)
+from .errors import NotFound, NotPublished
+from .heads import CaseHead
 from .keys import Signer
 from .machine import Actor, CompiledProcedure
 from .rows import (
@@ -25,7 +23,6 @@ from .rows import (
     READ_CASE,
     READ_EVENTS,
     READ_REACH,
-    READ_STEPS,
     code_params,
     inbox_statement,
     make_cursor,
@@ -33,10 +30,12 @@ from .rows import (
     record_of,
     sees,
     state_from,
-    steps_read,
 )
 from .store import Store, UnitOfWork
 from .views import CaseView, InboxItem
+
+if TYPE_CHECKING:
+    from .writing import Writing
 
 
 class CaseQueries:
@@ -48,16 +47,15 @@ class CaseQueries:
     calendar: WorkingCalendar
     clock: Callable[[], dt.datetime]
     idempotency_lease: float
-    _folded: bool
-    """PostgreSQL reads a case with its steps, and writes a change, in one statement each (see engine.rows)"""
-    _case_read: Statement
+    writing: Writing
+    """how a change is read and written on the store's database (:mod:`engine.writing`)"""
 
     def machine_of(self, uow: UnitOfWork, row: CaseRow) -> CompiledProcedure:
         return self.compiled.by_id(row.procedure_id, uow)
 
     def _head(
         self, db: Direct, case_id: int, actor: Actor, read: Statement = READ_CASE, params: Mapping[str, Any] | None = None
-    ) -> tuple[Any, CompiledProcedure]:
+    ) -> tuple[CaseHead, CompiledProcedure]:
         """The case's row (as ``read`` selects it: :data:`READ_CASE`,
         :data:`READ_REACH` for visibility alone, or on PostgreSQL
         :data:`READ_CASE_STEPS` with its steps) and its version's machine;
@@ -72,13 +70,10 @@ class CaseQueries:
             raise NotFound(f"no case {case_id}", case_id=case_id)
         return head, machine
 
-    def _steps(self, db: Direct | None, head: Any) -> list[Any]:
+    def _steps(self, db: Direct | None, head: CaseHead) -> list[Any]:
         """The step rows (of :data:`READ_STEPS`) of a case read by
-        ``self._case_read``: on PostgreSQL read with it, on SQLite read in ``db``."""
-        if self._folded:
-            return steps_read(head)
-        assert db is not None, "SQLite reads the steps on their own"
-        return db.all(READ_STEPS, {"b_case": head.id})
+        :attr:`Writing.case_read`: on PostgreSQL read with it, on SQLite read in ``db``."""
+        return self.writing.steps(db, head)
 
     @staticmethod
     def _newest_published(db: Direct, code: str) -> int:
@@ -101,7 +96,7 @@ class CaseQueries:
         if db is None:
             with self.store.reading() as own:
                 return self.get(actor, case_id, own)
-        head, machine = self._head(db, case_id, actor, self._case_read)
+        head, machine = self._head(db, case_id, actor, self.writing.case_read)
         state = state_from(head, self._steps(db, head))
         return CaseView.of_state(case_id, head.code, head.procedure_version, head.version, state, machine, now=self.clock())
 

@@ -28,29 +28,16 @@ from .calendar import WorkingCalendar
 from .changes import Change, seal_entries
 from .compiled import Compiled
 from .direct import Direct
-from .errors import (
-    Abolished,
-    FieldProblem,
-    InvalidData,
-)
+from .errors import Abolished, FieldProblem, InvalidData
 from .idempotency import Idempotency
 from .keys import Keyring, Signer, Verifier
 from .machine import Actor, CaseState, CompiledProcedure, Entry
-from .rows import (
-    CLOSE_CHAIN,
-    INSERT_CASE,
-    INSERT_EVENT,
-    INSERT_STEP,
-    READ_CASE,
-    READ_CASE_STEPS,
-    USER_EXISTS,
-    event_columns,
-    step_columns,
-)
+from .rows import CLOSE_CHAIN, INSERT_CASE, INSERT_EVENT, INSERT_STEP, USER_EXISTS, event_columns, step_columns
 from .signed_in import SignedInChanges
 from .store import Store
 from .verify import AuditReport, verify_database
 from .views import CaseView, StoredResponse
+from .writing import writing_for
 
 
 def utcnow() -> dt.datetime:
@@ -78,9 +65,7 @@ class CaseService(SignedInChanges):
         self.calendar = calendar or WorkingCalendar()
         self.clock = clock
         self.compiled = compiled or Compiled()
-        self._folded = store.dialect == "postgresql"
-        """PostgreSQL reads a case with its steps, and writes a change, in one statement each (see engine.rows)"""
-        self._case_read = READ_CASE_STEPS if self._folded else READ_CASE
+        self.writing = writing_for(store.dialect)
 
     # -- changing -------------------------------------------------------------------
     def start(

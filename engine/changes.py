@@ -9,35 +9,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .audit import EventRecord, format_at, seal
 from .case_queries import CaseQueries
 from .direct import Direct, Statement
-from .errors import (
-    EngineError,
-    StaleCase,
-)
+from .errors import EngineError, StaleCase
+from .heads import CaseHead, ClaimingHead
 from .idempotency import Idempotency, IdempotencyKeys
 from .keys import Signer
 from .machine import Actor, CaseState, CompiledProcedure, Entry
-from .rows import (
-    ANSWER_KEY,
-    INSERT_EVENT,
-    READ_CASE_STEPS,
-    READ_CASE_STEPS_CLAIM,
-    KeyWrite,
-    case_changes,
-    changed_steps,
-    event_columns,
-    event_rows,
-    key_lock,
-    state_from,
-    step_changes,
-    update_case,
-    update_step,
-    write_change,
-)
+from .rows import READ_CASE_STEPS, READ_CASE_STEPS_CLAIM, case_changes, state_from
 from .views import CaseView, StoredResponse
 
 RETRIES = 8
@@ -118,7 +100,7 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
         """
         ahead = Prepared(actor, case_id, if_match, change, idempotency)
         try:
-            head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
+            head, machine = self._head(db, ahead.case_id, ahead.actor, self.writing.case_read)
             ahead.plan = self._plan(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
         except EngineError:
             if ahead.idempotency is None:
@@ -143,7 +125,7 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
                 return stored
         if self._write(db, ahead.plan):
             return ahead.plan.view
-        head, machine = self._head(db, ahead.case_id, ahead.actor, self._case_read)
+        head, machine = self._head(db, ahead.case_id, ahead.actor, self.writing.case_read)
         return self._applying(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
 
     def _change(
@@ -161,7 +143,7 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
         if db is None:
             with self.store.direct() as own:
                 return self._change(actor, case_id, if_match, change, idempotency, own)
-        if self._folded:
+        if self.writing.claims_with_read:
             head, machine, stored = self._head_claiming(db, case_id, actor, idempotency)
         else:
             head, machine = self._head(db, case_id, actor)
@@ -172,15 +154,16 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
 
     def _head_claiming(
         self, db: Direct, case_id: int, actor: Actor, idempotency: Idempotency | None
-    ) -> tuple[Any, CompiledProcedure, StoredResponse | None]:
+    ) -> tuple[CaseHead, CompiledProcedure, StoredResponse | None]:
         """PostgreSQL: as :meth:`_head` with :data:`READ_CASE_STEPS`, and the
         key claimed in the same statement; with the stored response when
         the key was used before (see :meth:`_take_key`)."""
         if idempotency is None:
             return (*self._head(db, case_id, actor, READ_CASE_STEPS), None)
         now = self.clock()
-        claim = self._claim(actor, idempotency, now)
-        head, machine = self._head(db, case_id, actor, READ_CASE_STEPS_CLAIM, claim)
+        claim = self.writing.claim(actor.id, idempotency, now)
+        read, machine = self._head(db, case_id, actor, READ_CASE_STEPS_CLAIM, claim)
+        head = cast(ClaimingHead, read)
         stored = None if head.claimed else self._not_claimed(db, actor, idempotency, now)
         return head, machine, stored
 
@@ -188,7 +171,7 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
         self,
         db: Direct,
         actor: Actor,
-        head: Any,
+        head: CaseHead,
         machine: CompiledProcedure,
         if_match: int | None,
         change: Change,
@@ -214,14 +197,14 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
                 raise StaleCase(f"case {case_id} changed while this action was applied", case_id=case_id, expected=if_match)
             if attempt == RETRIES - 1:
                 raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id)
-            head, machine = self._head(db, case_id, actor, self._case_read)
+            head, machine = self._head(db, case_id, actor, self.writing.case_read)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _plan(
         self,
         db: Direct | None,
         actor: Actor,
-        head: Any,
+        head: CaseHead,
         machine: CompiledProcedure,
         if_match: int | None,
         change: Change,
@@ -260,33 +243,20 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
         if idempotency is not None:
             status_code, response = idempotency.respond(view)
             answer = {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response}
-        if self._folded:
-            key_write: KeyWrite = None
-            if answer is not None and idempotency is not None:
-                key_write = "fill" if claimed else "insert"
-                if not claimed:
-                    answer.update(request_hash=idempotency.request_hash, created_at=now, lock=key_lock(actor.id, idempotency.key))
-            write = write_change(tuple(changed), key_write)
-            everything = {**guarded, **changed_steps(step_rows, state.steps), **event_rows(records), **(answer or {})}
-            return _Plan(view, [(write, everything)])
-        writes: list[tuple[Statement, Any]] = [(update_case(tuple(changed)), guarded)]
-        writes += [(update_step(columns), rows) for columns, rows in step_changes(case_id, step_rows, state.steps).items()]
-        writes.append((INSERT_EVENT, [event_columns(r) for r in records]))
-        if answer is not None:
-            writes.append((ANSWER_KEY[self.store.dialect], answer))
+        writes = self.writing.writes(
+            guarded=guarded,
+            changed=tuple(changed),
+            step_rows=step_rows,
+            state=state,
+            records=records,
+            answer=answer,
+            idempotency=idempotency,
+            claimed=claimed,
+            now=now,
+        )
         return _Plan(view, writes)
 
     def _write(self, db: Direct, plan: _Plan) -> bool:
         """The writes of ``plan``, unless the case moved on from the version
         it was worked out on (False: then nothing is written)."""
-        (guard, guarded), *rest = plan.writes
-        if self._folded:  # one statement, each part conditioned on the guarded update
-            return bool(db.scalar(guard, guarded) == 1)
-        if db.run(guard, guarded) != 1:
-            return False
-        for statement, values in rest:
-            if isinstance(values, list):  # a row each
-                db.many(statement, values)
-            else:
-                db.run(statement, values)
-        return True
+        return self.writing.write(db, plan.writes)

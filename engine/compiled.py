@@ -9,15 +9,10 @@ from typing import Any, Protocol
 from procedures import load_text
 
 from .direct import Ask, Direct, run_steps
-from .errors import (
-    CorruptRecord,
-    NotFound,
-)
+from .errors import CorruptRecord, NotFound
 from .journal import content_hash
 from .machine import CompiledProcedure
-from .rows import (
-    READ_PROCEDURE,
-)
+from .rows import READ_PROCEDURE
 from .store import UnitOfWork
 
 

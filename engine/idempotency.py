@@ -6,22 +6,17 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .direct import Direct
-from .errors import (
-    IdempotencyInFlight,
-    IdempotencyMismatch,
-)
+from .errors import IdempotencyInFlight, IdempotencyMismatch
 from .machine import Actor
-from .rows import (
-    CLAIM_KEY,
-    READ_KEY,
-    TAKE_OVER_KEY,
-    key_lock,
-)
+from .rows import READ_KEY, TAKE_OVER_KEY
 from .store import Store
 from .views import CaseView, StoredResponse
+
+if TYPE_CHECKING:
+    from .writing import Writing
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +34,7 @@ class IdempotencyKeys:
     """Claiming keys, for :class:`~engine.cases.CaseService`."""
 
     store: Store
+    writing: Writing
     idempotency_lease: float
 
     def _take_key(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
@@ -63,16 +59,9 @@ class IdempotencyKeys:
             IdempotencyMismatch: the key was used for another request.
             IdempotencyInFlight: the first request with the key is still running.
         """
-        if db.one(CLAIM_KEY[self.store.dialect], self._claim(actor, idempotency, now)) is not None:
+        if db.one(self.writing.claim_key, self.writing.claim(actor.id, idempotency, now)) is not None:
             return None
         return self._not_claimed(db, actor, idempotency, now)
-
-    def _claim(self, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> dict[str, Any]:
-        """The parameters of :data:`CLAIM_KEY` (and :data:`READ_CASE_STEPS_CLAIM`)."""
-        claim = {"b_user": actor.id, "b_key": idempotency.key, "request_hash": idempotency.request_hash, "created_at": now}
-        if self.store.dialect == "postgresql":  # the claim takes the key's advisory lock first
-            claim["lock"] = key_lock(actor.id, idempotency.key)
-        return claim
 
     def _not_claimed(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
         """What a request gets whose claim of the key found it taken (see :meth:`_take_key`)."""

@@ -45,6 +45,7 @@ from .codes import code_key, exact_key
 from .db import NO_DUE, CaseRow, CaseStepRow, EventRow, IdempotencyRow, ProcedureRow, UserRow, UTCDateTime
 from .direct import Statement
 from .errors import GuidedReturn
+from .heads import CaseHead
 from .machine import Actor, CaseState, CompiledProcedure, StepState
 
 
@@ -122,7 +123,7 @@ def update_case(columns: tuple[str, ...]) -> Statement:
     )
 
 
-def case_changes(head: Any, state: CaseState) -> dict[str, Any]:
+def case_changes(head: CaseHead, state: CaseState) -> dict[str, Any]:
     """The columns of the case's state that differ from its row ``head``
     (of :data:`READ_CASE`), with their new values; only those are written."""
     guided = state.guided.as_dict() if state.guided else None
@@ -309,7 +310,7 @@ def _guided(value: Mapping[str, Any] | None) -> GuidedReturn | None:
     return GuidedReturn(**{**value, "missing": tuple(value.get("missing", ()))}) if value else None
 
 
-def state_from(head: Any, step_rows: Iterable[Any]) -> CaseState:
+def state_from(head: CaseHead, step_rows: Iterable[Any]) -> CaseState:
     """A case's plain state from a ``cases`` row and its steps' state columns."""
     return CaseState(
         id=head.id,

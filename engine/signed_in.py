@@ -8,20 +8,16 @@ import contextvars
 import functools
 from collections.abc import Callable, Generator
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from .changes import CaseChanges, Change
 from .db import duplicate_key
 from .direct import Ask, run_steps, run_steps_async
-from .errors import (
-    NotFound,
-)
+from .errors import NotFound
+from .heads import CaseHead, SignedInRow
 from .idempotency import Idempotency
 from .machine import Actor
-from .rows import (
-    READ_SIGNED_IN_CASE,
-    sees,
-)
+from .rows import READ_SIGNED_IN_CASE, sees
 from .store import AsyncStatements
 from .users import User, token_lookup
 from .views import CaseView, StoredResponse
@@ -140,7 +136,7 @@ class SignedInChanges(CaseChanges):
         transaction, in a thread, compiles it (tens of milliseconds, once),
         which on the loop would hold up every request of the worker."""
         key = idempotency.key if idempotency is not None else None
-        head = yield READ_SIGNED_IN_CASE, {"h": lookup, "b_case": case_id, "b_key": key}
+        head: SignedInRow | None = yield READ_SIGNED_IN_CASE, {"h": lookup, "b_case": case_id, "b_key": key}
         if head is None:
             return None
         user = User(head.u_id, head.u_name, head.u_unit, tuple(head.u_roles), tuple(head.u_permissions))
@@ -156,10 +152,11 @@ class SignedInChanges(CaseChanges):
             raise NotFound(f"no case {case_id}", case_id=case_id)
         doing = change(actor)
         if idempotency is not None and head.k_request_hash is not None:
-            if head.k_request_hash == idempotency.request_hash and head.k_response is not None:
-                return user, StoredResponse(head.k_status_code, head.k_response), doing
+            status_code = head.k_status_code  # both null while the first request runs
+            if head.k_request_hash == idempotency.request_hash and head.k_response is not None and status_code is not None:
+                return user, StoredResponse(status_code, head.k_response), doing
             return user, None, doing
-        plan = self._plan(None, actor, head, machine, if_match, doing, idempotency, claimed=False)
+        plan = self._plan(None, actor, cast(CaseHead, head), machine, if_match, doing, idempotency, claimed=False)
         (write, values), *_ = plan.writes
         try:
             moved = yield write, values
