@@ -8,6 +8,7 @@ Changes go through the same helpers as the API routes
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -236,40 +237,79 @@ def compare_page(request: Request, code: Code, a: Version, b: Version, services:
 @router.get("/thu-tuc/tai-len", response_class=HTMLResponse)
 def upload_form(request: Request, user: PageUser) -> Response:
     _reform(user)
-    return page(request, "upload.html", problems=[], text="", error=None)
+    return page(request, "upload.html", problems=[], text="", error=None, lines=[], source=PASTED)
+
+
+PASTED = "văn-bản-dán.yaml"
+"""the name errors give pasted text (a file keeps its own)"""
+
+
+@dataclass(frozen=True)
+class Shown:
+    """A problem of an upload as the page lists it: linked to its line when it has one."""
+
+    line: int
+    text: str
+
+
+def _listing(text: str) -> list[str]:
+    """The text's lines, for the numbered listing the errors link to."""
+    return text.splitlines() or [""]
+
+
+def _upload_page(
+    request: Request, status_code: int, *, text: str, error: str, problems: Sequence[Shown] = (), source: str = PASTED
+) -> Response:
+    return page(
+        request,
+        "upload.html",
+        status_code,
+        problems=problems,
+        text=text,
+        error=error,
+        lines=_listing(text) if problems else [],
+        source=source,
+    )
 
 
 @router.post("/thu-tuc/tai-len", response_class=HTMLResponse)
 def upload(request: Request, services: ServicesDep, user: PageUser, form: CheckedForm) -> Response:
+    """Store an uploaded definition, or show every problem by its line.
+
+    People paste and save text in either Unicode form; the page reads it
+    composed (NFC), so that «ệ» is one letter wherever it is compared,
+    drawn or stored (the API stores a body exactly as sent)."""
     _reform(user)
     limit = services.settings.max_upload_bytes
     file, text = form.get("file"), form.get("text")
-    text = text if isinstance(text, str) else ""
-    source = "upload"
+    text = unicodedata.normalize("NFC", text) if isinstance(text, str) else ""
+    source = PASTED
     raw = b""
     if isinstance(file, UploadFile) and file.filename:
         raw = file.file.read(limit + 1)
         source = file.filename
-    if not raw:
-        raw = text.encode("utf-8")
-    if not raw.strip():
-        return page(request, "upload.html", 422, problems=[], text=text, error="Hãy chọn một tệp YAML hoặc dán định nghĩa vào ô.")
-    if len(raw) > limit:
-        return page(request, "upload.html", 413, problems=[], text="", error=f"Định nghĩa quá lớn: giới hạn {limit:,} byte.")
-    shown = text or raw.decode("utf-8", errors="replace")
+    if len(raw) > limit or len(text.encode("utf-8")) > limit:
+        return _upload_page(request, 413, text="", error=f"Định nghĩa quá lớn: giới hạn {number(limit)} byte.")
+    if raw:
+        try:
+            text = unicodedata.normalize("NFC", raw.decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            return _upload_page(request, 422, text="", error=f"Không đọc được tệp {source}: tệp phải được lưu ở dạng UTF-8.")
+    if not text.strip():
+        return _upload_page(request, 422, text=text, error="Hãy chọn một tệp YAML hoặc dán định nghĩa vào ô.")
     try:
-        row = store_upload(services, raw, source=source, actor=user.id)
+        row = store_upload(services, text.encode("utf-8"), source=source, actor=user.id)
     except DefinitionError as exc:
-        problems = [p.render(source) for p in exc.problems]
+        problems = [Shown(p.line, p.render(source)) for p in exc.problems]
         error = f"Định nghĩa chưa hợp lệ: {len(problems)} lỗi. Sửa hết rồi tải lên lại."
-        return page(request, "upload.html", 422, problems=problems, text=shown, error=error)
+        return _upload_page(request, 422, text=text, error=error, problems=problems, source=source)
     except ReadError as exc:
-        return page(request, "upload.html", 422, problems=[f"{source}: {exc.message}"], text=shown, error="Không đọc được tệp.")
+        return _upload_page(request, 422, text=text, error="Không đọc được tệp.", problems=[Shown(0, f"{source}: {exc.message}")])
     except Conflict:
         error = "Đã có thủ tục cùng mã và phiên bản này. Tăng số phiên bản (version) rồi tải lên lại."
-        return page(request, "upload.html", 409, problems=[], text=shown, error=error)
+        return _upload_page(request, 409, text=text, error=error)
     except LimitExceeded as exc:
-        return page(request, "upload.html", 422, problems=[], text="", error=f"Vượt giới hạn của dịch vụ: {exc.message}.")
+        return _upload_page(request, 422, text="", error=f"Vượt giới hạn của dịch vụ: {exc.message}.")
     return RedirectResponse(f"/thu-tuc/{row.code}/{row.version}?da=tai-len", status_code=303)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -266,13 +267,25 @@ def test_upload_shows_every_error_by_line(site: Site) -> None:
     answer = browser.post("/thu-tuc/tai-len", data={"csrf": _csrf(page.text, "/thu-tuc/tai-len"), "text": bad})
     assert answer.status_code == 422
     assert "Định nghĩa chưa hợp lệ: 2 lỗi" in answer.text
-    lines = re.findall(r"<li><code>(upload:\d+: [^<]*)</code></li>", answer.text)
-    assert len(lines) == 2 and all(re.match(r"upload:\d+: steps\[1\]\.(role|duration): ", line) for line in lines), lines
+    errors = re.findall(r'<li><a href="#dong-(\d+)">dòng \1</a> <code>(văn-bản-dán\.yaml:(\d+): [^<]*)</code></li>', answer.text)
+    assert len(errors) == 2, answer.text
+    for line, text, again in errors:
+        assert line == again and re.match(r"văn-bản-dán\.yaml:\d+: steps\[1\]\.(role|duration): ", text), text
+        # the line the error links to is in the numbered listing, marked
+        assert f'<li id="dong-{line}" class="bad"><code>' in answer.text
+        written = bad.splitlines()[int(line) - 1]
+        assert ("nobody" in written) or ("3 days" in written), written
+    assert answer.text.count('<li id="dong-') == len(bad.splitlines())
     files = {"file": ("thu-tuc.yaml", bad.encode(), "application/yaml")}
     answer = browser.post("/thu-tuc/tai-len", data={"csrf": _csrf(page.text, "/thu-tuc/tai-len")}, files=files)
-    assert answer.status_code == 422 and "thu-tuc.yaml:" in answer.text
-    again = browser.post("/thu-tuc/tai-len", data={"csrf": _csrf(page.text, "/thu-tuc/tai-len"), "text": SMALL})
+    assert answer.status_code == 422 and "thu-tuc.yaml:" in answer.text and "thu-tuc.yaml, theo từng dòng" in answer.text
+    decomposed = unicodedata.normalize("NFD", SMALL)
+    assert decomposed != SMALL
+    again = browser.post("/thu-tuc/tai-len", data={"csrf": _csrf(page.text, "/thu-tuc/tai-len"), "text": decomposed})
     assert again.status_code == 303
+    stored = site.services.store  # the page stores the text composed (NFC), as people mean it
+    with stored.unit(write=False) as uow:
+        assert uow.procedure("T-XSS", 1).body == SMALL
     clash = browser.post("/thu-tuc/tai-len", data={"csrf": _csrf(page.text, "/thu-tuc/tai-len"), "text": SMALL})
     assert clash.status_code == 409 and "Đã có thủ tục cùng mã và phiên bản" in clash.text
 

@@ -196,7 +196,11 @@ def test_catalog_procedure_and_compare_pages(people: People) -> None:
     page.fill("#text", "format: tinhgon/1\ncode: X-1\nname: Thử\nversion: 1\nroles: []\nsteps: []\n")  # type: ignore[attr-defined]
     page.click("form.card button[type=submit]")  # type: ignore[attr-defined]
     assert page.locator("ol.problems li").count() >= 1  # type: ignore[attr-defined]
-    assert re.match(r"upload:\d+: ", page.locator("ol.problems li").first.inner_text())  # type: ignore[attr-defined]
+    first = page.locator("ol.problems li").first  # type: ignore[attr-defined]
+    assert re.match(r"dòng 1 văn-bản-dán\.yaml:1: ", first.inner_text())
+    first.locator("a").click()  # the error's link goes to its line in the numbered listing
+    assert page.url.endswith("#dong-1")  # type: ignore[attr-defined]
+    assert page.locator("ol.listing li").count() == 6  # type: ignore[attr-defined]
     people.shot(page, "tai-len-loi")
 
 
