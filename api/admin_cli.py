@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.backup import BackupRefused, backup, sqlite_file
-from engine.db import reach
+from engine.connection import reach
 from engine.keys import Keyring, Signer, Verifier, keyring, read_history, rotate
 from engine.ledger import checkpoint
 from engine.schema import current, upgrade

@@ -6,7 +6,7 @@ ISO 8601), ``level``, ``logger`` and ``message``, and on access lines
 A record carries only what its message says: the access lines name the
 route template, never the raw path, a header (``Authorization``), a cookie
 or a body, and SQL statements' parameters never reach an error message
-(:func:`engine.db.connect` hides them).
+(:func:`engine.connection.connect` hides them).
 """
 
 from __future__ import annotations

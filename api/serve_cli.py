@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from engine.db import shown_url
+from engine.connection import shown_url
 from engine.errors import Conflict, DatabaseUnavailable
 from engine.keys import KeyFileError, Signer
 from engine.publishing import publish_or_amend

@@ -1,7 +1,7 @@
 """Error logs that never carry what a statement was given.
 
 A failed statement's error says more than the operator needs: SQLAlchemy's
-names its parameters (``hide_parameters`` on the engine, :func:`engine.db.connect`,
+names its parameters (``hide_parameters`` on the engine, :func:`engine.connection.connect`,
 stops that), and PostgreSQL's ``DETAIL`` quotes the values of a key that
 clashed (``Key (token_hash)=(…) already exists``), on the ORM's path and
 on the direct one (:mod:`engine.direct`, :mod:`engine.libpq`) alike. A

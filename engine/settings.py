@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .db import DEFAULT_URL
+from .connection import DEFAULT_URL
 
 DATABASE_ENV = "TINHGON_DATABASE_URL"
 KEY_ENV = "TINHGON_SIGNING_KEY"

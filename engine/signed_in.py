@@ -11,7 +11,7 @@ from concurrent.futures import Executor
 from typing import Any, TypeVar, cast
 
 from .changes import CaseChanges, Change
-from .db import duplicate_key
+from .connection import duplicate_key
 from .direct import Ask, run_steps, run_steps_async
 from .errors import NotFound
 from .heads import CaseHead, SignedInRow

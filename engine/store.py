@@ -24,10 +24,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
-from . import db as db_module
+from . import connection as connection_module
 from . import journal
 from .codes import CODE_FORM, EXACT, VERSION_MAX, VERSION_MIN, code_key, code_lock, valid_code
-from .db import DEFAULT_URL, CaseRow, ProcedureRow, TokenRow, UserRow, connect, duplicate_key
+from .connection import DEFAULT_URL, connect, duplicate_key
+from .db import CaseRow, ProcedureRow, TokenRow, UserRow
 from .direct import AsyncOne, Direct, Statement, Trace
 from .errors import Conflict, NotFound, NotPublished
 from .journal import content_hash
@@ -257,12 +258,12 @@ class AsyncStatements:
         self._idle_since: weakref.WeakKeyDictionary[Any, float] = weakref.WeakKeyDictionary()
 
     async def _check(self, connection: Any) -> None:
-        """As the engine's pool does (:func:`engine.db._ping_when_idle`): a
-        connection that has lain unused for :data:`~engine.db.IDLE_PING_SECONDS`
+        """As the engine's pool does (:func:`engine.connection._ping_when_idle`): a
+        connection that has lain unused for :data:`~engine.connection.IDLE_PING_SECONDS`
         is checked with a round trip before it is handed out; the pool
         replaces one that fails."""
         since = self._idle_since.get(connection)
-        if since is not None and time.monotonic() - since > db_module.IDLE_PING_SECONDS:
+        if since is not None and time.monotonic() - since > connection_module.IDLE_PING_SECONDS:
             await connection.execute("")
 
     async def open(self) -> None:

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from api.cli import main
 from engine.cases import CaseService
-from engine.db import shown_url
+from engine.connection import shown_url
 from engine.keys import Signer
 from engine.publishing import publish_definition
 from engine.schema import current, head

@@ -25,7 +25,7 @@ from api.app import create_app
 from api.logs import JsonFormatter, log_config
 from api.services import Services
 from api.settings import Settings
-from engine.db import connect
+from engine.connection import connect
 from tests.api.conftest import XUAT_NGU, Api
 
 LOCAL = ("127.0.0.1", 40000)

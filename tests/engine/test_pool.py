@@ -1,5 +1,5 @@
 """PostgreSQL's pooled connections are checked only after lying idle
-(engine.db._ping_when_idle, and AsyncStatements for the asyncio ones): one
+(engine.connection._ping_when_idle, and AsyncStatements for the asyncio ones): one
 whose server process went away meanwhile is replaced before use; one in use
 a moment ago is not checked, and if it turns out dead its transaction fails
 once and the pool replaces it."""
@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, func, select, text
 
-from engine import db as engine_db
+from engine import connection as engine_db
 from engine.direct import Statement
 from engine.store import AsyncStatements, Store
 
