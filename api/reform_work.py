@@ -25,6 +25,7 @@ from procedures.metrics import Metrics, metrics
 from procedures.simplify import next_version_text, simplify
 
 from .offload import MAX_STEPS, LimitExceeded
+from .schemas import ProcedureDetail
 from .svg import render_svg
 
 
@@ -151,6 +152,21 @@ def compared(
         time_limit_text(result["time_limit"], before, after),
         render_svg(graph) if inline else svg_file(graph),
     )
+
+
+def detail_json(body: str, source: str, prices: PriceList | None, status: str) -> str:
+    """``GET /api/procedures/CODE/VERSION``'s answer, as JSON text: the
+    definition's data, its status and its metrics under the served prices."""
+    defn = _read(body, source, prices)
+    detail = ProcedureDetail(
+        code=defn.code,
+        version=defn.version,
+        name=defn.name,
+        status=status,  # type: ignore[arg-type]
+        definition=dict(defn.data),
+        metrics=dict(metrics(defn)),
+    )
+    return detail.model_dump_json()
 
 
 def simplified(body: str, source: str) -> Simplified:

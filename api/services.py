@@ -39,7 +39,7 @@ KEPT_STEPS = 400_000
 """a worker keeps versions' metrics and findings up to this many steps in all (the least recently used go first):
 a catalog of thousands of ordinary versions, or a few of 20,000 steps"""
 KEPT_DIAGRAMS = 64
-"""versions whose diagram (SVG), and simplification, a worker keeps"""
+"""how many diagrams and comparisons (together), simplifications, and detail answers a worker keeps, of each"""
 
 
 class Kept:
@@ -96,6 +96,7 @@ class Services:
     _measures: Kept = field(init=False, default_factory=lambda: Kept(KEPT_STEPS, lambda m: m.header.steps + 1))
     _diagrams: Kept = field(init=False, default_factory=lambda: Kept(KEPT_DIAGRAMS))
     _simplified: Kept = field(init=False, default_factory=lambda: Kept(KEPT_DIAGRAMS))
+    _details: Kept = field(init=False, default_factory=lambda: Kept(KEPT_DIAGRAMS))
     offload: Offload = field(init=False)
     """where big definitions are read, measured, simplified and drawn (:mod:`api.offload`)"""
     schema_head: str = field(init=False, default_factory=head)
@@ -143,6 +144,13 @@ class Services:
         return self._diagrams.get(
             (row.id, inline),
             lambda: self.offload.run(len(row.body), reform_work.drawn, row.body, _source(row), self._prices, inline),
+        )
+
+    def detail_json(self, row: ProcedureRow) -> str:
+        """A version as ``GET /api/procedures/CODE/VERSION`` answers it (JSON text): made once per status."""
+        return self._details.get(
+            (row.id, row.status),
+            lambda: self.offload.run(len(row.body), reform_work.detail_json, row.body, _source(row), self._prices, row.status),
         )
 
     def compared(self, before: ProcedureRow, after: ProcedureRow, *, inline: bool = True) -> Compared:

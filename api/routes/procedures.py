@@ -13,7 +13,6 @@ from engine.codes import CODE_FORM, VERSION_MAX, VERSION_MIN
 from engine.db import ProcedureRow
 from engine.errors import Conflict
 from engine.store import DRAFT
-from procedures import Definition
 
 from ..deps import ReformDep, ServicesDep, UserDep, declared_length
 from ..problems import ApiProblem, documented
@@ -64,10 +63,6 @@ async def read_limited(request: Request, limit: int) -> bytes:
             raise ApiProblem(413, f"the body passes the limit of {limit} bytes", kind="too-large")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def definition_of(services: Any, row: ProcedureRow) -> Definition:
-    return services.compiled.get(row).definition  # type: ignore[no-any-return]
 
 
 def _row(services: Any, code: str, version: int) -> ProcedureRow:
@@ -166,18 +161,15 @@ async def upload(request: Request, services: ServicesDep, user: ReformDep) -> Pr
     return ProcedureStored(code=row.code, version=row.version, status="draft")
 
 
-@router.get("/{code}/{version}", summary="One version: its definition as JSON, status and metrics")
-def get_procedure(code: Code, version: Version, services: ServicesDep, user: UserDep) -> ProcedureDetail:
-    row = _row(services, code, version)
-    defn = definition_of(services, row)
-    return ProcedureDetail(
-        code=row.code,
-        version=row.version,
-        name=row.name,
-        status=row.status,  # type: ignore[arg-type]
-        definition=dict(defn.data),
-        metrics=dict(services.measured(row).metrics),
-    )
+@router.get(
+    "/{code}/{version}",
+    summary="One version: its definition as JSON, status and metrics",
+    response_model=ProcedureDetail,
+    response_class=Response,
+)
+def get_procedure(code: Code, version: Version, services: ServicesDep, user: UserDep) -> Response:
+    # made once per version and status, in a child process for a big definition
+    return Response(services.detail_json(_row(services, code, version)), media_type="application/json")
 
 
 @router.get("/{code}/{version}/analysis", summary="Metrics and findings (the analyze --json object)")

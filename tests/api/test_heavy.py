@@ -154,3 +154,15 @@ def test_simplifying_a_big_definition_stores_the_new_version(api: Api) -> None:
 
 def test_definition_text_is_still_small_enough_to_stay_in_the_thread() -> None:
     assert len(definition_text("")) < OFFLOAD_BYTES
+
+
+def test_a_big_versions_detail_is_made_in_a_child_and_follows_its_status(api: Api) -> None:
+    reformer = api.reformer()
+    text = review_chain(800)
+    assert store_upload(api.services, text.encode(), actor="reformer").version == 1
+    draft = api.client.get("/api/procedures/DAI-1/1", headers=reformer)
+    assert draft.status_code == 200 and draft.headers["content-type"] == "application/json"
+    body = draft.json()
+    assert (body["status"], len(body["definition"]["steps"]), body["metrics"]["steps"]) == ("draft", 801, 801)
+    assert api.client.post("/api/procedures/DAI-1/1/publish", headers=reformer).status_code == 200
+    assert api.client.get("/api/procedures/DAI-1/1", headers=reformer).json()["status"] == "published"
