@@ -47,6 +47,11 @@ def _quote(text: str) -> str:
     return f"“{text}”"
 
 
+def _steps_named(defn: Definition, ids: tuple[str, ...], joiner: str = ", ") -> str:
+    """Steps as people read them: their names, quoted."""
+    return joiner.join(_quote(defn.step(i).name) for i in ids)
+
+
 def _applicant_readers(defn: Definition, doc: str) -> tuple[str, ...]:
     return tuple(s.id for s in defn.reader_steps.get(doc, ()) if defn.is_applicant_step(s))
 
@@ -110,8 +115,8 @@ def duplicate_request(defn: Definition) -> list[Finding]:
                     "auto",
                     asked,
                     (doc.id,),
-                    f"Giấy tờ {_quote(doc.name)} bị yêu cầu {len(asked)} lần (tại các bước {', '.join(asked)}): "
-                    f"chỉ yêu cầu một lần, tại bước {asked[0]}.",
+                    f"Giấy tờ {_quote(doc.name)} bị yêu cầu {len(asked)} lần (tại các bước {_steps_named(defn, asked)}): "
+                    f"chỉ yêu cầu một lần, tại bước {_quote(defn.step(asked[0]).name)}.",
                 )
             )
     return out
@@ -274,8 +279,9 @@ def overlapping_review(defn: Definition) -> list[Finding]:
                     "advice",
                     (first.id, later.id),
                     later.inputs,
-                    f"Bước {_quote(later.name)} ({later.role}) xem xét lại những giấy tờ mà bước {_quote(first.name)} "
-                    f"({first.role}) đã xem xét: cân nhắc giữ một lần xem xét hoặc phân định rõ nội dung.",
+                    f"Bước {_quote(later.name)} ({defn.role_by_id[later.role].name}) xem xét lại những giấy tờ mà bước "
+                    f"{_quote(first.name)} ({defn.role_by_id[first.role].name}) đã xem xét: cân nhắc giữ một lần xem xét "
+                    "hoặc phân định rõ nội dung.",
                 )
             )
     return out
@@ -294,7 +300,7 @@ def extra_visit(defn: Definition) -> list[Finding]:
             extra,
             (),
             f"Người nộp phải đến trực tiếp {len(visits)} lần: cân nhắc trả kết quả qua bưu chính hoặc trực tuyến "
-            f"thay cho các lần đến tại bước {', '.join(extra)}.",
+            f"thay cho các lần đến tại bước {_steps_named(defn, extra)}.",
         )
     ]
 
@@ -355,7 +361,8 @@ def approval_chain(defn: Definition) -> list[Finding]:
                     "advice",
                     ids,
                     (),
-                    f"{len(chain)} bước duyệt, ký nối tiếp nhau ({' → '.join(ids)}): cân nhắc ủy quyền hoặc giảm cấp ký duyệt.",
+                    f"{len(chain)} bước duyệt, ký nối tiếp nhau ({_steps_named(defn, ids, ' → ')}): "
+                    "cân nhắc ủy quyền hoặc giảm cấp ký duyệt.",
                 )
             )
     return out
@@ -385,7 +392,8 @@ def rework_loop(defn: Definition) -> list[Finding]:
                     "advice",
                     (step.id, target_id),
                     (),
-                    f"Kết quả {_quote(name)} của bước {_quote(step.name)} quay lại bước {_quote(target.name)}: {advice}.",
+                    f"Kết quả {_quote(step.outcome_label(name))} của bước {_quote(step.name)} quay lại bước "
+                    f"{_quote(target.name)}: {advice}.",
                 )
             )
     return out

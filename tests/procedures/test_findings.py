@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
-from procedures import Definition, load_text
+from procedures import Definition, load_path, load_text
 from procedures.findings import (
     approval_chain,
     duplicate_request,
@@ -19,7 +22,7 @@ from procedures.findings import (
     unused_document,
     unused_output,
 )
-from tests.conftest import definition_text
+from tests.conftest import DEFINITIONS, SHARED, definition_text
 
 ROLES = """\
 roles:
@@ -399,3 +402,21 @@ def test_find_all_keeps_the_table_order() -> None:
     ]
     assert rules == sorted(rules, key=order.index)
     assert "repeated-review" in rules
+
+
+def _shipped_and_fixtures() -> list[Path]:
+    return sorted([*DEFINITIONS.glob("*.yaml"), *(SHARED / "procedures").glob("*.yaml")])
+
+
+@pytest.mark.parametrize("path", _shipped_and_fixtures(), ids=lambda p: p.name)
+def test_finding_messages_name_steps_roles_and_outcomes_never_their_ids(path: Path) -> None:
+    # procedure-format.md section 5: people read names and labels; ids are for the JSON
+    if path.name == "catalog.yaml":
+        return
+    defn = load_path(path)
+    ids = {s.id for s in defn.steps} | {r.id for r in defn.roles}
+    ids |= {name for s in defn.steps for name, _ in s.outcomes if s.outcome_label(name) != name}
+    ids = {i for i in ids if "_" in i}  # a one-word id may be an ordinary word of a name
+    for finding in find_all(defn):
+        words = set(re.findall(r"[a-z0-9_]+", finding.message))
+        assert not (words & ids), (finding.rule, finding.message)
