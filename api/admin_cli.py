@@ -21,11 +21,10 @@ from typing import Any
 from engine.backup import BackupRefused, backup, sqlite_file
 from engine.connection import reach
 from engine.keys import Keyring, Signer, Verifier, keyring, read_history, rotate
-from engine.ledger import checkpoint
 from engine.schema import current, upgrade
 from engine.settings import database_url, key_path
 from engine.store import Store
-from engine.verify import AuditReport, listed_keys, mark_backup, seal, seal_all, verify_database
+from engine.verify import AuditReport, KnownKey, known_keys, mark_backup, seal, seal_all, sealed_checkpoint, verify_database
 
 
 def reached_store(url: str, *, migrate: bool = False) -> Store:
@@ -127,9 +126,7 @@ def _report_json(report: AuditReport) -> dict[str, Any]:
         "journal": report.journal,
         "ledger": report.places,
         "unsealed": report.unsealed,
-        "first_bad": None
-        if bad is None
-        else {"part": bad.part, "case": bad.case_id, "seq": bad.seq, "reason": bad.reason, "text": bad.render()},
+        "first_bad": None if bad is None else bad.as_dict(),
         "problems": len(report.bad),
         "checkpoint": None
         if result is None
@@ -167,9 +164,7 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
 def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     with open_store(args, signing=True) as store:
         assert store.signer is not None
-        seal_all(store, store.signer)  # everything written so far
-        with store.unit(write=False) as uow:
-            statement = checkpoint(uow.connection, store.signer)
+        statement = sealed_checkpoint(store, store.signer)  # everything written so far
     text = json.dumps(statement, ensure_ascii=False, indent=1) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
@@ -179,17 +174,17 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     return 0
 
 
+def _key_state(key: KnownKey) -> str:
+    if key.current:
+        return "hiện tại (current)"
+    return "cũ, còn tin cậy (earlier, trusted)" if key.trusted else "KHÔNG tin cậy (not trusted)"
+
+
 def cmd_audit_keys(args: argparse.Namespace) -> int:
     trusted = keyring(key_path(args.key_file))
     with open_store(args) as store:
-        listed = listed_keys(store)
-    rows = []
-    for key_id, pem in trusted.public_pems():
-        state = "hiện tại (current)" if key_id == trusted.current.key_id else "cũ, còn tin cậy (earlier, trusted)"
-        rows.append({"key_id": key_id, "state": state, "public_pem": pem, "trusted": True})
-    for key_id, pem in listed:
-        if not trusted.knows(key_id):
-            rows.append({"key_id": key_id, "state": "KHÔNG tin cậy (not trusted)", "public_pem": pem, "trusted": False})
+        known = known_keys(store, trusted)
+    rows = [{"key_id": k.key_id, "state": _key_state(k), "public_pem": k.public_pem, "trusted": k.trusted} for k in known]
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=1))
     else:

@@ -21,6 +21,7 @@ from .keys import Signer
 from .machine import Actor, CaseState, CompiledProcedure, Entry
 from .rows import READ_CASE_STEPS, READ_CASE_STEPS_CLAIM, case_changes, state_from
 from .views import CaseView, StoredResponse
+from .writing import Worked
 
 RETRIES = 8
 """How often an action without ``If-Match`` is re-applied after losing a race."""
@@ -244,15 +245,7 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
             status_code, response = idempotency.respond(view)
             answer = {"b_user": actor.id, "b_key": idempotency.key, "status_code": status_code, "response": response}
         writes = self.writing.writes(
-            guarded=guarded,
-            changed=tuple(changed),
-            step_rows=step_rows,
-            state=state,
-            records=records,
-            answer=answer,
-            idempotency=idempotency,
-            claimed=claimed,
-            now=now,
+            Worked(guarded, tuple(changed), step_rows, state, records, answer, idempotency, claimed, now)
         )
         return _Plan(view, writes)
 

@@ -33,6 +33,7 @@ from transitions import EventData, Machine, MachineError
 from procedures.conditions import evaluate
 from procedures.model import Definition, Effect, Step, bits
 
+from .audit import is_decision
 from .errors import CaseClosed, CommentTooLong, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive, UnstorableText
 from .fields import amend, check_data, unstorable
 
@@ -42,7 +43,6 @@ STEP_STATUSES = (WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED)
 FINISHED = frozenset({COMPLETED, SKIPPED})
 OPEN, CASE_COMPLETED, REJECTED, WITHDRAWN = "open", "completed", "rejected", "withdrawn"
 CASE_STATUSES = (OPEN, CASE_COMPLETED, REJECTED, WITHDRAWN)
-DECISION_KINDS = frozenset({"approve", "sign"})
 SYSTEM_ACTOR = "system"
 
 
@@ -302,7 +302,7 @@ class CompiledProcedure:
             if action.missing:
                 details["missing"] = list(action.missing)
         details["activated"], details["skipped"] = action.activated, action.skipped
-        decision = step.kind in DECISION_KINDS or effect.kind in ("reject", "return")
+        decision = is_decision(step.kind, effect.kind)
         action.entries.insert(
             entry_at, Entry("action", action.actor.id, action.now, step.id, name, action.comment, details, decision)
         )

@@ -27,7 +27,7 @@ from typing import Final
 from .keys import Signer
 from .ledger import checkpoint, head
 from .store import Store
-from .verify import seal
+from .verify import seal_all
 
 SEAL_SECONDS: Final = 5.0
 """how often, by default, the service seals what was written since the last seal"""
@@ -101,8 +101,7 @@ class Sealer:
         next pass tries again."""
         appended = 0
         try:
-            while batch := seal(self.store, self.signer):
-                appended += batch
+            appended = seal_all(self.store, self.signer)
             self._caught_up = time.monotonic()
             if self.folder is not None and self._due():
                 self._checkpoint()

@@ -20,11 +20,11 @@ from procedures import load_text
 from procedures.errors import TinhgonError
 
 from . import journal, ledger
-from .audit import GENESIS, EventRecord, verify_chain
+from .audit import GENESIS, EventRecord, is_decision, verify_chain
 from .calendar import WorkingCalendar
 from .db import AuditKeyRow, CaseRow, CaseStepRow, EventRow, ProcedureRow
 from .keys import Keyring, Signer
-from .machine import DECISION_KINDS, CompiledProcedure
+from .machine import CompiledProcedure
 from .replay import replay
 from .rows import record_of
 from .store import Store
@@ -45,6 +45,10 @@ class Finding:
     reason: str
     case_id: int | None = None
     seq: int | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """``{part, case, seq, reason, text}``, as ``audit verify --json`` and the API give it."""
+        return {"part": self.part, "case": self.case_id, "seq": self.seq, "reason": self.reason, "text": self.render()}
 
     def render(self) -> str:
         if self.case_id is not None:
@@ -85,7 +89,7 @@ def _decision_of(compiled: CompiledProcedure) -> Any:
         effect = step.outcome(record.outcome or "")
         if effect is None:
             return None
-        return step.kind in DECISION_KINDS or effect.kind in ("reject", "return")
+        return is_decision(step.kind, effect.kind)
 
     return decision
 
@@ -239,6 +243,24 @@ def seal(store: Store, signer: Signer) -> int:
         return ledger.seal_pending(uow.connection, signer)
 
 
+@dataclass(frozen=True, slots=True)
+class KnownKey:
+    """A public key that signs or signed here: ``current`` the key file's,
+    ``trusted`` when verification takes its signatures."""
+
+    key_id: str
+    public_pem: str
+    current: bool
+    trusted: bool
+
+
+def known_keys(store: Store, trusted: Keyring) -> list[KnownKey]:
+    """The trusted keys, the current one first, then any the database lists that is not trusted."""
+    out = [KnownKey(key_id, pem, key_id == trusted.current.key_id, True) for key_id, pem in trusted.public_pems()]
+    out += [KnownKey(key_id, pem, False, False) for key_id, pem in listed_keys(store) if not trusted.knows(key_id)]
+    return out
+
+
 def listed_keys(store: Store) -> list[tuple[str, str]]:
     """``(key_id, PEM)`` of every key the database lists as having signed here."""
     with store.unit(write=False) as uow:
@@ -254,6 +276,13 @@ def seal_all(store: Store, signer: Signer) -> int:
     while appended := seal(store, signer):
         total += appended
     return total
+
+
+def sealed_checkpoint(store: Store, signer: Signer) -> dict[str, Any]:
+    """Seal everything pending, then a signed checkpoint of the ledger as it stands."""
+    seal_all(store, signer)
+    with store.unit(write=False) as uow:
+        return ledger.checkpoint(uow.connection, signer)
 
 
 def mark_backup(store: Store, signer: Signer, target: str) -> tuple[int, str]:

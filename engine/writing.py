@@ -16,6 +16,7 @@ statement whose every part is conditioned on the guarded update
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from .audit import EventRecord
@@ -48,6 +49,25 @@ Writes = list[tuple[Statement, Any]]
 """A change's statements and their values (a list of rows for a statement run once a row)"""
 
 
+@dataclass(frozen=True, slots=True)
+class Worked:
+    """A change worked out, as the writes need it."""
+
+    guarded: dict[str, Any]
+    """the case row's new columns, with ``b_case`` and the version it was worked out on (``b_version``)"""
+    changed: tuple[str, ...]
+    """the case's state columns that change"""
+    step_rows: list[Any]
+    state: CaseState
+    records: list[EventRecord]
+    answer: dict[str, Any] | None
+    """the answer stored under the idempotency key, if any"""
+    idempotency: Idempotency | None
+    claimed: bool
+    """whether the key was claimed before (else, PostgreSQL's signed-in path, it is stored with the answer)"""
+    now: dt.datetime
+
+
 class Writing:
     """What differs between the databases in reading and writing a change."""
 
@@ -69,22 +89,8 @@ class Writing:
     def claim_key(self) -> Statement:
         return CLAIM_KEY[self.dialect]
 
-    def writes(
-        self,
-        *,
-        guarded: dict[str, Any],
-        changed: tuple[str, ...],
-        step_rows: list[Any],
-        state: CaseState,
-        records: list[EventRecord],
-        answer: dict[str, Any] | None,
-        idempotency: Idempotency | None,
-        claimed: bool,
-        now: dt.datetime,
-    ) -> Writes:
-        """What to write for a change: the version-guarded update first.
-        ``answer`` is stored under the key claimed before, or (not
-        ``claimed``, PostgreSQL's signed-in path) with the key itself."""
+    def writes(self, worked: Worked) -> Writes:
+        """What to write for a change: the version-guarded update first."""
         raise NotImplementedError
 
     def write(self, db: Direct, writes: Writes) -> bool:
@@ -102,25 +108,14 @@ class SQLiteWriting(Writing):
         assert db is not None, "SQLite reads the steps on their own"
         return db.all(READ_STEPS, {"b_case": head.id})
 
-    def writes(
-        self,
-        *,
-        guarded: dict[str, Any],
-        changed: tuple[str, ...],
-        step_rows: list[Any],
-        state: CaseState,
-        records: list[EventRecord],
-        answer: dict[str, Any] | None,
-        idempotency: Idempotency | None,
-        claimed: bool,
-        now: dt.datetime,
-    ) -> Writes:
-        case_id = guarded["b_case"]
-        writes: Writes = [(update_case(changed), guarded)]
-        writes += [(update_step(columns), rows) for columns, rows in step_changes(case_id, step_rows, state.steps).items()]
-        writes.append((INSERT_EVENT, [event_columns(r) for r in records]))
-        if answer is not None:
-            writes.append((ANSWER_KEY[self.dialect], answer))
+    def writes(self, worked: Worked) -> Writes:
+        w = worked
+        writes: Writes = [(update_case(w.changed), w.guarded)]
+        steps = step_changes(w.guarded["b_case"], w.step_rows, w.state.steps)
+        writes += [(update_step(columns), rows) for columns, rows in steps.items()]
+        writes.append((INSERT_EVENT, [event_columns(r) for r in w.records]))
+        if w.answer is not None:
+            writes.append((ANSWER_KEY[self.dialect], w.answer))
         return writes
 
     def write(self, db: Direct, writes: Writes) -> bool:
@@ -147,28 +142,17 @@ class PostgreSQLWriting(Writing):
         # the claim takes the key's advisory lock first
         return {**super().claim(user_id, idempotency, now), "lock": key_lock(user_id, idempotency.key)}
 
-    def writes(
-        self,
-        *,
-        guarded: dict[str, Any],
-        changed: tuple[str, ...],
-        step_rows: list[Any],
-        state: CaseState,
-        records: list[EventRecord],
-        answer: dict[str, Any] | None,
-        idempotency: Idempotency | None,
-        claimed: bool,
-        now: dt.datetime,
-    ) -> Writes:
+    def writes(self, worked: Worked) -> Writes:
+        w = worked
         key_write: KeyWrite = None
-        if answer is not None and idempotency is not None:
-            key_write = "fill" if claimed else "insert"
-            if not claimed:
-                answer.update(
-                    request_hash=idempotency.request_hash, created_at=now, lock=key_lock(answer["b_user"], idempotency.key)
-                )
-        everything = {**guarded, **changed_steps(step_rows, state.steps), **event_rows(records), **(answer or {})}
-        return [(write_change(changed, key_write), everything)]
+        answer = dict(w.answer) if w.answer is not None else None
+        if answer is not None and w.idempotency is not None:
+            key_write = "fill" if w.claimed else "insert"
+            if not w.claimed:
+                lock = key_lock(answer["b_user"], w.idempotency.key)
+                answer.update(request_hash=w.idempotency.request_hash, created_at=w.now, lock=lock)
+        everything = {**w.guarded, **changed_steps(w.step_rows, w.state.steps), **event_rows(w.records), **(answer or {})}
+        return [(write_change(w.changed, key_write), everything)]
 
     def write(self, db: Direct, writes: Writes) -> bool:
         ((statement, values),) = writes  # one statement, each part conditioned on the guarded update

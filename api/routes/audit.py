@@ -9,8 +9,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
-from engine.ledger import checkpoint as checkpoint_of
-from engine.verify import listed_keys, seal_all, verify_database
+from engine.verify import known_keys, sealed_checkpoint, verify_database
 
 from ..deps import AdminDep, ServicesDep
 from ..problems import documented
@@ -38,9 +37,7 @@ def verify(services: ServicesDep, user: AdminDep) -> AuditReport:
         ledger=report.places,
         unsealed=report.unsealed,
         problems=len(report.bad),
-        first_bad=None
-        if bad is None
-        else {"part": bad.part, "case": bad.case_id, "seq": bad.seq, "reason": bad.reason, "text": bad.render()},
+        first_bad=None if bad is None else bad.as_dict(),
     )
 
 
@@ -50,25 +47,16 @@ def verify(services: ServicesDep, user: AdminDep) -> AuditReport:
     responses=ADMIN_ONLY,
 )
 def checkpoint(services: ServicesDep, user: AdminDep) -> dict[str, Any]:
-    seal_all(services.store, services.signer)
-    with services.store.unit(write=False) as uow:
-        return checkpoint_of(uow.connection, services.signer)
+    return sealed_checkpoint(services.store, services.signer)
 
 
 @router.get("/keys", summary="The public keys that signed here: which one signs now, and which the server trusts")
 def keys(services: ServicesDep) -> list[AuditKey]:
     assert services.keys is not None
-    trusted = services.keys
-    out = [
-        AuditKey(key_id=key_id, public_pem=pem, current=key_id == services.signer.key_id, trusted=True)
-        for key_id, pem in trusted.public_pems()
+    return [
+        AuditKey(key_id=k.key_id, public_pem=k.public_pem, current=k.current, trusted=k.trusted)
+        for k in known_keys(services.store, services.keys)
     ]
-    out += [
-        AuditKey(key_id=key_id, public_pem=pem, current=False, trusted=False)
-        for key_id, pem in listed_keys(services.store)
-        if not trusted.knows(key_id)
-    ]
-    return out
 
 
 @router.get(
