@@ -555,11 +555,29 @@ def raw_advance(db: RawDb, case_id: int, advance: Advance, actor: Actor) -> None
     db.commit()
 
 
+def act(service: CaseService, actor: Actor, case_id: int, advance: Advance) -> None:
+    """One advance through ``CaseService.act``, in a transaction of its own as a request makes it."""
+    with service.store.direct() as db:
+        service.act(actor, case_id, step=advance.step, outcome=advance.outcome, db=db)
+
+
+def start(service: CaseService, actor: Actor, code: str, unit: str, data: Any) -> int:
+    """A case started through ``CaseService.start`` in a transaction of its own."""
+    with service.store.direct() as db:
+        return service.start(actor, code=code, unit=unit, data=data, db=db).id
+
+
+def inbox(service: CaseService, actor: Actor) -> tuple[list[Any], str | None]:
+    """A page of ``actor`` 's inbox, read as the API reads it."""
+    with service.store.reading() as db:
+        return service.inbox(actor, limit=PAGE, db=db)
+
+
 def tinhgon_waves(service: CaseService, plan: Sequence[Advance], actors: Sequence[Actor], cases: Sequence[int]) -> None:
     """Every case's first advance, then every case's second, ..., through ``CaseService.act``."""
     for advance, actor in zip(plan, actors, strict=True):
         for case_id in cases:
-            service.act(actor, case_id, step=advance.step, outcome=advance.outcome)
+            act(service, actor, case_id, advance)
 
 
 def raw_waves(db: RawDb, plan: Sequence[Advance], actors: Sequence[Actor], cases: Sequence[int]) -> None:
@@ -611,7 +629,7 @@ class AdvanceResult:
 
 def start_cases(service: CaseService, proc: Procedure, n: int) -> list[int]:
     applicant = Actor(APPLICANT, UNIT)
-    return [service.start(applicant, code=proc.definition.code, unit=UNIT, data=proc.data).id for _ in range(n)]
+    return [start(service, applicant, proc.definition.code, UNIT, proc.data) for _ in range(n)]
 
 
 def measure_advances(database: str, url: str, raw: Callable[[], RawDb], cases: int) -> list[AdvanceResult]:
@@ -632,9 +650,9 @@ def measure_advances(database: str, url: str, raw: Callable[[], RawDb], cases: i
             sent = 0
             for advance, actor in zip(plan, actors, strict=True):
                 with counting.recording() as statements:
-                    service.act(actor, warm_tinhgon[0], step=advance.step, outcome=advance.outcome)
+                    act(service, actor, warm_tinhgon[0], advance)
                 sent += len(statements)
-                service.act(actor, warm_tinhgon[1], step=advance.step, outcome=advance.outcome)
+                act(service, actor, warm_tinhgon[1], advance)
                 for case_id in warm_raw:
                     raw_advance(db, case_id, advance, actor)
             tinhgon_cases, raw_cases = start_cases(service, proc, cases), start_cases(service, proc, cases)
@@ -816,12 +834,12 @@ def memory_child(mode: str, n: int) -> dict[str, Any]:
             service = CaseService(store, signer=Signer.generate(), calendar=calendar)
             code = load_text(linear, "<linear>").code
             for k in range(200):
-                service.start(Actor(f"w{k}", UNIT), code=code, unit=UNIT, data={})
+                start(service, Actor(f"w{k}", UNIT), code, UNIT, {})
             gc.collect()
             out["rss_base"] = rss_bytes()
             began = time.perf_counter()
             for k in range(n):
-                service.start(Actor(f"{APPLICANT}{k}", UNIT), code=code, unit=UNITS[k % len(UNITS)], data={})
+                start(service, Actor(f"{APPLICANT}{k}", UNIT), code, UNITS[k % len(UNITS)], {})
                 if k + 1 in checkpoints:
                     gc.collect()
                     points.append((k + 1, rss_bytes(), time.perf_counter() - began))
@@ -1129,13 +1147,13 @@ def measure_inbox(
         roles = sorted({s.role for s in defn.steps})
         rng = random.Random(SEED)
         for k in range(INBOX_WARMUP):
-            service.inbox(random_official(rng, roles, k), limit=PAGE)
+            inbox(service, random_official(rng, roles, k))
         inbox_ms = []
         used = 0.0
         for k in range(calls):
             actor = random_official(rng, roles, k)
             began, cpu = time.perf_counter(), time.process_time()
-            items, cursor = service.inbox(actor, limit=PAGE)
+            items, cursor = inbox(service, actor)
             inbox_ms.append((time.perf_counter() - began) * 1000)
             used += time.process_time() - cpu
             check_page(items, cursor, actor, defn)
@@ -1154,7 +1172,7 @@ def measure_inbox(
         lookup_cpu = used / calls * 1000
         counting = Counting(store)
         with counting.recording() as sent:
-            service.inbox(random_official(rng, roles, calls), limit=PAGE)
+            inbox(service, random_official(rng, roles, calls))
         plans: list[tuple[int, str, list[str]]] = []
         seen: dict[str, int] = {}
         for statement, _ in sent:

@@ -87,27 +87,26 @@ class CaseQueries:
             raise NotPublished(f"procedure {code!r} has no published version")
         return int(proc_id)
 
-    def get(self, actor: Actor, case_id: int, db: Direct | None = None) -> CaseView:
+    def get(self, actor: Actor, case_id: int, *, db: Direct) -> CaseView:
         """Raises NotFound when the case does not exist or ``actor`` may not see it.
 
         Officials open cases all day: prebuilt reads, as an action makes
-        (one on PostgreSQL, two on SQLite), in ``db`` when given (see
-        :meth:`~engine.store.Store.reading`)."""
-        if db is None:
-            with self.store.reading() as own:
-                return self.get(actor, case_id, own)
+        (one on PostgreSQL, two on SQLite), in ``db`` (a
+        :meth:`~engine.store.Store.reading` will do)."""
         head, machine = self._head(db, case_id, actor, self.writing.case_read)
         state = state_from(head, self._steps(db, head))
         return CaseView.of_state(case_id, head.code, head.procedure_version, head.version, state, machine, now=self.clock())
 
-    def events(self, actor: Actor, case_id: int) -> list[EventRecord]:
-        """Raises NotFound when the case does not exist or ``actor`` may not see it."""
-        with self.store.direct(write=False) as db:
-            self._head(db, case_id, actor, READ_REACH)
-            return [record_of(e) for e in db.all(READ_EVENTS, {"b_case": case_id})]
+    def events(self, actor: Actor, case_id: int, *, db: Direct) -> list[EventRecord]:
+        """The case's events, oldest first, read in ``db`` (one transaction:
+        a :meth:`~engine.store.Store.direct` for reading).
+
+        Raises NotFound when the case does not exist or ``actor`` may not see it."""
+        self._head(db, case_id, actor, READ_REACH)
+        return [record_of(e) for e in db.all(READ_EVENTS, {"b_case": case_id})]
 
     def inbox(
-        self, actor: Actor, *, limit: int = 50, cursor: str | None = None, db: Direct | None = None
+        self, actor: Actor, *, limit: int = 50, cursor: str | None = None, db: Direct
     ) -> tuple[list[InboxItem], str | None]:
         """The active steps ``actor`` may act on, earliest due first (no due
         time last), one page at a time.
@@ -116,15 +115,11 @@ class CaseQueries:
         index, already in due order, and the slices are merged: the query
         costs the page size per role, not the size of the backlog.
 
-        One statement, in ``db`` when given (see
-        :meth:`~engine.store.Store.reading`).
+        One statement, in ``db`` (a :meth:`~engine.store.Store.reading` will do).
 
         Raises:
             ValueError: ``cursor`` is not one this method returned.
         """
-        if db is None:
-            with self.store.reading() as own:
-                return self.inbox(actor, limit=limit, cursor=cursor, db=own)
         after = read_cursor(cursor) if cursor else None
         roles = sorted(actor.roles)
         params: dict[str, Any] = {f"role_{i}": role for i, role in enumerate(roles)}
@@ -166,62 +161,57 @@ class CaseQueries:
         overdue: bool | None = None,
         limit: int = 50,
         cursor: int | None = None,
+        uow: UnitOfWork,
     ) -> tuple[list[CaseView], int | None]:
-        """The cases ``actor`` sees, newest first, a page at a time; the
-        cursor is the id to continue below.
+        """The cases ``actor`` sees, newest first, a page at a time, read in
+        ``uow``; the cursor is the id to continue below.
 
         ``overdue`` keeps open cases past their due time or with an active
         step past its own (``False``: the others).
         """
         now = self.clock()
-        with self.store.unit(write=False) as uow:
-            q = select(CaseRow)
-            if "admin" not in actor.permissions:
-                mine = [p.id for p in uow.procedures() if self.compiled.get(p).office_roles & actor.roles]
-                q = q.where(or_(CaseRow.applicant == actor.id, and_(CaseRow.unit == actor.unit, CaseRow.procedure_id.in_(mine))))
-            if status is not None:
-                q = q.where(CaseRow.status == status)
-            if code is not None:
-                q = q.where(CaseRow.procedure_id.in_(uow.procedure_ids(code)))
-            if overdue is not None:
-                late_step = (
-                    select(CaseStepRow.case_id)
-                    .where(CaseStepRow.case_id == CaseRow.id, CaseStepRow.status == "active", CaseStepRow.due_sort < now)
-                    .exists()
-                )
-                late = and_(CaseRow.status == "open", or_(CaseRow.due_at < now, late_step))
-                q = q.where(late if overdue else ~late)
-            if cursor is not None:
-                q = q.where(CaseRow.id < cursor)
-            rows = list(uow.session.scalars(q.order_by(CaseRow.id.desc()).limit(limit + 1)))
-            more = len(rows) > limit
-            views = [CaseView.of(r, self.machine_of(uow, r), now=now) for r in rows[:limit]]
+        q = select(CaseRow)
+        if "admin" not in actor.permissions:
+            mine = [p.id for p in uow.procedures() if self.compiled.get(p).office_roles & actor.roles]
+            q = q.where(or_(CaseRow.applicant == actor.id, and_(CaseRow.unit == actor.unit, CaseRow.procedure_id.in_(mine))))
+        if status is not None:
+            q = q.where(CaseRow.status == status)
+        if code is not None:
+            q = q.where(CaseRow.procedure_id.in_(uow.procedure_ids(code)))
+        if overdue is not None:
+            late_step = (
+                select(CaseStepRow.case_id)
+                .where(CaseStepRow.case_id == CaseRow.id, CaseStepRow.status == "active", CaseStepRow.due_sort < now)
+                .exists()
+            )
+            late = and_(CaseRow.status == "open", or_(CaseRow.due_at < now, late_step))
+            q = q.where(late if overdue else ~late)
+        if cursor is not None:
+            q = q.where(CaseRow.id < cursor)
+        rows = list(uow.session.scalars(q.order_by(CaseRow.id.desc()).limit(limit + 1)))
+        more = len(rows) > limit
+        views = [CaseView.of(r, self.machine_of(uow, r), now=now) for r in rows[:limit]]
         return views, (views[-1].id if more and views else None)
 
-    def may_start_for(self, actor: Actor, code: str, unit: str, db: Direct | None = None) -> bool:
+    def may_start_for(self, actor: Actor, code: str, unit: str, *, db: Direct) -> bool:
         """Whether ``actor`` may open a case of ``code`` in ``unit`` for
         someone else: an official of the procedure in that unit (a one-stop
-        desk taking a dossier). Read in ``db`` when given (the start's own
-        transaction).
+        desk taking a dossier). Read in ``db`` (the start's own transaction).
 
         Raises:
             NotPublished: ``code`` has no published version.
         """
-        if db is None:
-            with self.store.direct(write=False) as own:
-                return self.may_start_for(actor, code, unit, own)
         proc_id = self._newest_published(db, code)
         return actor.unit == unit and bool(self.compiled.on(proc_id, db).office_roles & actor.roles)
 
-    def overdue(self, *, limit: int = 1000) -> list[tuple[int, str, dt.datetime]]:
-        """Active steps past their due time, most overdue first: ``(case, step, due_at)``."""
+    def overdue(self, *, limit: int = 1000, uow: UnitOfWork) -> list[tuple[int, str, dt.datetime]]:
+        """Active steps past their due time, most overdue first, read in ``uow``: ``(case, step, due_at)``."""
         now = self.clock()
         s = CaseStepRow
-        with self.store.unit(write=False) as uow:
-            rows = uow.session.execute(
-                select(s.case_id, s.step_id, s.due_sort)
-                .where(s.status == "active", s.due_sort < now)
-                .order_by(s.due_sort, s.case_id, s.position)
-                .limit(limit)
-            ).all()
+        rows = uow.session.execute(
+            select(s.case_id, s.step_id, s.due_sort)
+            .where(s.status == "active", s.due_sort < now)
+            .order_by(s.due_sort, s.case_id, s.position)
+            .limit(limit)
+        ).all()
         return [(r.case_id, r.step_id, r.due_sort) for r in rows]

@@ -10,6 +10,14 @@ idempotency keys (:mod:`engine.idempotency`), a change's plan and its
 writes (:mod:`engine.changes`) and the signed-in path
 (:mod:`engine.signed_in`); the compiled versions are :mod:`engine.compiled`.
 
+Every method works in the transaction its caller gives it (``db``: a
+:meth:`~engine.store.Store.direct`, or for the reads a
+:meth:`~engine.store.Store.reading`; ``uow`` for the ORM reads), which the
+caller commits: a request, a command, a test decides what one transaction
+holds (the sign-in and the change, for instance), never the service. The
+audit's verification alone reads the database on its own, a batch at a
+time (:func:`engine.verify.verify_database`).
+
 Concurrency is optimistic: the case row's ``version`` guards every update,
 so of two officials acting on one case at once only one commits on a given
 version. The other gets :class:`~engine.errors.StaleCase` when it named the
@@ -76,11 +84,10 @@ class CaseService(SignedInChanges):
         unit: str,
         data: Any,
         applicant: str | None = None,
-        db: Direct | None = None,
+        db: Direct,
     ) -> CaseView:
         """A new case on the newest published version of ``code``, in
-        ``db`` (a writing :meth:`Store.direct`, which its caller commits)
-        when given, else in a transaction of its own.
+        ``db`` (a writing :meth:`Store.direct`, which its caller commits).
 
         ``applicant`` (the actor when not given) must be an existing user,
         read in the start's own transaction: else a user created later under
@@ -93,9 +100,6 @@ class CaseService(SignedInChanges):
             InvalidData: ``data`` breaks the procedure's fields, or
                 ``applicant`` is no user (the problem of field ``applicant``).
         """
-        if db is None:
-            with self.store.direct() as own:
-                return self.start(actor, code=code, unit=unit, data=data, applicant=applicant, db=own)
         now = self.clock()
         if applicant is not None and applicant != actor.id and db.scalar(USER_EXISTS, {"b_user": applicant}) is None:
             raise InvalidData([FieldProblem("applicant", f"người nộp “{applicant}” không phải là người dùng nào của hệ thống")])
@@ -160,11 +164,10 @@ class CaseService(SignedInChanges):
         data: Mapping[str, Any] | None = None,
         if_match: int | None = None,
         idempotency: Idempotency | None = None,
-        db: Direct | None = None,
+        db: Direct,
     ) -> CaseView | StoredResponse:
-        """Take ``outcome`` on ``step`` of the case, in one transaction: in
-        ``db`` (a writing :meth:`Store.direct`, which its caller commits)
-        when given, else in one of its own.
+        """Take ``outcome`` on ``step`` of the case, in ``db`` (a writing
+        :meth:`Store.direct`, which its caller commits).
 
         With ``idempotency``, the first request under its key is applied and
         its response stored in the same transaction; a repeat with the same
@@ -178,7 +181,7 @@ class CaseService(SignedInChanges):
             InvalidData: as :meth:`CompiledProcedure.act`.
         """
         change = self.acting(actor, step=step, outcome=outcome, comment=comment, missing=missing, data=data)
-        return self._change(actor, case_id, if_match, change, idempotency, db)
+        return self.change(actor, case_id, change, if_match=if_match, idempotency=idempotency, db=db)
 
     def acting(
         self,
@@ -216,14 +219,15 @@ class CaseService(SignedInChanges):
         comment: str | None = None,
         if_match: int | None = None,
         idempotency: Idempotency | None = None,
-        db: Direct | None = None,
+        db: Direct,
     ) -> CaseView | StoredResponse:
         """The applicant withdraws an open case (in ``db`` as :meth:`act`).
 
         Raises:
             NotFound, StaleCase, Forbidden, CaseClosed.
         """
-        return self._change(actor, case_id, if_match, self.withdrawing(actor, comment=comment), idempotency, db)
+        change = self.withdrawing(actor, comment=comment)
+        return self.change(actor, case_id, change, if_match=if_match, idempotency=idempotency, db=db)
 
     def withdrawing(self, actor: Actor, *, comment: str | None = None) -> Change:
         """What :meth:`withdraw` does to the case's state (for :meth:`prepare`)."""

@@ -1,5 +1,5 @@
 """A change to a case, worked out as a plan and then written: in one
-transaction (:meth:`CaseChanges._change`), or worked out ahead in a reading
+transaction (:meth:`CaseChanges.change`), or worked out ahead in a reading
 transaction and written in the writing one (:meth:`CaseChanges.prepare`,
 :meth:`CaseChanges.commit`). Concurrency is optimistic: the case row's
 ``version`` guards every update."""
@@ -119,7 +119,9 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
             as :meth:`act`.
         """
         if ahead.plan is None:
-            return self._change(ahead.actor, ahead.case_id, ahead.if_match, ahead.change, ahead.idempotency, db)
+            return self.change(
+                ahead.actor, ahead.case_id, ahead.change, if_match=ahead.if_match, idempotency=ahead.idempotency, db=db
+            )
         if ahead.idempotency is not None:
             stored = self._take_key(db, ahead.actor, ahead.idempotency, self.clock())
             if stored is not None:
@@ -129,21 +131,21 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
         head, machine = self._head(db, ahead.case_id, ahead.actor, self.writing.case_read)
         return self._applying(db, ahead.actor, head, machine, ahead.if_match, ahead.change, ahead.idempotency)
 
-    def _change(
+    def change(
         self,
         actor: Actor,
         case_id: int,
-        if_match: int | None,
         change: Change,
-        idempotency: Idempotency | None,
-        db: Direct | None,
+        *,
+        if_match: int | None = None,
+        idempotency: Idempotency | None = None,
+        db: Direct,
     ) -> CaseView | StoredResponse:
-        """One transaction: the case's visibility, the idempotency key, then
-        the change. A refusal rolls all of it back, the key's claim with it,
-        so a retry with the key is applied afresh."""
-        if db is None:
-            with self.store.direct() as own:
-                return self._change(actor, case_id, if_match, change, idempotency, own)
+        """``change`` (:meth:`acting` or :meth:`withdrawing`) in ``db``, a
+        writing transaction its caller commits: the case's visibility, the
+        idempotency key, then the change. A refusal raises, and the caller's
+        rollback takes the key's claim with it, so a retry with the key is
+        applied afresh."""
         if self.writing.claims_with_read:
             head, machine, stored = self._head_claiming(db, case_id, actor, idempotency)
         else:

@@ -32,7 +32,6 @@ from engine.idempotency import Idempotency
 from engine.machine import Actor
 from engine.rows import CURSOR_FORM
 from engine.store import AsyncStatements
-from engine.users import User
 from engine.views import CaseView, StoredResponse
 
 from ..deps import (
@@ -169,9 +168,9 @@ def _idempotency(key: str | None, route: str, body: Any, rendered: _Rendered) ->
     return Idempotency(key, digest, rendered)
 
 
-def _start(services: Services, actor: Actor, body: CaseCreate, db: Direct | None = None) -> CaseView:
+def _start(services: Services, actor: Actor, body: CaseCreate, db: Direct) -> CaseView:
     applicant = body.applicant or actor.id
-    if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit, db):
+    if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit, db=db):
         raise Forbidden("only an official of the procedure in that unit may open a case for someone else")
     return services.cases.start(actor, code=body.procedure, unit=body.unit, data=body.data, applicant=applicant, db=db)
 
@@ -209,7 +208,9 @@ async def _fast_start(request: Request) -> Response | None:
 )
 @fast_path(_fast_start)
 def start_case(body: CaseCreate, services: ServicesDep, actor: ActorDep) -> Response:
-    return _case_response(_start(services, actor, body), status.HTTP_201_CREATED)
+    with services.store.direct() as db:
+        view = _start(services, actor, body, db)
+    return _case_response(view, status.HTTP_201_CREATED)
 
 
 @router.get("/cases", summary="The cases the caller sees, newest first", response_model=Page[CasePublic])
@@ -222,9 +223,16 @@ def list_cases(
     limit: Limit = 50,
     cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,10}$", description="next_cursor of the previous page")] = None,
 ) -> Response:
-    views, next_cursor = services.cases.list_cases(
-        actor, status=status_, code=procedure, overdue=overdue, limit=limit, cursor=min(int(cursor), MAX_ID) if cursor else None
-    )
+    with services.store.unit(write=False) as uow:
+        views, next_cursor = services.cases.list_cases(
+            actor,
+            status=status_,
+            code=procedure,
+            overdue=overdue,
+            limit=limit,
+            cursor=min(int(cursor), MAX_ID) if cursor else None,
+            uow=uow,
+        )
     return _json(Page[CasePublic](items=[CasePublic.of(v) for v in views], next_cursor=str(next_cursor) if next_cursor else None))
 
 
@@ -246,7 +254,7 @@ async def _fast_case(request: Request) -> Response | None:
 
     def signed_in_read() -> Response:
         with services.store.reading() as db:
-            return _case_response(services.cases.get(signed_in_user(request, services, db).actor, case_id, db))
+            return _case_response(services.cases.get(signed_in_user(request, services, db).actor, case_id, db=db))
 
     return await run_in_threadpool(signed_in_read)
 
@@ -254,18 +262,19 @@ async def _fast_case(request: Request) -> Response | None:
 @router.get("/cases/{case_id}", summary="One case, with its steps", responses=CASE_RESPONSES, response_model=CasePublic)
 @fast_path(_fast_case)
 def get_case(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> Response:
-    return _case_response(services.cases.get(actor, case_id))
+    with services.store.reading() as db:
+        return _case_response(services.cases.get(actor, case_id, db=db))
 
 
 @dataclass(frozen=True, slots=True)
 class Change:
     """A case change read from its request: :attr:`run` by a signed-in actor
-    (in ``db`` when given), or :attr:`prepare` d ahead of its transaction and
+    in ``db``, a writing transaction, or :attr:`prepare` d ahead of its transaction and
     committed in it (:meth:`CaseService.commit`); then answered by
     :meth:`respond`, outside the transaction (on SQLite all of a worker's
     changes wait for one writer)."""
 
-    run: Callable[[Services, Actor, Direct | None], CaseView | StoredResponse]
+    run: Callable[[Services, Actor, Direct], CaseView | StoredResponse]
     prepare: Callable[[Services, Actor, Direct], Prepared]
     signed_in: Callable[[Services, AsyncStatements, str], Awaitable[CaseView | StoredResponse]]
     """PostgreSQL: run on the event loop by the bearer of a token, checked with the case's own reads"""
@@ -288,7 +297,7 @@ def _act(case_id: int, body: ActionCreate, if_match: str | None, idempotency_key
         "data": body.data,
     }
 
-    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
+    def run(services: Services, actor: Actor, db: Direct) -> CaseView | StoredResponse:
         return services.cases.act(actor, case_id, if_match=version, idempotency=idempotency, db=db, **doing)
 
     def prepare(services: Services, actor: Actor, db: Direct) -> Prepared:
@@ -310,7 +319,7 @@ def _withdraw(case_id: int, body: WithdrawCreate | None, if_match: str | None, i
     idempotency = _idempotency(idempotency_key, f"withdraw/{case_id}", {"comment": comment}, rendered)
     version = _if_match(if_match)
 
-    def run(services: Services, actor: Actor, db: Direct | None) -> CaseView | StoredResponse:
+    def run(services: Services, actor: Actor, db: Direct) -> CaseView | StoredResponse:
         return services.cases.withdraw(actor, case_id, comment=comment, if_match=version, idempotency=idempotency, db=db)
 
     def prepare(services: Services, actor: Actor, db: Direct) -> Prepared:
@@ -335,24 +344,21 @@ async def _change_signed_in(
     version: int | None,
     idempotency: Idempotency | None,
 ) -> CaseView | StoredResponse:
-    """A plain action's or withdrawal's change on the event loop; what it
-    does again in a transaction runs in the worker's transaction threads."""
+    """A plain action's or withdrawal's change on the event loop; what is to
+    be made again in a transaction runs in the worker's transaction threads."""
     done = await services.cases.change_signed_in_async(
-        statements,
-        token,
-        case_id,
-        change,
-        if_match=version,
-        idempotency=idempotency,
-        executor=services.transaction_threads,
+        statements, token, case_id, change, if_match=version, idempotency=idempotency
     )
-    return _signed_in(done)
-
-
-def _signed_in(done: tuple[User, CaseView | StoredResponse] | None) -> CaseView | StoredResponse:
     if done is None:
         raise invalid_token()
-    return done[1]
+    if done.result is not None:
+        return done.result
+    actor, again = done.user.actor, done.again
+
+    def in_transaction(db: Direct) -> CaseView | StoredResponse:
+        return services.cases.change(actor, case_id, again, if_match=version, idempotency=idempotency, db=db)
+
+    return await services.writing(in_transaction)
 
 
 def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: bool, change: Callable[..., Change]) -> FastPath:
@@ -388,10 +394,19 @@ def _fast_change(model: type[ActionCreate] | type[WithdrawCreate], optional: boo
 
             return read.respond(await services.writing(services.cases.commit, signed_in_ahead))
 
+        statements: AsyncStatements = request.app.state.statements
+        if not statements.on_this_loop():
+            # An ASGI host may run the lifespan on one loop and requests on
+            # another: the sign-in and the change in one transaction, as
+            # the endpoint makes them.
+            def signed_in_change(db: Direct) -> CaseView | StoredResponse:
+                return read.run(services, signed_in_user(request, services, db).actor, db)
+
+            return read.respond(await services.writing(signed_in_change))
         # PostgreSQL: the token, the case and the key read in one statement,
         # the change written in another, both awaited on the event loop
         # (CaseService.change_signed_in_async).
-        return read.respond(await read.signed_in(services, request.app.state.statements, token))
+        return read.respond(await read.signed_in(services, statements, token))
 
     return handle
 
@@ -410,7 +425,9 @@ def act(
     idempotency_key: IdemKey = None,
 ) -> Response:
     change = _act(case_id, body, if_match, idempotency_key)
-    return change.respond(change.run(services, actor, None))
+    with services.store.direct() as db:
+        result = change.run(services, actor, db)
+    return change.respond(result)
 
 
 @router.post(
@@ -427,7 +444,9 @@ def withdraw(
     idempotency_key: IdemKey = None,
 ) -> Response:
     change = _withdraw(case_id, body, if_match, idempotency_key)
-    return change.respond(change.run(services, actor, None))
+    with services.store.direct() as db:
+        result = change.run(services, actor, db)
+    return change.respond(result)
 
 
 @router.get(
@@ -436,10 +455,11 @@ def withdraw(
     responses=documented({404: "no such case, or not one the caller may see"}),
 )
 def events(case_id: CaseId, services: ServicesDep, actor: ActorDep) -> list[EventPublic]:
-    return [EventPublic.of(e) for e in services.cases.events(actor, case_id)]
+    with services.store.direct(write=False) as db:
+        return [EventPublic.of(e) for e in services.cases.events(actor, case_id, db=db)]
 
 
-def _inbox_page(services: Services, actor: Actor, limit: int, cursor: str | None, db: Direct | None = None) -> Response:
+def _inbox_page(services: Services, actor: Actor, limit: int, cursor: str | None, db: Direct) -> Response:
     # the cursor is of its form (both paths check it), and every text of that form is a cursor
     items, next_cursor = services.cases.inbox(actor, limit=limit, cursor=cursor, db=db)
     return _json(Page[InboxItemPublic](items=[InboxItemPublic.of(i) for i in items], next_cursor=next_cursor))
@@ -491,4 +511,5 @@ def inbox(
         ),
     ] = None,
 ) -> Response:
-    return _inbox_page(services, actor, limit, cursor)
+    with services.store.reading() as db:
+        return _inbox_page(services, actor, limit, cursor, db)

@@ -88,10 +88,11 @@ def due_class(due_at: dt.datetime | None, overdue: bool, now: dt.datetime) -> st
 # -- lists ------------------------------------------------------------------------------
 @router.get("/hop-thu", response_class=HTMLResponse)
 def inbox(request: Request, services: ServicesDep, user: PageUser, sau: str | None = None) -> Response:
-    try:
-        items, next_cursor = services.cases.inbox(user.actor, limit=50, cursor=sau)
-    except ValueError:
-        items, next_cursor = services.cases.inbox(user.actor, limit=50)
+    with services.store.reading() as db:
+        try:
+            items, next_cursor = services.cases.inbox(user.actor, limit=50, cursor=sau, db=db)
+        except ValueError:
+            items, next_cursor = services.cases.inbox(user.actor, limit=50, db=db)
     now = _now()
     rows = [(item, due_class(item.due_at, item.overdue, now)) for item in items]
     return page(request, "inbox.html", rows=rows, next_cursor=next_cursor)
@@ -101,9 +102,9 @@ def inbox(request: Request, services: ServicesDep, user: PageUser, sau: str | No
 def case_list(
     request: Request, services: ServicesDep, user: PageUser, sau: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None
 ) -> Response:
-    views, next_cursor = services.cases.list_cases(user.actor, limit=50, cursor=sau)
     names: dict[str, str] = {}
     with services.store.unit(write=False) as uow:
+        views, next_cursor = services.cases.list_cases(user.actor, limit=50, cursor=sau, uow=uow)
         for view in views:
             if view.code not in names:
                 names[view.code] = uow.procedure(view.code, view.procedure_version).name
@@ -157,7 +158,8 @@ def start(request: Request, code: Code, services: ServicesDep, user: PageUser, f
         errors["(unit)"] = "Hãy ghi đơn vị tiếp nhận hồ sơ."
     if not errors:
         try:
-            view = services.cases.start(user.actor, code=code, unit=unit, data=data)
+            with services.store.direct() as db:
+                view = services.cases.start(user.actor, code=code, unit=unit, data=data, db=db)
         except E.InvalidData as exc:
             errors = field_errors(defn, exc.problems)
         else:
@@ -185,10 +187,11 @@ def _case_page(
     amended: Mapping[str, Any] | None = None,
     field_problems: Mapping[str, str] | None = None,
 ) -> Response:
-    view = services.cases.get(actor, case_id)
+    with services.store.direct(write=False) as db:  # the case and its events as of one moment
+        view = services.cases.get(actor, case_id, db=db)
+        events = services.cases.events(actor, case_id, db=db)
     machine = _machine(services, view.code, view.procedure_version)
     defn = machine.definition
-    events = services.cases.events(actor, case_id)
     names = _names(services, [view.applicant, *(e.actor for e in events), *([view.guided.actor] if view.guided else [])])
     now = _now()
     statuses = {s.id: "overdue" if s.overdue else s.status for s in view.steps}
@@ -287,7 +290,8 @@ def _version(form: Any) -> int | None:
 
 
 def _refused(request: Request, services: Services, actor: Actor, case_id: int, exc: E.EngineError, comment: str = "") -> Response:
-    view = services.cases.get(actor, case_id)
+    with services.store.reading() as db:
+        view = services.cases.get(actor, case_id, db=db)
     defn = _machine(services, view.code, view.procedure_version).definition
     names = _names(services, [exc.earlier.actor] if isinstance(exc, E.GuideOnce) else [])
     status_code = 403 if isinstance(exc, E.Forbidden) else 422 if isinstance(exc, E.InvalidAction) else 409
@@ -324,7 +328,8 @@ def act(request: Request, case_id: CaseId, services: ServicesDep, user: PageUser
     comment = comment.strip() if isinstance(comment, str) else ""
     if not isinstance(step, str) or not isinstance(outcome, str):
         return _refused(request, services, user.actor, case_id, E.InvalidAction("no step or outcome"), comment)
-    view = services.cases.get(user.actor, case_id)  # 404 before anything else
+    with services.store.reading() as db:
+        view = services.cases.get(user.actor, case_id, db=db)  # 404 before anything else
     machine = _machine(services, view.code, view.procedure_version)
     effect = machine.definition.step(step).outcome(outcome) if step in machine.definition.index else None
     to_applicant = effect is not None and _to_applicant(machine.definition, effect)
@@ -336,16 +341,18 @@ def act(request: Request, case_id: CaseId, services: ServicesDep, user: PageUser
             return _data_refused(request, services, user.actor, case_id, comment, parsed, unreadable)
         data = _changes(view.data, parsed) or None
     try:
-        services.cases.act(
-            user.actor,
-            case_id,
-            step=step,
-            outcome=outcome,
-            comment=comment or None,
-            missing=missing,
-            data=data,
-            if_match=_version(form),
-        )
+        with services.store.direct() as db:
+            services.cases.act(
+                user.actor,
+                case_id,
+                step=step,
+                outcome=outcome,
+                comment=comment or None,
+                missing=missing,
+                data=data,
+                if_match=_version(form),
+                db=db,
+            )
     except E.InvalidData as exc:
         problems = field_errors(machine.definition, exc.problems)
         return _data_refused(request, services, user.actor, case_id, comment, data or {}, problems)
@@ -359,7 +366,8 @@ def withdraw(request: Request, case_id: CaseId, services: ServicesDep, user: Pag
     comment = form.get("comment")
     comment = comment.strip() if isinstance(comment, str) else ""
     try:
-        services.cases.withdraw(user.actor, case_id, comment=comment or None, if_match=_version(form))
+        with services.store.direct() as db:
+            services.cases.withdraw(user.actor, case_id, comment=comment or None, if_match=_version(form), db=db)
     except (E.Conflict, E.Forbidden, E.InvalidAction) as exc:
         return _refused(request, services, user.actor, case_id, exc, comment)
     return RedirectResponse(f"/ho-so/{case_id}?da=rut", status_code=303)

@@ -23,7 +23,6 @@ from api.deps import SESSION_COOKIE
 from api.services import Services
 from api.settings import Settings
 from engine.calendar import WorkingCalendar
-from engine.cases import CaseService
 from engine.compiled import Compiled
 from engine.db import CaseRow, EventRow, IdempotencyRow, ProcedureRow
 from engine.keys import Signer
@@ -34,6 +33,7 @@ from engine.store import Store
 from engine.users import add_user, authenticate, issue_token
 from tests.conftest import DEFINITIONS
 from tests.engine.conftest import Clock, local
+from tests.transacting import Transacting
 
 XUAT_NGU = "QP-CS-XN-02"
 QUAN_SO = "QP-NB-QS-01"
@@ -200,7 +200,7 @@ def services(database_url: str, signer: Signer, clock: Clock, tmp_path: Path) ->
     upgrade(store.engine)
     calendar = WorkingCalendar()
     compiled = Compiled()
-    cases = CaseService(store, signer=signer, calendar=calendar, clock=clock, compiled=compiled)
+    cases = Transacting(store, signer=signer, calendar=calendar, clock=clock, compiled=compiled)
     services = Services(settings, store, signer, calendar, cases, compiled)
     yield services
     services.close()

@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import text
 
 from api.cli import main
-from engine.cases import CaseService
 from engine.connection import shown_url
 from engine.keys import Signer
 from engine.publishing import publish_definition
@@ -18,6 +17,7 @@ from engine.store import Store
 from tests.conftest import POSTGRES
 from tests.engine.conftest import CALENDAR, applicant, office
 from tests.engine.test_cases import CODE, body
+from tests.transacting import Transacting
 
 
 def test_db_upgrade_creates_the_schema_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -44,7 +44,7 @@ def audited_db(database_url: str, tmp_path: Path) -> tuple[str, Path, int]:
     store.signer = Signer.load_or_create(key)  # the journal of the publication is signed, as serve signs it
     main(["db", "upgrade", "--database-url", database_url])
     publish_definition(store, body())
-    service = CaseService(store, signer=store.signer, calendar=CALENDAR)
+    service = Transacting(store, signer=store.signer, calendar=CALENDAR)
     dan = applicant("dan")
     case = service.start(dan, code=CODE, unit="u1", data={"kind": "a"})
     service.act(dan, case.id, step="nop", outcome="done")

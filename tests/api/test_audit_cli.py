@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy import text
 
 from api.cli import main
-from engine.cases import CaseService
 from engine.keys import Signer, history_path
 from engine.publishing import publish_definition
 from engine.store import Store
 from tests.engine.conftest import CALENDAR, applicant, office
 from tests.engine.test_cases import CODE, body
+from tests.transacting import Transacting
 
 DAN = applicant("dan")
 
@@ -29,7 +29,7 @@ def served(database_url: str, tmp_path: Path) -> tuple[str, Path, int]:
     store = Store(database_url)
     store.signer = Signer.load_or_create(key)
     publish_definition(store, body())
-    service = CaseService(store, signer=store.signer, calendar=CALENDAR)
+    service = Transacting(store, signer=store.signer, calendar=CALENDAR)
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     service.act(DAN, case.id, step="nop", outcome="done")
     service.act(office("cb"), case.id, step="kiem_tra", outcome="tu_choi", comment="Không đủ điều kiện")
@@ -95,7 +95,7 @@ def test_rotate_key_keeps_old_signatures_verifying_and_lists_the_keys(
     assert old.key_id in history_path(key).read_text() or old.public_pem() in history_path(key).read_text()
     store = Store(url)
     store.signer = new
-    CaseService(store, signer=new, calendar=CALENDAR).start(DAN, code=CODE, unit="u1", data={"kind": "a"})
+    Transacting(store, signer=new, calendar=CALENDAR).start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     store.dispose()
     assert verify_json(url, key)["ok"], "old events verify through the history, new ones through the key file"
     capsys.readouterr()

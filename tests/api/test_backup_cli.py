@@ -16,7 +16,6 @@ import pytest
 from sqlalchemy import func, select
 
 from api.cli import main
-from engine.cases import CaseService
 from engine.db import BackupRow, CaseRow, EventRow
 from engine.keys import Signer
 from engine.publishing import publish_definition
@@ -24,13 +23,14 @@ from engine.schema import current, head
 from engine.store import Store
 from tests.engine.conftest import CALENDAR, applicant, office
 from tests.engine.test_cases import CODE, body
+from tests.transacting import Transacting
 
 
 def _write_cases(url: str, key: Path, stop: threading.Event, started: threading.Event, errors: list[BaseException]) -> None:
     """Start cases and act on them, one after another, until ``stop``."""
     store = Store(url)
     try:
-        service = CaseService(store, signer=Signer.load(key), calendar=CALENDAR)
+        service = Transacting(store, signer=Signer.load(key), calendar=CALENDAR)
         dan = applicant("dan")
         n = 0
         while not stop.is_set():
@@ -108,7 +108,7 @@ def test_a_backup_taken_while_cases_are_written_restores_and_verifies(tmp_path: 
             ).all()
         assert short == []
         assert len(recorded) == 1 and recorded[0][0] == f"sqlite:///{(tmp_path / 'tinhgon.db').resolve()}"
-        report = CaseService(backup_store, signer=Signer.generate()).verify_audit(Signer.load(key).verifier())
+        report = Transacting(backup_store, signer=Signer.generate()).verify_audit(Signer.load(key).verifier())
         assert report.ok and report.cases == cases
     finally:
         backup_store.dispose()

@@ -276,13 +276,13 @@ def test_what_a_plain_action_does_again_in_a_transaction_runs_in_the_action_thre
     user = api.user("an", unit="u1")
     case = api.start(user, XUAT_NGU, xuat_ngu_data())
     ran_in: list[str] = []
-    change = CaseService._change
+    change = CaseService.change
 
-    def recording(self: CaseService, *args: Any) -> Any:
+    def recording(self: CaseService, *args: Any, **kwargs: Any) -> Any:
         ran_in.append(threading.current_thread().name)
-        return change(self, *args)
+        return change(self, *args, **kwargs)
 
-    monkeypatch.setattr(CaseService, "_change", recording)
+    monkeypatch.setattr(CaseService, "change", recording)
     key = {**user, "Idempotency-Key": "k-1"}
     api.act(key, case["id"], "nop_ban_khai", "done")
     assert ran_in == []  # plain: on the loop

@@ -28,6 +28,7 @@ from procedures.analysis import analysis
 from procedures.catalog_file import read_catalog_file
 from tests.api.conftest import csrf_of as _csrf
 from tests.conftest import DEFINITIONS, definition_text
+from tests.transacting import Transacting
 
 CODE = "1.001193"  # Đăng ký khai sinh: a return to the applicant at two steps
 UNIT = "demo"
@@ -70,6 +71,11 @@ class Site:
     app: TestClient
     services: Services
     tokens: dict[str, str]
+
+    @property
+    def cases(self) -> Transacting:
+        """The site's case service, each call in a transaction of its own."""
+        return Transacting.of(self.services.cases)
 
     def client(self, user: str | None = None) -> TestClient:
         """A browser of its own, signed in as ``user`` through the form."""
@@ -237,7 +243,7 @@ def test_a_case_action_without_csrf_is_refused(site: Site) -> None:
     assert refused.status_code == 403
     refused = browser.post(f"/ho-so/{case}/rut", data={"csrf": "nope"})
     assert refused.status_code == 403
-    view = site.services.cases.get(_actor(site, "dan"), case)
+    view = site.cases.get(_actor(site, "dan"), case)
     assert view.version == 1 and view.status == "open"
 
 
@@ -372,7 +378,7 @@ def test_start_form_shows_each_error_next_to_its_field(site: Site) -> None:
         ("quan_he_nguoi_di_khai", "Bắt buộc nhập."),
     ]:
         assert re.search(rf'id="field-{field}">(?:(?!id="field-).)*?{re.escape(message)}', text, re.S), field
-    assert site.services.cases.list_cases(_actor(site, "dan"))[0] == []
+    assert site.cases.list_cases(_actor(site, "dan"))[0] == []
 
 
 def test_a_case_through_its_life_with_the_guide_once_refusal(site: Site) -> None:
@@ -468,10 +474,10 @@ def test_a_forged_page_version_is_refused_as_stale(site: Site, form: str, versio
     page = browser.get(f"/ho-so/{case}").text
     action = f"/ho-so/{case}/{form}"
     sent = {"csrf": _csrf(page, action), "version": version, "step": "nop_ho_so", "outcome": "done", "comment": ""}
-    before = site.services.cases.get(_actor(site, "dan"), case)
+    before = site.cases.get(_actor(site, "dan"), case)
     refused = browser.post(action, data=sent)
     assert refused.status_code == 409 and "Hồ sơ vừa được cập nhật" in refused.text
-    assert site.services.cases.get(_actor(site, "dan"), case) == before
+    assert site.cases.get(_actor(site, "dan"), case) == before
 
 
 def test_the_applicant_corrects_the_case_data_while_answering_a_return(site: Site) -> None:
@@ -483,16 +489,16 @@ def test_the_applicant_corrects_the_case_data_while_answering_a_return(site: Sit
     assert 'value="Nguyễn Thị Bé"' in page
     # an unreadable number is shown next to its field, and nothing is stored
     fields = {k: v for k, v in GOOD.items() if k != "unit"}
-    before = site.services.cases.get(_actor(site, "dan"), case)
+    before = site.cases.get(_actor(site, "dan"), case)
     refused = _act(site, "dan", case, "nop_ho_so", "done", amend="1", **{**fields, "f_so_ban_sao_trich_luc": "hai"})
     assert refused.startswith("422") and "Thông tin hồ sơ chưa hợp lệ" in refused
-    assert site.services.cases.get(_actor(site, "dan"), case) == before
+    assert site.cases.get(_actor(site, "dan"), case) == before
     # a correction goes with the answer, and the audit records it
     text = _act(site, "dan", case, "nop_ho_so", "done", amend="1", **{**fields, "f_ho_ten_tre": "Nguyễn Thị Bé Na"})
     assert "Đã ghi nhận quyết định." in text
-    after = site.services.cases.get(_actor(site, "dan"), case)
+    after = site.cases.get(_actor(site, "dan"), case)
     assert after.data["ho_ten_tre"] == "Nguyễn Thị Bé Na" and after.data["so_ban_sao_trich_luc"] == 2
-    events = site.services.cases.events(_actor(site, "dan"), case)
+    events = site.cases.events(_actor(site, "dan"), case)
     assert [e.data["changes"] for e in events if e.type == "data"] == [{"ho_ten_tre": ["Nguyễn Thị Bé", "Nguyễn Thị Bé Na"]}]
     # officials get no data form on their steps
     assert "Sửa, bổ sung thông tin hồ sơ" not in site.client("mot_cua").get(f"/ho-so/{case}").text
@@ -518,14 +524,14 @@ def test_a_nul_character_in_a_form_is_refused_by_its_field_or_the_comment(site: 
     answer = browser.post(action, data={**GOOD, "csrf": _csrf(form.text, action), "f_ho_ten_tre": "Bé\x00"})
     assert answer.status_code == 422
     assert re.search(r'id="field-ho_ten_tre">.*?Không được chứa ký tự NUL', answer.text, re.S)
-    assert site.services.cases.list_cases(_actor(site, "dan"))[0] == []
+    assert site.cases.list_cases(_actor(site, "dan"))[0] == []
     case = _start(site, "dan")
     text = _act(site, "dan", case, "nop_ho_so", "done", comment="a\x00b")
     assert text.startswith("422") and "Ý kiến không được chứa ký tự NUL" in text
     page = browser.get(f"/ho-so/{case}").text
     refused = browser.post(f"/ho-so/{case}/rut", data={"csrf": _csrf(page, f"/ho-so/{case}/rut"), "comment": "\x00"})
     assert refused.status_code == 422 and "Ý kiến không được chứa ký tự NUL" in refused.text
-    assert site.services.cases.get(_actor(site, "dan"), case).version == 1
+    assert site.cases.get(_actor(site, "dan"), case).version == 1
 
 
 def test_a_comment_over_the_limit_is_refused_on_the_pages_as_by_the_api(site: Site) -> None:
@@ -534,9 +540,9 @@ def test_a_comment_over_the_limit_is_refused_on_the_pages_as_by_the_api(site: Si
     assert f'maxlength="{COMMENT_LENGTH}"' in page  # the browser stops there already
     text = _act(site, "dan", case, "nop_ho_so", "done", comment="x" * (COMMENT_LENGTH + 1))
     assert text.startswith("422") and "Ý kiến dài 4.001 ký tự; tối đa 4.000 ký tự" in text
-    assert site.services.cases.get(_actor(site, "dan"), case).version == 1
+    assert site.cases.get(_actor(site, "dan"), case).version == 1
     _act(site, "dan", case, "nop_ho_so", "done", comment="x" * COMMENT_LENGTH)
-    assert site.services.cases.get(_actor(site, "dan"), case).version == 2
+    assert site.cases.get(_actor(site, "dan"), case).version == 2
 
 
 def test_a_form_over_the_limit_is_a_413_page_declared_or_not(site: Site) -> None:
@@ -555,7 +561,7 @@ def test_a_form_over_the_limit_is_a_413_page_declared_or_not(site: Site) -> None
         answer = browser.post(action, content=sent, headers=form)
         assert answer.status_code == 413 and "Nội dung gửi lên quá lớn" in answer.text
         assert answer.headers["content-type"].startswith("text/html")
-    assert site.services.cases.list_cases(_actor(site, "dan"))[0] == []
+    assert site.cases.list_cases(_actor(site, "dan"))[0] == []
 
 
 def test_money_is_written_to_the_whole_dong_on_the_pages(site: Site) -> None:

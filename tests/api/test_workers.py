@@ -64,6 +64,7 @@ from engine.publishing import publish_definition
 from engine.schema import upgrade
 from engine.store import Store
 from engine.views import StoredResponse
+from tests.transacting import Transacting
 
 DEFINITION = """\
 format: tinhgon/1
@@ -666,7 +667,7 @@ def test_two_retries_racing_for_an_abandoned_claim_apply_it_once(pg_url: str) ->
     store = Store(pg_url)
     upgrade(store.engine)
     publish_definition(store, DEFINITION)
-    service = CaseService(store, signer=Signer.generate(), idempotency_lease=LEASE)
+    service = Transacting(store, signer=Signer.generate(), idempotency_lease=LEASE)
     applicant = Actor(id="dan", unit=UNIT)
     try:
         for _ in range(15):

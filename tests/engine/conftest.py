@@ -12,6 +12,7 @@ from engine.cases import CaseService
 from engine.keys import Signer
 from engine.machine import Actor
 from engine.store import Store
+from tests.transacting import Transacting
 
 CALENDAR = WorkingCalendar()
 
@@ -50,4 +51,4 @@ def clock() -> Clock:
 
 @pytest.fixture
 def service(store: Store, signer: Signer, clock: Clock) -> CaseService:
-    return CaseService(store, signer=signer, calendar=CALENDAR, clock=clock)
+    return Transacting(store, signer=signer, calendar=CALENDAR, clock=clock)

@@ -50,6 +50,7 @@ from procedures import load_text
 from tests.conftest import _reset_postgres, definition_text
 from tests.engine.conftest import CALENDAR, Clock, applicant, local, office
 from tests.engine.test_machine import SMALL
+from tests.transacting import Transacting, change_signed_in_async
 
 CODE = "T-1"
 DAN = applicant("dan")
@@ -218,6 +219,55 @@ def test_a_case_runs_to_completion_and_every_change_is_audited(published: Store,
     assert all(e.signature is not None and e.key_id == service.signer.key_id for e in events), "every event is signed"
     report = service.verify_audit()
     assert report.ok and report.events == 7
+
+
+@pytest.fixture
+def no_new_transactions(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Once ``forbid`` is called, any transaction opened on a store raises."""
+    forbidden: list[str] = []
+    for name in ("direct", "reading", "unit", "statements"):
+        opened = getattr(Store, name)
+
+        def guarded(self: Store, *args: Any, _name: str = name, _opened: Any = opened, **kwargs: Any) -> Any:
+            if forbidden:
+                raise AssertionError(f"the service opened a transaction of its own ({_name})")
+            return _opened(self, *args, **kwargs)
+
+        monkeypatch.setattr(Store, name, guarded)
+    yield forbidden
+
+
+def test_the_service_works_in_the_transactions_its_caller_gives(
+    published: Store, signer: Signer, clock: Clock, no_new_transactions: list[str]
+) -> None:
+    service = CaseService(published, signer=signer, calendar=CALENDAR, clock=clock)
+    with published.direct() as db, published.unit(write=False) as uow:
+        no_new_transactions.append("forbid")
+        case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}, db=db)
+        assert service.may_start_for(CB, CODE, "u1", db=db)
+        case = service.act(DAN, case.id, step="nop", outcome="done", db=db)
+        assert [i.step for i in service.inbox(CB, db=db)[0]] == ["kiem_tra"]
+        assert service.get(CB, case.id, db=db).version == 2
+        assert [e.type for e in service.events(DAN, case.id, db=db)] == ["created", "action"]
+        other = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}, db=db)
+        assert service.withdraw(DAN, other.id, db=db).status == "withdrawn"  # type: ignore[union-attr]
+        assert service.list_cases(DAN, uow=uow)[0] == []  # its own writes are not committed yet
+        assert service.overdue(uow=uow) == []
+        no_new_transactions.clear()
+    assert counts(published)[0] == 2
+
+
+def test_what_a_caller_puts_in_one_transaction_is_undone_together(published: Store, signer: Signer, clock: Clock) -> None:
+    """The caller decides what one transaction holds: a start and an action
+    in one, and a refusal after them, leave nothing behind."""
+    service = CaseService(published, signer=signer, calendar=CALENDAR, clock=clock)
+    before = counts(published)
+    with pytest.raises(InvalidAction), published.direct() as db:
+        case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}, db=db)
+        service.act(DAN, case.id, step="nop", outcome="done", db=db)
+        service.act(CB, case.id, step="kiem_tra", outcome="khong_co", db=db)
+    assert counts(published) == before
+    assert service.verify_audit().ok
 
 
 def test_steps_and_due_times_survive_the_database(published: Store, service: CaseService, clock: Clock) -> None:
@@ -433,8 +483,8 @@ def test_a_stale_if_match_is_refused_and_changes_nothing(published: Store, servi
 def test_two_officials_on_one_stale_view_never_both_succeed(published: Store, signer: Signer, clock: Clock) -> None:
     """Two services (two workers) act on parallel steps of one case, each on
     the version it read; the database decides, and only one commits."""
-    a = CaseService(published, signer=signer, calendar=CALENDAR, clock=clock)
-    b = CaseService(Store(published.url), signer=signer, calendar=CALENDAR, clock=clock)
+    a = Transacting(published, signer=signer, calendar=CALENDAR, clock=clock)
+    b = Transacting(Store(published.url), signer=signer, calendar=CALENDAR, clock=clock)
     case = a.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     a.act(DAN, case.id, step="nop", outcome="done")
     seen = a.act(CB, case.id, step="kiem_tra", outcome="dat").version
@@ -545,9 +595,9 @@ def test_a_change_that_lost_the_race_writes_nothing(
     conditioned on the guarded case update) leaves no step, event or
     idempotency answer behind, and the action is refused as stale."""
     published = pg_published  # on SQLite writers go one at a time: no other transaction can come between
-    mine = CaseService(published, signer=signer, calendar=CALENDAR, clock=clock)
+    mine = Transacting(published, signer=signer, calendar=CALENDAR, clock=clock)
     other_store = Store(published.url)
-    other = CaseService(other_store, signer=signer, calendar=CALENDAR, clock=clock)
+    other = Transacting(other_store, signer=signer, calendar=CALENDAR, clock=clock)
     case = mine.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     mine.act(DAN, case.id, step="nop", outcome="done")
     seen = mine.act(CB, case.id, step="kiem_tra", outcome="dat").version
@@ -575,7 +625,7 @@ def test_a_change_that_lost_the_race_writes_nothing(
     assert mine.verify_audit().ok
 
 
-class OnTheLoop(CaseService):
+class OnTheLoop(Transacting):
     """A service whose signed-in changes run on an event loop (as the API's
     workers run them), through :meth:`CaseService.change_signed_in_async`."""
 
@@ -584,14 +634,14 @@ class OnTheLoop(CaseService):
             statements = AsyncStatements(self.store, 2)
             await statements.open()
             try:
-                return await self.change_signed_in_async(statements, token, case_id, change, **options)
+                return await change_signed_in_async(self, statements, token, case_id, change, **options)
             finally:
                 await statements.close()
 
         return asyncio.run(run())
 
 
-@pytest.fixture(params=[CaseService, OnTheLoop], ids=["threaded", "on-the-loop"])
+@pytest.fixture(params=[Transacting, OnTheLoop], ids=["threaded", "on-the-loop"])
 def signed_in(
     request: pytest.FixtureRequest, pg_published: Store, signer: Signer, clock: Clock
 ) -> tuple[CaseService, dict[str, str]]:
@@ -662,7 +712,7 @@ def test_on_the_loop_a_procedure_not_compiled_yet_is_compiled_in_a_thread(
     milliseconds) in the transaction's thread (one of the threads the
     caller gives), not on the event loop; the next is the two statements
     on the loop."""
-    service, tokens = CaseService(pg_published, signer=signer, calendar=CALENDAR, clock=clock), _users(pg_published)
+    service, tokens = Transacting(pg_published, signer=signer, calendar=CALENDAR, clock=clock), _users(pg_published)
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     fresh = OnTheLoop(service.store, signer=signer, calendar=CALENDAR, clock=clock)
     threads = ThreadPoolExecutor(2, thread_name_prefix="transactions")
@@ -733,7 +783,7 @@ def test_a_signed_in_change_whose_case_moved_on_is_made_again_in_a_transaction(
 ) -> None:
     service, tokens = signed_in
     other = Store(service.store.url)
-    rival = CaseService(other, signer=service.signer, calendar=CALENDAR, clock=service.clock)
+    rival = Transacting(other, signer=service.signer, calendar=CALENDAR, clock=service.clock)
     cases = [service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}).id for _ in range(3)]
     seen = []
     for case_id in cases[:2]:
@@ -791,7 +841,7 @@ def test_a_key_used_meanwhile_is_answered_as_a_transaction_answers_it(
     made again in a transaction that claims the key first."""
     service, tokens = signed_in
     other = Store(service.store.url)
-    rival = CaseService(other, signer=service.signer, calendar=CALENDAR, clock=service.clock)
+    rival = Transacting(other, signer=service.signer, calendar=CALENDAR, clock=service.clock)
     mine, theirs = (service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}).id for _ in range(2))
     try:
         # stored meanwhile for another request: a mismatch
@@ -826,7 +876,7 @@ def test_a_key_used_meanwhile_is_answered_as_a_transaction_answers_it(
 
 
 def _race(store: Store, signer: Signer, workers: int, cases: int, rounds: int) -> None:
-    service = CaseService(store, signer=signer, calendar=CALENDAR)
+    service = Transacting(store, signer=signer, calendar=CALENDAR)
     ids = [service.start(DAN, code=CODE, unit="u1", data={"kind": "a"}).id for _ in range(cases)]
     for case_id in ids:
         service.act(DAN, case_id, step="nop", outcome="done")

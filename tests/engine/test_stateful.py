@@ -84,6 +84,7 @@ from procedures.writer import dump
 from tests.conftest import _reset_postgres, definition_text
 from tests.engine.conftest import CALENDAR, Clock, local
 from tests.procedures.test_properties import definitions
+from tests.transacting import Transacting, change_signed_in_async
 
 SIGNER = Signer.generate()
 REFUSALS: tuple[type[EngineError], ...] = (InvalidAction, Forbidden, CaseClosed, StepNotActive, GuideOnce, InvalidData, StaleCase)
@@ -297,7 +298,7 @@ class PersistedDriver(Driver):
         upgrade(self.store.engine)
         publish_definition(self.store, dump(to_data(defn)), now=clock())
         self.code = defn.code
-        self.service = CaseService(self.store, signer=SIGNER, calendar=CALENDAR, clock=clock)
+        self.service = Transacting(self.store, signer=SIGNER, calendar=CALENDAR, clock=clock)
         self.changes = 0
         self.tokens: dict[str, str] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -345,7 +346,7 @@ class PersistedDriver(Driver):
             self.statements = AsyncStatements(self.store, 2)
             self.loop.run_until_complete(self.statements.open())
         assert self.statements is not None
-        return self.loop.run_until_complete(self.service.change_signed_in_async(self.statements, token, handle, change))
+        return self.loop.run_until_complete(change_signed_in_async(self.service, self.statements, token, handle, change))
 
     def _token(self, actor: Actor) -> str:
         """A bearer token of a user who is ``actor`` now (the rules give one

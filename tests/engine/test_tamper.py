@@ -25,6 +25,7 @@ from engine.store import Store
 from engine.users import add_user
 from engine.verify import AuditReport, seal_all, verify_database
 from tests.engine.test_cases import CB, CODE, DAN, audited, published  # noqa: F401 (fixtures)
+from tests.transacting import Transacting
 
 
 def verify(service: CaseService, **options: Any) -> AuditReport:
@@ -250,7 +251,7 @@ def test_old_events_verify_after_the_key_is_rotated(decided: tuple[CaseService, 
     key.write_bytes(service.signer.private_pem())
     old, new = rotate(key)
     assert old.key_id == service.signer.key_id != new.key_id
-    rotated = CaseService(service.store, signer=new, calendar=service.calendar, clock=service.clock)
+    rotated = Transacting(service.store, signer=new, calendar=service.calendar, clock=service.clock)
     service.store.signer = new
     rotated.act(CB, case_id + 1, step="kiem_tra", outcome="dat")
     seal_all(service.store, new)
