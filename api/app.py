@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, services: Services | None = 
     app.state.metrics_allow = settings.metrics_allow
     problems.install(app)
     app.add_middleware(problems.BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(problems.Language)
     app.add_middleware(Observed)  # added last, it runs first: it sees every answer's status
     # Requests are matched against the routers in this order, route by route:
     # the case routes, which take the load (actions, the inbox), come first.

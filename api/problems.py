@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine import errors as E
 from engine.users import InvalidUser
 from procedures.errors import DefinitionError, ReadError
+from procedures.messages import accepted, speaking, t
 
 from .offload import LimitExceeded
 
@@ -46,20 +47,41 @@ STATUS: list[tuple[type[Exception], int]] = [
     (E.NotPublished, 422),
     (InvalidUser, 422),
 ]
-TITLES = {
-    400: "Bad request",
-    401: "Not signed in",
-    403: "Not allowed",
-    404: "Not found",
-    405: "Method not allowed",
-    409: "Conflict",
-    412: "Precondition failed",
-    413: "Content too large",
-    415: "Unsupported media type",
-    422: "Unprocessable content",
-    428: "Precondition required",
-    500: "Internal server error",
-}
+
+
+def title(status: int) -> str:
+    """A problem's ``title``: its status in words, in the request's language."""
+    titles = {
+        400: t("Bad request"),
+        401: t("Not signed in"),
+        403: t("Not allowed"),
+        404: t("Not found"),
+        405: t("Method not allowed"),
+        409: t("Conflict"),
+        412: t("Precondition failed"),
+        413: t("Content too large"),
+        415: t("Unsupported media type"),
+        422: t("Unprocessable content"),
+        428: t("Precondition required"),
+        500: t("Internal server error"),
+    }
+    return titles.get(status) or t("Error")
+
+
+class Language:
+    """Each request speaks the language its ``Accept-Language`` asks for
+    first: English for ``en``, else Vietnamese (:func:`procedures.messages.accepted`)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = next((value for name, value in scope["headers"] if name == b"accept-language"), b"")
+        with speaking(accepted(header.decode("latin-1"))):
+            await self.app(scope, receive, send)
 
 
 class Problem(BaseModel):
@@ -159,7 +181,7 @@ def problem(
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": TYPE_BASE + (kind or str(status)),
-        "title": TITLES.get(status, "Error"),
+        "title": title(status),
         "status": status,
         "detail": detail,
         **extra,

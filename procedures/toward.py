@@ -156,7 +156,7 @@ def toward_targets(
                         saving=saving,
                     )
                 )
-        ranked.sort(key=lambda t: (-t["saving"], t["code"], t["rule"], t["steps"], t["documents"]))
+        ranked.sort(key=lambda r: (-r["saving"], r["code"], r["rule"], r["steps"], r["documents"]))
         out.append(
             TowardTarget(
                 programme=check["programme"],

@@ -138,16 +138,16 @@ def catalog(request: Request, services: ServicesDep, user: PageUser) -> Response
     checks = catalog_targets(plan)
     targets = [
         {
-            "name": t["name"],
-            "aim": f"giảm {number(t['required_cut_percent'])}% {target_label(t['metric']).lower()}",
-            "scope": scope_text(t),
-            "before": target_value_text(t["metric"], t["before"]),
-            "after": target_value_text(t["metric"], t["after"]),
-            "cut": cut_text(t),
-            "verdict": verdict_text(t),
-            "met": t["met"],
+            "name": c["name"],
+            "aim": f"giảm {number(c['required_cut_percent'])}% {target_label(c['metric']).lower()}",
+            "scope": scope_text(c),
+            "before": target_value_text(c["metric"], c["before"]),
+            "after": target_value_text(c["metric"], c["after"]),
+            "cut": cut_text(c),
+            "verdict": verdict_text(c),
+            "met": c["met"],
         }
-        for t in checks
+        for c in checks
     ]
     paths = [
         {

@@ -524,7 +524,7 @@ def test_a_problem_quoting_a_lone_surrogate_is_still_written_as_json() -> None:
     response = problem(422, "no step '\ud800x'", kind="invalid-action", step="\udc00")
     assert json.loads(response.body) == {
         "type": "https://tinhgon.vn/problems/invalid-action",
-        "title": "Unprocessable content",
+        "title": "Nội dung không xử lý được",
         "status": 422,
         "detail": "no step '\ud800x'",
         "step": "\udc00",

@@ -152,3 +152,12 @@ def test_opening_a_case_for_someone_else_needs_an_official_of_that_unit(api: Api
     assert api.snapshot() == before
     desk = api.client.post("/api/cases", json=body, headers=world["officer"])
     assert desk.status_code == 201 and desk.json()["applicant"] == "someone"
+
+
+def test_a_problem_speaks_vietnamese_unless_the_first_accepted_language_is_english(api: Api) -> None:
+    assert api.client.get("/api/cases/1").json()["title"] == "Chưa đăng nhập"
+    english = api.client.get("/api/cases/1", headers={"Accept-Language": "en-GB, vi;q=0.5"})
+    assert english.json()["title"] == "Not signed in"
+    assert english.json()["type"].endswith("/unauthorized")  # what machines read stays
+    later = api.client.get("/api/cases/1", headers={"Accept-Language": "vi, en;q=0.9"})
+    assert later.json()["title"] == "Chưa đăng nhập"
