@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from engine.calendar import CalendarError, WorkingCalendar, load_calendar, local_time
 from engine.errors import DatabaseUnavailable
@@ -25,6 +25,7 @@ from procedures import (
     TinhgonError,
     find_all,
     load_path,
+    messages,
     metrics,
     simplify,
 )
@@ -36,6 +37,7 @@ from procedures.compare_view import compare_diagram, compare_page
 from procedures.diagram import diagram
 from procedures.diagram import write as write_diagram
 from procedures.durations import parse_hours
+from procedures.messages import t
 from procedures.metrics import METRIC_NAMES, change
 from procedures.report import report_data, summary_text
 from procedures.report_markdown import report_markdown
@@ -63,7 +65,8 @@ class _Out:
     @staticmethod
     def warn(defn: Definition) -> None:
         for w in defn.warnings:
-            print(f"{defn.source}:{w.line}: {w.path or '(document)'}: warning: {w.message}", file=sys.stderr)
+            warning = t("warning")
+            print(f"{defn.source}:{w.line}: {w.path or '(document)'}: {warning}: {w.message}", file=sys.stderr)
 
     def load(self, path: str) -> Definition | None:
         """The definition at ``path``, costed under its folder's price list
@@ -88,7 +91,7 @@ def _files(args_files: list[str], out: _Out) -> list[str]:
     files = definition_files(args_files)
     for given in args_files:
         if Path(given).is_dir() and not definition_files([given]):
-            print(f"{given}: thư mục không có tệp định nghĩa *.yaml nào (no *.yaml definitions in this folder)", file=sys.stderr)
+            print(t("{folder}: no *.yaml definitions in this folder", folder=given), file=sys.stderr)
             out.invalid = True
     return files
 
@@ -119,7 +122,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
             }
         )
         if not args.json:
-            print(f"{f}: hợp lệ (valid) — {defn.code} v{defn.version}, {len(defn.steps)} bước")
+            print(
+                t(
+                    "{file}: valid — {code} v{version}, {steps} steps",
+                    file=f,
+                    code=defn.code,
+                    version=defn.version,
+                    steps=len(defn.steps),
+                )
+            )
     if args.json:
         _print_json(results)
     return out.status()
@@ -139,17 +150,17 @@ def _validate_catalog(path: str, out: _Out, *, quiet: bool) -> dict[str, Any]:
         out.error(exc)
         return {"file": path, "valid": False, "catalog": True, "errors": _problems(exc), "warnings": []}
     if not quiet:
-        print(f"{path}: hợp lệ (valid) — danh mục, {len(cat.programmes)} chương trình")
+        print(t("{file}: valid — a catalog, {programmes} programmes", file=path, programmes=len(cat.programmes)))
     return {"file": path, "valid": True, "catalog": True, "errors": [], "warnings": []}
 
 
 # -- analyze -------------------------------------------------------------------
 def _metrics_rows(before: dict[str, Any], after: dict[str, Any] | None = None) -> list[list[str]]:
     if after is None:
-        rows = [["Chỉ số", "", "Giá trị"]]
+        rows = [[t("Metric"), "", t("Value")]]
         rows += [[k, METRIC_LABELS[k], metric_text(k, before[k])] for k in METRIC_NAMES]
         return rows
-    rows = [["Chỉ số", "", "Trước", "Sau", "Chênh lệch", "%"]]
+    rows = [[t("Metric"), "", t("Before"), t("After"), t("Change"), "%"]]
     for k in METRIC_NAMES:
         c = change(before[k], after[k])
         rows.append(
@@ -167,18 +178,18 @@ def _metrics_rows(before: dict[str, Any], after: dict[str, Any] | None = None) -
 
 def print_analysis(defn: Definition) -> None:
     m = metrics(defn)
-    scope = "nội bộ" if defn.scope == "internal" else "công"
+    scope = t("internal") if defn.scope == "internal" else t("public")
     print(f"{defn.code} v{defn.version} — {defn.name} ({scope}; {defn.source})")
     print()
     print(table(_metrics_rows(dict(m)), right=(2,)))
     findings = find_all(defn)
     print()
-    print(f"Phát hiện (findings): {len(findings)}")
+    print(t("Findings: {count}", count=len(findings)))
     by_rule: dict[str, list[Any]] = {}
     for f in findings:
         by_rule.setdefault(f.rule, []).append(f)
     for rule, group in by_rule.items():
-        mode = "tự động sửa" if group[0].fix == "auto" else "cần cân nhắc"
+        mode = t("fixed automatically") if group[0].fix == "auto" else t("to consider")
         print(f"\n  {rule} — {RULE_LABELS[rule]} [{mode}] ({len(group)})")
         for f in group:
             about = ", ".join([*f.documents, *f.steps]) if f.rule != "needless-order" else " → ".join(f.steps)
@@ -186,9 +197,15 @@ def print_analysis(defn: Definition) -> None:
     result = simplify(defn)
     print()
     if not result.changed:
-        print("Các sửa tự động: không có gì để áp dụng.")
+        print(t("Automatic fixes: nothing to apply."))
         return
-    print(f"Nếu áp dụng {len(result.applied)} sửa tự động (tinhgon simplify), v{result.after.version} sẽ là:")
+    print(
+        t(
+            "With its {count} automatic fixes applied (tinhgon simplify), v{version} would be:",
+            count=len(result.applied),
+            version=result.after.version,
+        )
+    )
     print(table(_metrics_rows(dict(m), dict(metrics(result.after))), right=(2, 3, 4, 5)))
 
 
@@ -198,14 +215,14 @@ def print_catalog(paths: list[str], out: _Out) -> None:
         out.error(exc)  # type: ignore[arg-type]
     rows = [
         [
-            "Mã",
-            "Thủ tục",
-            "Phiên bản",
-            "Chi phí tuân thủ (đ/hồ sơ)",
+            t("Code"),
+            t("Procedure"),
+            t("Versions"),
+            t("Compliance cost (VND per case)"),
             "%",
-            "Thời gian (ngày LV)",
+            t("Time (working days)"),
             "%",
-            "Chi phí xử lý (đ/hồ sơ)",
+            t("Processing cost (VND per case)"),
             "%",
         ]
     ]
@@ -215,7 +232,8 @@ def print_catalog(paths: list[str], out: _Out) -> None:
         label = f"v{entry.oldest.version}→v{newest.version}"
         if newest is entry.oldest:
             newest = simplify(entry.oldest).after
-            label = f"v{entry.oldest.version}→(đề xuất)" if newest is not entry.oldest else f"v{entry.oldest.version}"
+            proposed = t("proposed")
+            label = f"v{entry.oldest.version}→({proposed})" if newest is not entry.oldest else f"v{entry.oldest.version}"
         b, a = entry.before, entry.after if newest is entry.newest else metrics(newest)
         name = entry.name if len(entry.name) <= 48 else entry.name[:47] + "…"
         rows.append(
@@ -239,13 +257,13 @@ def print_catalog(paths: list[str], out: _Out) -> None:
         ):
             totals[key][0] += float(b[metric])  # type: ignore[literal-required]
             totals[key][1] += float(a[metric])  # type: ignore[literal-required]
-    print(f"Danh mục thủ tục: {len(catalog.entries)} thủ tục ({', '.join(paths)})")
+    print(t("Catalog: {count} procedures ({paths})", count=len(catalog.entries), paths=", ".join(paths)))
     print()
     print(table(rows, right=(3, 4, 5, 6, 7, 8)))
     print()
     for key, label in (
-        ("burden", "Chi phí tuân thủ hằng năm của người dân, đơn vị"),
-        ("annual_processing", "Chi phí xử lý hằng năm của cơ quan"),
+        ("burden", t("Yearly compliance cost of citizens and units")),
+        ("annual_processing", t("Yearly processing cost of the agency")),
     ):
         before, after = totals[key]
         print(f"{label}: {money(before)} → {money(after)} ({percent(change(before, after)['percent'])})")
@@ -291,17 +309,26 @@ def cmd_simplify(args: argparse.Namespace) -> int:
         _print_json(result.report())
         return EXIT_OK
     if not result.changed:
-        print(f"{args.file}: không có sửa tự động nào để áp dụng; không ghi tệp mới.")
+        print(t("{file}: no automatic fix to apply; no new file written.", file=args.file))
     else:
         print(
-            f"{args.output}: {defn.code} v{result.after.version} (dựa trên v{defn.version}), "
-            f"{len(result.applied)} sửa tự động đã áp dụng:"
+            t(
+                "{file}: {code} v{version} (based on v{based_on}), {count} automatic fixes applied:",
+                file=args.output,
+                code=defn.code,
+                version=result.after.version,
+                based_on=defn.version,
+                count=len(result.applied),
+            )
         )
         for f in result.applied:
             print(f"  • [{f.rule}] {f.message}")
         print()
         print(table(_metrics_rows(dict(metrics(defn)), dict(metrics(result.after))), right=(2, 3, 4, 5)))
-    for title, group in (("Bỏ qua vì làm dài thời gian giải quyết", result.skipped), ("Cần cân nhắc", result.advice)):
+    for title, group in (
+        (t("Passed over: they would lengthen the lead time"), result.skipped),
+        (t("To consider"), result.advice),
+    ):
         if group:
             print(f"\n{title} ({len(group)}):")
             for f in group:
@@ -318,7 +345,7 @@ def _write_compare(a: Definition, b: Definition, output: str) -> None:
         path.write_text(compare_page(a, b, svg), encoding="utf-8")
     else:
         write_diagram(graph, path)
-    print(f"{path}: so sánh v{a.version} → v{b.version}", file=sys.stderr)
+    print(t("{file}: compared v{before} → v{after}", file=str(path), before=a.version, after=b.version), file=sys.stderr)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -328,8 +355,14 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return out.status()
     if a.code != b.code:
         print(
-            f"tinhgon: warning: {args.before} is procedure {a.code} and {args.after} is procedure {b.code}:"
-            " this compares two different procedures, not two versions of one",
+            t(
+                "tinhgon: warning: {before} is procedure {before_code} and {after} is procedure {after_code}:"
+                " this compares two different procedures, not two versions of one",
+                before=args.before,
+                before_code=a.code,
+                after=args.after,
+                after_code=b.code,
+            ),
             file=sys.stderr,
         )
     result = compare(a, b)
@@ -344,13 +377,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     steps, edges = result["steps"], result["edges"]
     print()
     print(time_limit_text(result["time_limit"], a, b))
-    print(f"Bước thêm mới: {', '.join(steps['added']) or '—'}")
-    print(f"Bước bỏ: {', '.join(steps['removed']) or '—'}")
-    print("Bước thay đổi: " + ("—" if not steps["changed"] else ""))
+    print(t("Steps added: {steps}", steps=", ".join(steps["added"]) or "—"))
+    print(t("Steps removed: {steps}", steps=", ".join(steps["removed"]) or "—"))
+    print(t("Steps changed: {steps}", steps="—" if not steps["changed"] else ""))
     for c in steps["changed"]:
         print(f"  • {c['id']}: {', '.join(c['fields'])}")
-    print(f"Quan hệ trước-sau thêm: {', '.join(f'{x} → {y}' for x, y in edges['added']) or '—'}")
-    print(f"Quan hệ trước-sau bỏ: {', '.join(f'{x} → {y}' for x, y in edges['removed']) or '—'}")
+    print(t("Orderings added: {edges}", edges=", ".join(f"{x} → {y}" for x, y in edges["added"]) or "—"))
+    print(t("Orderings removed: {edges}", edges=", ".join(f"{x} → {y}" for x, y in edges["removed"]) or "—"))
     return EXIT_OK
 
 
@@ -362,7 +395,9 @@ def cmd_diagram(args: argparse.Namespace) -> int:
         return out.status()
     graph = diagram(defn, documents=args.documents, full=args.full)
     path = write_diagram(graph, args.output)
-    print(f"{path}: {defn.code} v{defn.version}, {len(defn.steps)} bước")
+    print(
+        t("{file}: {code} v{version}, {steps} steps", file=str(path), code=defn.code, version=defn.version, steps=len(defn.steps))
+    )
     return EXIT_OK
 
 
@@ -372,7 +407,10 @@ def cmd_calendar_due(args: argparse.Namespace) -> int:
         start = datetime.fromisoformat(args.start)
     except ValueError:
         print(
-            f"tinhgon: {args.start!r} is not an ISO 8601 instant, e.g. 2027-02-03T15:00 (local time) or 2027-02-03T08:00:00Z",
+            t(
+                "tinhgon: «{start}» is not an ISO 8601 instant, e.g. 2027-02-03T15:00 (local time) or 2027-02-03T08:00:00Z",
+                start=args.start,
+            ),
             file=sys.stderr,
         )
         return EXIT_INVALID
@@ -418,11 +456,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.output:
         path = Path(args.output)
         if path.suffix.lower() not in (".html", ".htm", ".md"):
-            print(f"tinhgon: {path}: the report is written as OUT.html or OUT.md", file=sys.stderr)
+            print(t("tinhgon: {file}: the report is written as OUT.html or OUT.md", file=str(path)), file=sys.stderr)
             return EXIT_INVALID
         text = report_markdown(data) if path.suffix.lower() == ".md" else report_html(catalog, data)
         path.write_text(text, encoding="utf-8")
-        print(f"{path}: báo cáo {len(catalog.entries)} thủ tục", file=sys.stderr)
+        print(t("{file}: a report of {count} procedures", file=str(path), count=len(catalog.entries)), file=sys.stderr)
     if args.json:
         _print_json(data)
     elif args.md:
@@ -439,71 +477,130 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="tinhgon",
-        description="Model, analyse and simplify administrative procedures (tinhgon/1 definitions).",
+    parser = _Parser(
+        prog="tinhgon", description=t("Model, analyse and simplify administrative procedures (tinhgon/1 definitions).")
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser.add_argument(
+        "--lang",
+        choices=messages.LANGUAGES,
+        help=t("the language of messages and help: vi (the default) or en; also $TINHGON_LANG"),
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar=t("COMMAND"), parser_class=_Parser)
 
-    p = sub.add_parser("validate", help="check definitions and report every error with its line")
-    p.add_argument("files", nargs="+", metavar="FILE", help="definition files or folders of *.yaml")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p = sub.add_parser("validate", help=t("check definitions and report every error with its line"))
+    p.add_argument("files", nargs="+", metavar="FILE", help=t("definition files or folders of *.yaml"))
+    p.add_argument("--json", action="store_true", help=t("machine-readable output"))
     p.set_defaults(handler=cmd_validate)
 
-    p = sub.add_parser("analyze", help="metrics, redundancy findings and the savings simplification would bring")
-    p.add_argument("files", nargs="+", metavar="FILE", help="definition files, or a folder for a catalog summary")
-    p.add_argument("--json", action="store_true", help="the analyze JSON (an array for a folder)")
+    p = sub.add_parser("analyze", help=t("metrics, redundancy findings and the savings simplification would bring"))
+    p.add_argument("files", nargs="+", metavar="FILE", help=t("definition files, or a folder for a catalog summary"))
+    p.add_argument("--json", action="store_true", help=t("the analyze JSON (an array for a folder)"))
     p.set_defaults(handler=cmd_analyze)
 
-    p = sub.add_parser("simplify", help="apply the automatic fixes and write the next version")
+    p = sub.add_parser("simplify", help=t("apply the automatic fixes and write the next version"))
     p.add_argument("file", metavar="FILE")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write the new version")
-    p.add_argument("--json", action="store_true", help="the simplify JSON")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help=t("where to write the new version"))
+    p.add_argument("--json", action="store_true", help=t("the simplify JSON"))
     p.set_defaults(handler=cmd_simplify)
 
-    p = sub.add_parser("compare", help="two versions side by side")
+    p = sub.add_parser("compare", help=t("two versions side by side"))
     p.add_argument("before", metavar="A")
     p.add_argument("after", metavar="B")
     p.add_argument(
-        "-o", "--output", metavar="OUT", help="also draw both versions in one picture: OUT.svg, .png, .pdf, or a page OUT.html"
+        "-o", "--output", metavar="OUT", help=t("also draw both versions in one picture: OUT.svg, .png, .pdf, or a page OUT.html")
     )
-    p.add_argument("--json", action="store_true", help="the compare JSON")
+    p.add_argument("--json", action="store_true", help=t("the compare JSON"))
     p.set_defaults(handler=cmd_compare)
 
-    p = sub.add_parser("diagram", help="draw a procedure: swimlanes, critical path, returns (SVG, PNG, PDF or DOT)")
+    p = sub.add_parser("diagram", help=t("draw a procedure: swimlanes, critical path, returns (SVG, PNG, PDF or DOT)"))
     p.add_argument("file", metavar="FILE")
-    p.add_argument("-o", "--output", required=True, metavar="OUT", help="OUT.svg, OUT.png, OUT.pdf or OUT.dot")
-    p.add_argument("--documents", action="store_true", help="also draw dossier components and produced papers")
-    p.add_argument("--full", action="store_true", help="draw every step even on large procedures (no grouping)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT", help=t("OUT.svg, OUT.png, OUT.pdf or OUT.dot"))
+    p.add_argument("--documents", action="store_true", help=t("also draw dossier components and produced papers"))
+    p.add_argument("--full", action="store_true", help=t("draw every step even on large procedures (no grouping)"))
     p.set_defaults(handler=cmd_diagram)
 
-    p = sub.add_parser("report", help="the reform-plan report of a catalog: before/after, totals, targets (HTML, Markdown, JSON)")
-    p.add_argument("paths", nargs="+", metavar="DIR", help="folders of definitions (or files): each code's oldest vs newest")
-    p.add_argument("-o", "--output", metavar="OUT", help="write the report: OUT.html (self-contained, A4) or OUT.md")
+    p = sub.add_parser(
+        "report", help=t("the reform-plan report of a catalog: before/after, totals, targets (HTML, Markdown, JSON)")
+    )
+    p.add_argument("paths", nargs="+", metavar="DIR", help=t("folders of definitions (or files): each code's oldest vs newest"))
+    p.add_argument("-o", "--output", metavar="OUT", help=t("write the report: OUT.html (self-contained, A4) or OUT.md"))
     form = p.add_mutually_exclusive_group()
-    form.add_argument("--json", action="store_true", help="print the report data as JSON")
-    form.add_argument("--md", action="store_true", help="print the report as Markdown")
+    form.add_argument("--json", action="store_true", help=t("print the report data as JSON"))
+    form.add_argument("--md", action="store_true", help=t("print the report as Markdown"))
     p.set_defaults(handler=cmd_report)
 
-    p = sub.add_parser("schema", help="print a JSON Schema of the definition format, for editors")
+    p = sub.add_parser("schema", help=t("print a JSON Schema of the definition format, for editors"))
     p.set_defaults(handler=cmd_schema)
 
-    p = sub.add_parser("calendar", help="working-time deadlines (Asia/Ho_Chi_Minh, Vietnam's public holidays)")
-    calendar_sub = p.add_subparsers(dest="calendar_command", required=True, metavar="ACTION")
-    p = calendar_sub.add_parser("due", help="when DURATION of working time after START falls due")
-    p.add_argument("start", metavar="START", help="ISO 8601 instant; without an offset, local time in Asia/Ho_Chi_Minh")
-    p.add_argument("duration", metavar="DURATION", help='working time, e.g. "15d", "4h", "1d4h" (1d = 8 working hours)')
-    p.add_argument("--calendar", metavar="FILE", help="the operator's calendar file: days_off, working_days, hours")
-    p.add_argument("--json", action="store_true", help="start, duration, hours and due as JSON")
+    p = sub.add_parser("calendar", help=t("working-time deadlines (Asia/Ho_Chi_Minh, Vietnam's public holidays)"))
+    calendar_sub = p.add_subparsers(dest="calendar_command", required=True, metavar=t("ACTION"), parser_class=_Parser)
+    p = calendar_sub.add_parser("due", help=t("when DURATION of working time after START falls due"))
+    p.add_argument("start", metavar="START", help=t("ISO 8601 instant; without an offset, local time in Asia/Ho_Chi_Minh"))
+    p.add_argument("duration", metavar="DURATION", help=t('working time, e.g. "15d", "4h", "1d4h" (1d = 8 working hours)'))
+    p.add_argument("--calendar", metavar="FILE", help=t("the operator's calendar file: days_off, working_days, hours"))
+    p.add_argument("--json", action="store_true", help=t("start, duration, hours and due as JSON"))
     p.set_defaults(handler=cmd_calendar_due)
     admin_cli.add_parsers(sub)
     serve_cli.add_parsers(sub)
     return parser
 
 
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help in this context's language: its usage line's prefix."""
+
+    def add_usage(self, usage: str | None, actions: Any, groups: Any, prefix: str | None = None) -> None:
+        super().add_usage(usage, actions, groups, t("usage: ") if prefix is None else prefix)
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser that speaks the command line's language in what it
+    writes itself (the usage line, the options' heading, help and errors);
+    argparse's own explanations of a mistake stay in English."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _Formatter)
+        kwargs.setdefault("add_help", False)
+        super().__init__(*args, **kwargs)
+        self._optionals.title = t("options")
+        self._positionals.title = t("arguments")
+        self.add_argument("-h", "--help", action="help", help=t("show this help and exit"))
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_INVALID, t("{prog}: error: {message}", prog=self.prog, message=message) + "\n")
+
+
+def _language(argv: Sequence[str]) -> str:
+    """The language asked for: ``--lang`` anywhere before ``--``, else
+    ``$TINHGON_LANG``, else Vietnamese; a server's ``LANG`` is ignored.
+
+    Raises:
+        ValueError: a language tinhgon does not speak.
+    """
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            break
+        if arg == "--lang" and i + 1 < len(argv):
+            return messages.chosen(argv[i + 1])
+        if arg.startswith("--lang="):
+            return messages.chosen(arg.partition("=")[2])
+    return messages.from_environment()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    try:
+        language = _language(arguments)
+    except ValueError as exc:
+        print(t("tinhgon: no messages in language «{language}»; choose vi or en", language=str(exc)), file=sys.stderr)
+        return EXIT_INVALID
+    with messages.speaking(language):
+        return _command(arguments)
+
+
+def _command(arguments: list[str]) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(arguments)
     try:
         code: int = args.handler(args)
         return code

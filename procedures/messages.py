@@ -60,11 +60,6 @@ def language() -> str:
     return _current.get()
 
 
-def use(language: str) -> None:
-    """Speak ``language`` from now on in this context (the command line sets it once)."""
-    _current.set(chosen(language))
-
-
 @contextmanager
 def speaking(language: str) -> Iterator[None]:
     """Speak ``language`` inside the block (a request, a test)."""
@@ -128,5 +123,4 @@ __all__ = [
     "language",
     "speaking",
     "t",
-    "use",
 ]

@@ -52,7 +52,7 @@ def test_validate_ok_and_warning_on_stderr(capsys: pytest.CaptureFixture[str], t
     )
     code, out, err = run(capsys, "validate", str(unquoted))
     assert code == 0
-    assert "warning: read as one text" in err
+    assert "cảnh báo: read as one text" in err
 
 
 def test_validate_reports_every_error_with_file_line_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -93,7 +93,35 @@ def test_unreadable_file_is_status_2(capsys: pytest.CaptureFixture[str], tmp_pat
 
 def test_empty_folder_is_status_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "validate", str(tmp_path))
-    assert code == 2 and "no *.yaml" in err
+    assert code == 2 and "thư mục không có tệp định nghĩa *.yaml nào" in err
+    code, _, err = run(capsys, "--lang", "en", "validate", str(tmp_path))
+    assert code == 2 and "no *.yaml definitions in this folder" in err
+
+
+def test_the_command_line_speaks_english_only_when_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LANG", "en_US.UTF-8")
+    monkeypatch.setenv("LC_ALL", "en_US.UTF-8")
+    _, out, _ = run(capsys, "validate", KHAI_SINH)
+    assert "hợp lệ — " in out
+    _, english, _ = run(capsys, "--lang", "en", "validate", KHAI_SINH)
+    assert "valid — " in english and "hợp lệ" not in english
+    monkeypatch.setenv("TINHGON_LANG", "en")
+    _, english_too, _ = run(capsys, "validate", KHAI_SINH)
+    assert english_too == english
+    _, vietnamese, _ = run(capsys, "--lang=vi", "validate", KHAI_SINH)
+    assert vietnamese == out
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "usage: tinhgon" in capsys.readouterr().out
+    monkeypatch.delenv("TINHGON_LANG")
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    helped = capsys.readouterr().out
+    assert "cách dùng: tinhgon" in helped and "kiểm tra định nghĩa" in helped
+    code, _, err = run(capsys, "--lang", "fr", "validate", KHAI_SINH)
+    assert code == 2 and "«fr»" in err
 
 
 @pytest.mark.parametrize(
@@ -195,7 +223,7 @@ def test_compare_human(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> No
 def test_compare_warns_when_the_files_are_two_procedures(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, err = run(capsys, "compare", XUAT_NGU, KHAI_SINH, "--json")
     assert code == 0 and json.loads(out)["before"]["steps"] == 15
-    assert "warning:" in err and "two different procedures" in err
+    assert "cảnh báo:" in err and "hai thủ tục khác nhau" in err
     _, _, same = run(
         capsys, "compare", str(DEFINITIONS / "che-do-xuat-ngu.v1.yaml"), str(DEFINITIONS / "che-do-xuat-ngu.v2.yaml")
     )
@@ -290,4 +318,4 @@ def test_the_folder_dot_is_a_folder_for_every_command(
     for command in (["validate", "."], ["analyze", "."], ["report", "."], ["analyze", ".", "--json"]):
         code, out, err = run(capsys, *command)
         assert code == 0, (command, err)
-        assert "no *.yaml" not in err and out
+        assert "*.yaml" not in err and out

@@ -130,7 +130,7 @@ def test_missing_folder_is_status_2(capsys: pytest.CaptureFixture[str], tmp_path
 
 def test_unknown_output_kind_is_refused(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, _, err = run(capsys, "report", str(small_catalog(tmp_path)), "-o", str(tmp_path / "r.pdf"))
-    assert code == 2 and "OUT.html or OUT.md" in err
+    assert code == 2 and "OUT.html hoặc OUT.md" in err
     assert not (tmp_path / "r.pdf").exists()
 
 
