@@ -18,13 +18,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from engine.backup import BackupRefused, backup, sqlite_file
+from engine.backup import BackupRefused, backup, exists_already, sqlite_file
 from engine.connection import reach
 from engine.keys import Keyring, Signer, Verifier, keyring, read_history, rotate
 from engine.schema import current, upgrade
 from engine.settings import database_url, key_path
 from engine.store import Store
 from engine.verify import AuditReport, KnownKey, known_keys, mark_backup, seal, seal_all, sealed_checkpoint, verify_database
+from procedures.messages import t
 
 
 def reached_store(url: str, *, migrate: bool = False) -> Store:
@@ -68,11 +69,13 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
         store.dispose()
     shown = store.engine.url.render_as_string(hide_password=True)
     if before == after:
-        print(f"database {shown}: already at revision {after}")
+        print(t("database {database}: already at revision {revision}", database=shown, revision=after))
+    elif before is None:
+        print(t("database {database}: upgraded from empty to {revision}", database=shown, revision=after))
     else:
-        print(f"database {shown}: upgraded from {before or 'empty'} to {after}")
+        print(t("database {database}: upgraded from {before} to {revision}", database=shown, before=before, revision=after))
     for line in problems:
-        print(f"cảnh báo: {line}")
+        print(t("warning: {problem}", problem=line))
     key = key_path(args.key_file)
     if key.is_file():  # a database from before the ledger is adopted by its first seal, signed
         signer = Signer.load(key)
@@ -82,7 +85,7 @@ def cmd_db_upgrade(args: argparse.Namespace) -> int:
         finally:
             store.dispose()
         if sealed:
-            print(f"audit: {sealed} mục mới được niêm phong vào sổ cái (sealed into the ledger) bằng khoá {signer.key_id}")
+            print(t("audit: {count} new entries sealed into the ledger with key {key}", count=sealed, key=signer.key_id))
     return 0
 
 
@@ -92,7 +95,7 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     try:
         sqlite_file(url)  # PostgreSQL: pg_dump's work, said before anything is opened
         if target.exists() and not args.force:
-            raise BackupRefused(f"{target} exists already; give --force to replace it")
+            raise BackupRefused(exists_already(target))
         # The copy is at schema head, with its backups table, and the ledger
         # holds the backup's mark, sealed, for checkpoints to list.
         with open_store(args, signing=True) as store:
@@ -103,7 +106,14 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
         print(f"tinhgon db backup: {exc}", file=sys.stderr)
         return 2
     print(
-        f"backup: {made.source} copied to {made.path} ({made.size} bytes, schema {made.revision}, taken {made.taken_at.isoformat()})"
+        t(
+            "backup: {source} copied to {file} ({size} bytes, schema {revision}, taken {taken})",
+            source=made.source,
+            file=made.path,
+            size=made.size,
+            revision=made.revision,
+            taken=made.taken_at.isoformat(),
+        )
     )
     return 0
 
@@ -140,24 +150,31 @@ def cmd_audit_verify(args: argparse.Namespace) -> int:
         try:
             statement = Path(args.checkpoint).read_text(encoding="utf-8") if args.checkpoint else None
         except (OSError, UnicodeDecodeError) as exc:
-            print(f"tinhgon audit verify: không đọc được điểm kiểm tra {args.checkpoint}: {exc}", file=sys.stderr)
+            print(
+                t("tinhgon audit verify: cannot read the checkpoint {file}: {error}", file=args.checkpoint, error=str(exc)),
+                file=sys.stderr,
+            )
             return 2
-        report = verify_database(store, keys, checkpoint=statement, checkpoint_source=args.checkpoint or "checkpoint")
+        report = verify_database(store, keys, checkpoint=statement, checkpoint_source=args.checkpoint)
     bad = report.first_bad
     if args.json:
         print(json.dumps(_report_json(report), ensure_ascii=False, indent=1))
         return 0 if report.ok else 1
-    counts = (
-        f"{report.events} sự kiện của {report.cases} hồ sơ, {report.journal} mục nhật ký, "
-        f"{report.places} vị trí sổ cái ({report.unsealed} chưa niêm phong)"
+    counts = t(
+        "{events} events of {cases} cases, {journal} journal entries, {places} ledger places ({unsealed} not sealed)",
+        events=report.events,
+        cases=report.cases,
+        journal=report.journal,
+        places=report.places,
+        unsealed=report.unsealed,
     )
     if bad is None:
-        print(f"audit: hợp lệ (ok): {counts}; mọi chuỗi băm, chữ ký và bản ghi đều khớp")
+        print(t("audit: ok: {counts}; every hash chain, signature and record matches", counts=counts))
         if report.checkpoint is not None:
-            print(f"audit: điểm kiểm tra (checkpoint): {report.checkpoint.message}")
+            print(t("audit: checkpoint: {message}", message=report.checkpoint.message))
     else:
-        print(f"audit: KHÔNG HỢP LỆ (FAILED) tại {bad.render()}")
-        print(f"audit: {len(report.bad)} vấn đề; đã đọc {counts}")
+        print(t("audit: FAILED at {finding}", finding=bad.render()))
+        print(t("audit: {problems} problems; read {counts}", problems=len(report.bad), counts=counts))
     return 0 if report.ok else 1
 
 
@@ -168,7 +185,14 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
     text = json.dumps(statement, ensure_ascii=False, indent=1) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
-        print(f"checkpoint: {statement['length']} vị trí sổ cái, đầu {statement['head'][:16]}… ghi vào {args.output}")
+        print(
+            t(
+                "checkpoint: {length} ledger places, head {head}… written to {file}",
+                length=statement["length"],
+                head=statement["head"][:16],
+                file=args.output,
+            )
+        )
     else:
         sys.stdout.write(text)
     return 0
@@ -176,8 +200,8 @@ def cmd_audit_checkpoint(args: argparse.Namespace) -> int:
 
 def _key_state(key: KnownKey) -> str:
     if key.current:
-        return "hiện tại (current)"
-    return "cũ, còn tin cậy (earlier, trusted)" if key.trusted else "KHÔNG tin cậy (not trusted)"
+        return t("current key")
+    return t("earlier key, trusted") if key.trusted else t("NOT trusted")
 
 
 def cmd_audit_keys(args: argparse.Namespace) -> int:
@@ -203,8 +227,21 @@ def cmd_audit_rotate_key(args: argparse.Namespace) -> int:
         assert store.signer is not None and store.signer.key_id == new.key_id
         seal(store, new)  # the new key is listed, and seals what is pending
     earlier = len(read_history(path))
-    print(f"rotate-key: khoá mới {new.key_id} trong {path}; khoá cũ {old.key_id} vẫn kiểm được chữ ký cũ")
-    print(f"rotate-key: {earlier} khoá cũ trong {path.name}.history.pem (giữ tệp này cùng tệp khoá)")
+    print(
+        t(
+            "rotate-key: new key {new} in {file}; the old key {old} still checks the old signatures",
+            new=new.key_id,
+            file=path,
+            old=old.key_id,
+        )
+    )
+    print(
+        t(
+            "rotate-key: {count} earlier keys in {history} (keep this file with the key file)",
+            count=earlier,
+            history=f"{path.name}.history.pem",
+        )
+    )
     return 0
 
 
@@ -212,13 +249,22 @@ def cmd_audit_mark_backup(args: argparse.Namespace) -> int:
     with open_store(args, signing=True) as store:
         assert store.signer is not None
         length, last = mark_backup(store, store.signer, args.name)
-    print(f"mark-backup: {args.name} ghi ở vị trí sổ cái {length} (đầu {last[:16]}…); chạy pg_dump ngay sau đó")
+    print(
+        t(
+            "mark-backup: {name} recorded at ledger place {position} (head {head}…); run pg_dump right after",
+            name=args.name,
+            position=length,
+            head=last[:16],
+        )
+    )
     return 0
 
 
 def key_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--key-file", metavar="FILE", help="the server's signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)"
+        "--key-file",
+        metavar="FILE",
+        help=t("the server's signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)"),
     )
 
 
@@ -226,59 +272,69 @@ def database_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--database-url",
         metavar="URL",
-        help="sqlite:///FILE or postgresql+psycopg://USER@HOST/DB (default: $TINHGON_DATABASE_URL, else tinhgon.db here)",
+        help=t("sqlite:///FILE or postgresql+psycopg://USER@HOST/DB (default: $TINHGON_DATABASE_URL, else tinhgon.db here)"),
     )
 
 
 def add_parsers(sub: Any) -> None:
-    """Register ``db`` and ``audit`` on the main parser's subcommands."""
-    db = sub.add_parser("db", help="the database schema (Alembic migrations)")
-    db_sub = db.add_subparsers(dest="db_command", required=True, metavar="ACTION")
+    """Register ``db`` and ``audit`` on the main parser's subcommands (their
+    help in the language of the moment: call it once the language is set)."""
+    db = sub.add_parser("db", help=t("the database schema (Alembic migrations)"))
+    db_sub = db.add_subparsers(dest="db_command", required=True, metavar=t("ACTION"))
     p = db_sub.add_parser(
-        "upgrade", help="create or upgrade the schema to the newest revision; with the key file there, seal what is pending"
+        "upgrade", help=t("create or upgrade the schema to the newest revision; with the key file there, seal what is pending")
     )
     database_option(p)
     key_option(p)
     p.set_defaults(handler=cmd_db_upgrade)
-    p = db_sub.add_parser("backup", help="copy a SQLite database to FILE (0600) while the service runs; PostgreSQL: pg_dump -Fc")
+    p = db_sub.add_parser(
+        "backup", help=t("copy a SQLite database to FILE (0600) while the service runs; PostgreSQL: pg_dump -Fc")
+    )
     p.add_argument("file", metavar="FILE")
-    p.add_argument("--force", action="store_true", help="replace FILE when it exists")
+    p.add_argument("--force", action="store_true", help=t("replace FILE when it exists"))
     database_option(p)
     key_option(p)
     p.set_defaults(handler=cmd_db_backup)
 
-    audit = sub.add_parser("audit", help="the tamper-evident audit trail")
-    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar="ACTION")
+    audit = sub.add_parser("audit", help=t("the tamper-evident audit trail"))
+    audit_sub = audit.add_subparsers(dest="audit_command", required=True, metavar=t("ACTION"))
     p = audit_sub.add_parser(
         "verify",
-        help="re-check every case's chain, signatures and replay, the journal and the ledger (exit 1 on the first bad item)",
+        help=t("re-check every case's chain, signatures and replay, the journal and the ledger (exit 1 on the first bad item)"),
     )
     database_option(p)
     key_option(p)
     p.add_argument(
-        "--public-key", metavar="PEM", action="append", help="trust this public key instead of the key file's (repeatable)"
+        "--public-key", metavar="PEM", action="append", help=t("trust this public key instead of the key file's (repeatable)")
     )
-    p.add_argument("--checkpoint", metavar="FILE", help="also prove the ledger extends this checkpoint (audit checkpoint's JSON)")
-    p.add_argument("--json", action="store_true", help="{ok, cases, events, journal, ledger, unsealed, first_bad, checkpoint}")
+    p.add_argument(
+        "--checkpoint", metavar="FILE", help=t("also prove the ledger extends this checkpoint (audit checkpoint's JSON)")
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help=t("as JSON: {keys}", keys="{ok, cases, events, journal, ledger, unsealed, first_bad, checkpoint}"),
+    )
     p.set_defaults(handler=cmd_audit_verify)
-    p = audit_sub.add_parser("checkpoint", help="seal what is pending and print a signed statement of the ledger (JSON)")
+    p = audit_sub.add_parser("checkpoint", help=t("seal what is pending and print a signed statement of the ledger (JSON)"))
     database_option(p)
     key_option(p)
-    p.add_argument("-o", "--output", metavar="FILE", help="write it to FILE instead (keep it away from the database)")
+    p.add_argument("-o", "--output", metavar="FILE", help=t("write it to FILE instead (keep it away from the database)"))
     p.set_defaults(handler=cmd_audit_checkpoint)
-    p = audit_sub.add_parser("keys", help="the public keys trusted (key file and its history) and those the database lists")
+    p = audit_sub.add_parser("keys", help=t("the public keys trusted (key file and its history) and those the database lists"))
     database_option(p)
     key_option(p)
-    p.add_argument("--json", action="store_true", help="[{key_id, state, public_pem, trusted}]")
+    p.add_argument("--json", action="store_true", help=t("as JSON: {keys}", keys="[{key_id, state, public_pem, trusted}]"))
     p.set_defaults(handler=cmd_audit_keys)
-    p = audit_sub.add_parser("rotate-key", help="set a new signing key; the old public key is kept in FILE.history.pem")
+    p = audit_sub.add_parser("rotate-key", help=t("set a new signing key; the old public key is kept in FILE.history.pem"))
     database_option(p)
     key_option(p)
     p.set_defaults(handler=cmd_audit_rotate_key)
     p = audit_sub.add_parser(
-        "mark-backup", help="PostgreSQL: record (and seal) that a pg_dump is about to be taken, so a restore is recognised"
+        "mark-backup",
+        help=t("PostgreSQL: record (and seal) that a pg_dump is about to be taken, so a restore is recognised"),
     )
-    p.add_argument("name", metavar="NAME", help="the dump's file name, as you will keep it")
+    p.add_argument("name", metavar="NAME", help=t("the dump's file name, as you will keep it"))
     database_option(p)
     key_option(p)
     p.set_defaults(handler=cmd_audit_mark_backup)

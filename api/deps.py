@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 from engine.direct import Direct
 from engine.machine import Actor
 from engine.users import User, authenticate
+from procedures.messages import t
 
 from . import metrics
 from .problems import ApiProblem, kind_of
@@ -50,7 +51,7 @@ def _bearer(request: Request) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise ApiProblem(401, "use Authorization: Bearer TOKEN", kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
+        raise ApiProblem(401, t("use Authorization: Bearer TOKEN"), kind="unauthorized", headers={"WWW-Authenticate": "Bearer"})
     return token.strip()
 
 
@@ -71,7 +72,7 @@ def bearer_token(request: Request) -> str:
     token = _bearer(request)
     if token is None:
         raise ApiProblem(
-            401, "sign in: send Authorization: Bearer TOKEN", kind="unauthorized", headers={"WWW-Authenticate": "Bearer"}
+            401, t("sign in: send Authorization: Bearer TOKEN"), kind="unauthorized", headers={"WWW-Authenticate": "Bearer"}
         )
     return token
 
@@ -94,7 +95,7 @@ def invalid_token() -> ApiProblem:
     """The 401 of a token that is unknown or revoked."""
     return ApiProblem(
         401,
-        "the token is unknown or revoked",
+        t("the token is unknown or revoked"),
         kind="unauthorized",
         headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
     )
@@ -186,10 +187,10 @@ async def refuse_other_media(request: Request) -> None:
         ApiProblem: 415, a body sent without a JSON content type.
     """
     if await request.body() and not json_media(request.headers.get("content-type")):
-        shown = request.headers.get("content-type") or "không có Content-Type"
+        shown = request.headers.get("content-type") or t("no Content-Type")
         raise ApiProblem(
             415,
-            f"gửi thân yêu cầu dạng JSON (Content-Type: application/json), không phải {shown}",
+            t("send the body as JSON (Content-Type: application/json), not {media}", media=shown),
             kind="unsupported-media-type",
         )
 
@@ -259,13 +260,13 @@ ActorDep = Annotated[Actor, Depends(actor)]
 
 async def reform_user(user: UserDep) -> User:
     if "reform" not in user.permissions:
-        raise ApiProblem(403, "changing procedures needs the reform permission", kind="forbidden")
+        raise ApiProblem(403, t("changing procedures needs the reform permission"), kind="forbidden")
     return user
 
 
 async def admin_user(user: UserDep) -> User:
     if "admin" not in user.permissions:
-        raise ApiProblem(403, "this needs the admin permission", kind="forbidden")
+        raise ApiProblem(403, t("this needs the admin permission"), kind="forbidden")
     return user
 
 

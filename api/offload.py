@@ -30,6 +30,7 @@ from multiprocessing.connection import Connection
 from typing import Any, Final, TypeVar
 
 from procedures.errors import TinhgonError
+from procedures.messages import language, speaking, t
 
 T = TypeVar("T")
 
@@ -58,10 +59,11 @@ class LimitExceeded(TinhgonError):
         return self.message
 
 
-def _in_child(sender: Connection, work: Callable[..., Any], args: tuple[Any, ...]) -> None:
+def _in_child(sender: Connection, spoken: str, work: Callable[..., Any], args: tuple[Any, ...]) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     try:
-        outcome: tuple[bool, Any] = (True, work(*args))
+        with speaking(spoken):  # the request's language, for the errors the work raises
+            outcome: tuple[bool, Any] = (True, work(*args))
     except MemoryError:
         outcome = (False, LimitExceeded("memory", MEMORY_BYTES, None, _memory_words()))
     except BaseException as error:  # handed to the parent, which raises it
@@ -75,7 +77,7 @@ def _in_child(sender: Connection, work: Callable[..., Any], args: tuple[Any, ...
 
 
 def _memory_words() -> str:
-    return f"vượt giới hạn bộ nhớ {MEMORY_BYTES // 1024**3} GiB cho một việc phân tích (limit: memory)"
+    return t("over the memory limit of {gib} GiB for one analysis (limit: memory)", gib=MEMORY_BYTES // 1024**3)
 
 
 class Offload:
@@ -103,23 +105,28 @@ class Offload:
         if size <= self.threshold:
             return work(*args)
         if not self._places.acquire(timeout=self.seconds):
-            raise LimitExceeded("seconds", self.seconds, None, self._time_words("chờ đến lượt"))
+            waited = t(
+                "waiting for a turn took over {seconds} seconds, the time limit of one analysis (limit: seconds)",
+                seconds=f"{self.seconds:g}",
+            )
+            raise LimitExceeded("seconds", self.seconds, None, waited)
         try:
             return self._child(work, args)
         finally:
             self._places.release()
 
-    def _time_words(self, what: str) -> str:
-        return f"{what} quá {self.seconds:g} giây, giới hạn thời gian cho một việc phân tích (limit: seconds)"
-
     def _child(self, work: Callable[..., T], args: tuple[Any, ...]) -> T:
         receiver, sender = self._context.Pipe(duplex=False)
-        process = self._context.Process(target=_in_child, args=(sender, work, args), daemon=True)
+        process = self._context.Process(target=_in_child, args=(sender, language(), work, args), daemon=True)
         process.start()
         sender.close()
         try:
             if not receiver.poll(self.seconds):
-                raise LimitExceeded("seconds", self.seconds, None, self._time_words("xử lý"))
+                worked = t(
+                    "the work took over {seconds} seconds, the time limit of one analysis (limit: seconds)",
+                    seconds=f"{self.seconds:g}",
+                )
+                raise LimitExceeded("seconds", self.seconds, None, worked)
             try:
                 ok, value = receiver.recv()
             except EOFError:  # killed: by the kernel when memory ran out, or by an operator

@@ -11,6 +11,7 @@ import json
 import logging
 import uuid
 from collections.abc import Mapping
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -26,6 +27,7 @@ from engine.users import InvalidUser
 from procedures.errors import DefinitionError, ReadError
 from procedures.messages import accepted, speaking, t
 
+from .invalid import request_errors
 from .offload import LimitExceeded
 
 log = logging.getLogger("tinhgon.api")
@@ -141,7 +143,7 @@ class BodyTooLarge(StarletteHTTPException):
     web's routes)."""
 
     def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the body passes the limit of {limit} bytes")
+        super().__init__(413, "the body passes the limit")  # answered by install()'s handler, in the request's language
         self.limit = limit
 
 
@@ -278,7 +280,7 @@ def install(app: FastAPI) -> None:
     async def _definition(request: Request, exc: DefinitionError) -> JSONResponse:
         return problem(
             422,
-            f"the definition is not valid: {len(exc.problems)} problem(s)",
+            t("the definition is not valid: {count} problem(s)", count=len(exc.problems)),
             kind=kind_of(exc),
             errors=[p.as_dict() for p in exc.problems],
         )
@@ -297,8 +299,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"location": ".".join(str(p) for p in e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
-        return problem(422, "the request is not valid", kind=kind_of(exc), errors=errors)
+        return problem(422, t("the request is not valid"), kind=kind_of(exc), errors=request_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
@@ -310,23 +311,37 @@ def install(app: FastAPI) -> None:
             # imported here, since the pages' modules import this one
             from .web.render import error_page
 
-            return error_page(request, exc.status_code, "Không có trang này: địa chỉ không đúng hoặc đã thay đổi.")
+            return error_page(request, exc.status_code, t("There is no such page: the address is wrong or has changed."))
         if _malformed_json(exc):
             # FastAPI answers 400 to a JSON body that is not UTF-8, nests too
             # deep or writes an integer of more digits than Python converts
             # (4,300: a ValueError); it is malformed JSON like any other
             cause = exc.__cause__
             digits = isinstance(cause, ValueError) and not isinstance(cause, UnicodeDecodeError)
-            detail = "thân yêu cầu có một số nguyên quá 4.300 chữ số" if digits else "the body is not valid JSON"
+            detail = t("the body has an integer of more than 4,300 digits") if digits else t("the body is not valid JSON")
             return problem(422, detail, kind=kind_of(exc), errors=[{"location": "body", "message": type(cause).__name__}])
         if isinstance(exc, BodyTooLarge):
-            return problem(413, str(exc.detail), kind=kind_of(exc))
-        return problem(exc.status_code, str(exc.detail), headers=headers)
+            return problem(413, t("the body passes the limit of {limit} bytes", limit=exc.limit), kind=kind_of(exc))
+        return problem(exc.status_code, _http_detail(exc), headers=headers)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         error_id = uuid.uuid4().hex[:12]
         log.exception("unexpected error %s on %s %s", error_id, request.method, request.url.path)
-        return problem(
-            500, f"an unexpected error happened; quote id {error_id} to the operator", kind=kind_of(exc), error_id=error_id
-        )
+        # answered by Starlette's outermost middleware, outside Language's
+        with speaking(accepted(request.headers.get("accept-language"))):
+            detail = t("an unexpected error happened; quote id {id} to the operator", id=error_id)
+            return problem(500, detail, kind=kind_of(exc), error_id=error_id)
+
+
+def _http_detail(exc: StarletteHTTPException) -> str:
+    """The detail of Starlette's and FastAPI's own answers ("Not Found") in
+    the request's language; any other detail as it was given."""
+    detail = str(exc.detail)
+    if detail == HTTPStatus.NOT_FOUND.phrase:
+        return t("Not Found")
+    if detail == HTTPStatus.METHOD_NOT_ALLOWED.phrase:
+        return t("Method Not Allowed")
+    if detail == "There was an error parsing the body":
+        return t("There was an error parsing the body")
+    return detail

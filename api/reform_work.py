@@ -21,6 +21,7 @@ from procedures.compare_view import compare_diagram
 from procedures.diagram import diagram
 from procedures.findings import Finding, find_all
 from procedures.labels import number
+from procedures.messages import t
 from procedures.metrics import Metrics, metrics
 from procedures.simplify import next_version_text, simplify
 
@@ -80,7 +81,11 @@ def _within(defn: Definition, max_steps: int) -> Definition:
             "steps",
             max_steps,
             len(defn.steps),
-            f"định nghĩa có {number(len(defn.steps))} bước, quá giới hạn {number(max_steps)} bước của dịch vụ (limit: steps)",
+            t(
+                "the definition has {steps} steps, over the service's limit of {limit} steps (limit: steps)",
+                steps=number(len(defn.steps)),
+                limit=number(max_steps),
+            ),
         )
     return defn
 

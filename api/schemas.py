@@ -12,7 +12,7 @@ from pydantic_core import to_json
 
 from engine.audit import EventRecord
 from engine.calendar import local_time
-from engine.fields import NUL_TEXT, unstorable
+from engine.fields import nul_text, unstorable
 from engine.machine import COMMENT_LENGTH
 from engine.views import CaseView, InboxItem
 
@@ -32,7 +32,7 @@ def no_nul(value: Any) -> None:
         item = stack.pop()
         if isinstance(item, str):
             if unstorable(item):
-                raise ValueError(NUL_TEXT)
+                raise ValueError(nul_text())
         elif isinstance(item, dict):
             stack.extend(item.keys())
             stack.extend(item.values())

@@ -26,11 +26,25 @@ from procedures import Definition, load_path
 from procedures.catalog import definition_files
 from procedures.catalog_file import catalog_path, read_catalog_file
 from procedures.errors import DefinitionError, ReadError
+from procedures.messages import t
 
 from .admin_cli import database_option, key_option, open_store, reached_store
-from .logs import FORMAT_ENV, FORMATS
-from .metrics import ALLOW_ENV, LOOPBACK, allowed_networks
-from .settings import AUDIT_ENV, DEFAULT_CHECKPOINTS, WEB_ENV, BadSetting, audit_settings, checked, limit_settings, web_settings
+from .logs import FORMAT_ENV
+from .metrics import ALLOW_ENV, LOOPBACK
+from .settings import (
+    AUDIT_ENV,
+    DEFAULT_CHECKPOINTS,
+    WEB_ENV,
+    BadSetting,
+    audit_settings,
+    limit_settings,
+    log_format_option,
+    networks_option,
+    port_option,
+    setting_option,
+    web_settings,
+    workers_option,
+)
 
 CALENDAR_ENV = "TINHGON_CALENDAR"
 DEMO_UNIT = "demo"
@@ -42,9 +56,18 @@ def cmd_user_add(args: argparse.Namespace) -> int:
     with open_store(args, signing=True) as store, store.unit() as uow:
         user = add_user(uow, args.id, name=args.name, unit=args.unit, roles=args.role, permissions=args.permission)
         token = issue_token(uow, user.id)
-    roles = ", ".join(user.roles) or "no roles"
-    perms = ", ".join(user.permissions) or "no permissions"
-    print(f"user {user.id} ({user.name}), unit {user.unit}: {roles}; {perms}")
+    roles = ", ".join(user.roles) or t("no roles")
+    perms = ", ".join(user.permissions) or t("no permissions")
+    print(
+        t(
+            "user {id} ({name}), unit {unit}: {roles}; {permissions}",
+            id=user.id,
+            name=user.name,
+            unit=user.unit,
+            roles=roles,
+            permissions=perms,
+        )
+    )
     print(token)
     return 0
 
@@ -52,7 +75,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 def cmd_user_token(args: argparse.Namespace) -> int:
     with open_store(args, signing=True) as store, store.unit() as uow:
         token = issue_token(uow, args.id)
-    print(f"new token for {args.id}:")
+    print(t("new token for {id}:", id=args.id))
     print(token)
     return 0
 
@@ -60,7 +83,7 @@ def cmd_user_token(args: argparse.Namespace) -> int:
 def cmd_user_revoke(args: argparse.Namespace) -> int:
     with open_store(args, signing=True) as store, store.unit() as uow:
         n = revoke_tokens(uow, args.id)
-    print(f"{args.id}: {n} token(s) revoked; web sessions ended")
+    print(t("{id}: {count} token(s) revoked; web sessions ended", id=args.id, count=n))
     return 0
 
 
@@ -152,14 +175,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         try:
             load_calendar(args.calendar)  # refuse a bad file before any worker starts
         except CalendarError as exc:
-            print(f"tinhgon serve: cannot start:\n{exc}", file=sys.stderr)
+            print(t("tinhgon serve: cannot start:\n{errors}", errors=str(exc)), file=sys.stderr)
             return 2
     try:
         web = web_settings(os.environ)
         audit = audit_settings(os.environ)
         limit_settings(os.environ)  # the workers read them there: refused here when one is wrong
     except BadSetting as exc:
-        print(f"tinhgon serve: cannot start: {exc}", file=sys.stderr)
+        print(t("tinhgon serve: cannot start: {error}", error=str(exc)), file=sys.stderr)
         return 2
     if args.secure_cookies:
         web["secure_cookies"] = "1"
@@ -183,11 +206,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         else:  # uvicorn binds the address itself, once the database is ready
             refuse_taken(args.host, args.port)
     except OSError as exc:
-        print(f"tinhgon serve: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        print(
+            t("tinhgon serve: cannot listen on {host}:{port}: {error}", host=args.host, port=args.port, error=str(exc)),
+            file=sys.stderr,
+        )
         return 2
 
-    def refused(message: str) -> int:
-        print(f"tinhgon serve: {message}", file=sys.stderr)
+    def refused(line: str) -> int:
+        print(line, file=sys.stderr)
         for sock in sockets or ():
             sock.close()
         return 2
@@ -195,7 +221,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     try:
         store = reached_store(url, migrate=True)
     except DatabaseUnavailable as exc:
-        return refused(str(exc))
+        return refused(f"tinhgon serve: {exc}")
     try:
         # Read (or created) here, once: a key file that is not one stops the
         # start before the first users are made and their tokens printed.
@@ -204,17 +230,33 @@ def cmd_serve(args: argparse.Namespace) -> int:
         definitions = load_definitions(store, folder, amended) if folder else []
     except (KeyFileError, StartError) as exc:
         store.dispose()
-        sep = "\n" if isinstance(exc, StartError) else " "  # a definition's errors, one a line
-        return refused(f"cannot start:{sep}{exc}")
+        if isinstance(exc, StartError):  # a definition's errors, one a line
+            return refused(t("tinhgon serve: cannot start:\n{errors}", errors=str(exc)))
+        return refused(t("tinhgon serve: cannot start: {error}", error=str(exc)))
     tokens = first_users(store, definitions, demo=args.demo)
     store.dispose()
     where = f"http://{args.host}:{args.port}/"
-    print(f"tinhgon: {len(definitions)} definitions published from {folder or '(none)'}; database {shown_url(url)}")
+    shown = str(folder) if folder else t("(none)")
+    print(
+        t(
+            "tinhgon: {count} definitions published from {folder}; database {database}",
+            count=len(definitions),
+            folder=shown,
+            database=shown_url(url),
+        )
+    )
     for what in amended:
-        print(f"tinhgon: đã sửa đổi (amended) {what}: chỉ khác tên, nhãn, số liệu hoặc đơn giá; bản cũ được lưu lại")
+        print(t("tinhgon: amended {what}: only names, labels, figures or prices differ; the earlier text is kept", what=what))
     for label, token in tokens:
-        print(f"{label} token: {token}")
-    print(f"tinhgon: serving on {where} with {args.workers} worker(s); sign in at {where}dang-nhap", flush=True)
+        print(t("{label} token: {token}", label=label, token=token))
+    print(
+        t(
+            "tinhgon: serving on {address} with {workers} worker(s); sign in at {address}dang-nhap",
+            address=where,
+            workers=args.workers,
+        ),
+        flush=True,
+    )
     os.environ[DATABASE_ENV] = url
     os.environ[KEY_ENV] = str(key.resolve())
     if args.calendar:
@@ -238,139 +280,116 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _whole(text: str, low: int, high: int, what: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if not low <= value <= high:
-        raise argparse.ArgumentTypeError(f"{what} {low} to {high}, not {value}")
-    return value
-
-
-def _port(text: str) -> int:
-    return _whole(text, 0, 65535, "a TCP port is")
-
-
-def _workers(text: str) -> int:
-    return _whole(text, 1, 64, "the number of workers is")
-
-
-def _setting(field: str) -> Any:
-    """An option's parser for the setting ``field``: what the setting takes."""
-
-    def parse(text: str) -> str:
-        try:
-            return checked(field, text)
-        except BadSetting as exc:
-            raise argparse.ArgumentTypeError(f"{text!r}: {exc}") from None
-
-    return parse
-
-
-def _networks(text: str) -> str:
-    try:
-        allowed_networks(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
-def _log_format(text: str) -> str:
-    if text not in FORMATS:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a log format: text or json")
-    return text
-
-
 def add_parsers(sub: Any) -> None:
     """Register ``user`` and ``serve``."""
-    user = sub.add_parser("user", help="users, their roles and units, and bearer tokens")
-    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="ACTION")
-    p = user_sub.add_parser("add", help="create a user and print a bearer token on the last line")
+    user = sub.add_parser("user", help=t("users, their roles and units, and bearer tokens"))
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar=t("ACTION"))
+    p = user_sub.add_parser("add", help=t("create a user and print a bearer token on the last line"))
     p.add_argument("id")
     p.add_argument("--name", required=True)
     p.add_argument("--unit", required=True)
-    p.add_argument("--role", action="append", default=[], metavar="R", help="a role id as definitions use it (repeatable)")
+    p.add_argument("--role", action="append", default=[], metavar="R", help=t("a role id as definitions use it (repeatable)"))
     p.add_argument(
-        "--permission", action="append", default=[], choices=["reform", "admin"], metavar="P", help="reform or admin (repeatable)"
+        "--permission",
+        action="append",
+        default=[],
+        choices=["reform", "admin"],
+        metavar="P",
+        help=t("reform or admin (repeatable)"),
     )
     database_option(p)
     key_option(p)
     p.set_defaults(handler=cmd_user_add)
-    p = user_sub.add_parser("token", help="issue another bearer token for a user")
+    p = user_sub.add_parser("token", help=t("issue another bearer token for a user"))
     p.add_argument("id")
     database_option(p)
     key_option(p)
     p.set_defaults(handler=cmd_user_token)
-    p = user_sub.add_parser("revoke", help="invalidate every token of a user")
+    p = user_sub.add_parser("revoke", help=t("invalidate every token of a user"))
     p.add_argument("id")
     database_option(p)
     key_option(p)
     p.set_defaults(handler=cmd_user_revoke)
 
-    p = sub.add_parser("serve", help="run the HTTP service and web pages (migrates, publishes definitions/)")
+    p = sub.add_parser("serve", help=t("run the HTTP service and web pages (migrates, publishes definitions/)"))
     database_option(p)
     p.add_argument(
-        "--definitions", metavar="DIR", help="definitions to load and publish at start (default: definitions/ when it exists)"
+        "--definitions", metavar="DIR", help=t("definitions to load and publish at start (default: definitions/ when it exists)")
     )
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_port, default=8000)
+    p.add_argument("--port", type=port_option, default=8000)
     p.add_argument(
-        "--workers", type=_workers, default=1, metavar="N", help="uvicorn worker processes sharing one database (1 to 64)"
+        "--workers",
+        type=workers_option,
+        default=1,
+        metavar="N",
+        help=t("uvicorn worker processes sharing one database (1 to 64)"),
     )
-    p.add_argument("--calendar", metavar="FILE", help="the operator's calendar file (days off, make-up days, hours)")
-    p.add_argument("--key-file", metavar="FILE", help="the signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)")
+    p.add_argument("--calendar", metavar="FILE", help=t("the operator's calendar file (days off, make-up days, hours)"))
     p.add_argument(
-        "--demo", action="store_true", help="also create a demo user per role of the loaded procedures, and print their tokens"
+        "--key-file", metavar="FILE", help=t("the signing key (default: $TINHGON_SIGNING_KEY, else tinhgon-signing.key)")
+    )
+    p.add_argument(
+        "--demo", action="store_true", help=t("also create a demo user per role of the loaded procedures, and print their tokens")
     )
     p.add_argument(
         "--secure-cookies",
         action="store_true",
-        help="mark the web's cookies Secure, sent over HTTPS only: for a service behind HTTPS (also $TINHGON_SECURE_COOKIES=1)",
+        help=t(
+            "mark the web's cookies Secure, sent over HTTPS only: for a service behind HTTPS (also $TINHGON_SECURE_COOKIES=1)"
+        ),
     )
     p.add_argument(
         "--session-idle",
-        type=_setting("session_idle_minutes"),
+        type=setting_option("session_idle_minutes"),
         metavar="MINUTES",
-        help="a web session unused this long ends (default 30; also $TINHGON_SESSION_IDLE_MINUTES)",
+        help=t("a web session unused this long ends (default 30; also $TINHGON_SESSION_IDLE_MINUTES)"),
     )
     p.add_argument(
         "--session-hours",
-        type=_setting("session_hours"),
+        type=setting_option("session_hours"),
         metavar="HOURS",
-        help="a web session ends this long after sign-in (default 8; also $TINHGON_SESSION_HOURS)",
+        help=t("a web session ends this long after sign-in (default 8; also $TINHGON_SESSION_HOURS)"),
     )
     p.add_argument(
         "--seal-seconds",
-        type=_setting("seal_seconds"),
+        type=setting_option("seal_seconds"),
         metavar="SECONDS",
-        help="how often the audit sealer seals new events and changes into the ledger (default 5; also $TINHGON_SEAL_SECONDS)",
+        help=t("how often the audit sealer seals new events and changes into the ledger (default 5; also $TINHGON_SEAL_SECONDS)"),
     )
     p.add_argument(
         "--checkpoint-dir",
         metavar="DIR",
-        help="where signed checkpoints of the ledger are written: keep it away from the database"
-        " (default tinhgon-checkpoints here; also $TINHGON_CHECKPOINT_DIR)",
+        help=t(
+            "where signed checkpoints of the ledger are written: keep it away from the database"
+            " (default tinhgon-checkpoints here; also $TINHGON_CHECKPOINT_DIR)"
+        ),
     )
     p.add_argument(
         "--checkpoint-minutes",
-        type=_setting("checkpoint_minutes"),
+        type=setting_option("checkpoint_minutes"),
         metavar="MINUTES",
-        help="how often a checkpoint is written when the ledger has grown (default 60; also $TINHGON_CHECKPOINT_MINUTES)",
+        help=t("how often a checkpoint is written when the ledger has grown (default 60; also $TINHGON_CHECKPOINT_MINUTES)"),
     )
     p.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     p.add_argument(
         "--log-format",
-        type=_log_format,
+        type=log_format_option,
         metavar="{text,json}",
         default=os.environ.get(FORMAT_ENV) or "text",
-        help=f"text (uvicorn's) or json: one object a line, access lines with method, route, status, duration (default: ${FORMAT_ENV}, else text)",
+        help=t(
+            "text (uvicorn's) or json: one object a line, access lines with method, route, status, duration (default: ${env}, else text)",
+            env=FORMAT_ENV,
+        ),
     )
     p.add_argument(
         "--metrics-allow",
-        type=_networks,
+        type=networks_option,
         default=os.environ.get(ALLOW_ENV) or LOOPBACK,
         metavar="ADDRESSES",
-        help=f"addresses and networks that may read /metrics, e.g. 127.0.0.1,10.0.0.0/8 (default: ${ALLOW_ENV}, else loopback only)",
+        help=t(
+            "addresses and networks that may read /metrics, e.g. 127.0.0.1,10.0.0.0/8 (default: ${env}, else loopback only)",
+            env=ALLOW_ENV,
+        ),
     )
     p.set_defaults(handler=cmd_serve)

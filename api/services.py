@@ -25,6 +25,7 @@ from engine.store import AsyncStatements, Store
 from engine.writer import GroupWriter
 from procedures.catalog import priced
 from procedures.catalog_file import CatalogFile, catalog_path, read_catalog_file
+from procedures.messages import language
 from procedures.model import Definition
 
 from . import metrics, reform_work
@@ -125,7 +126,8 @@ class Services:
             found = self._priced[row.id] = priced(defn, self.catalog.prices)
         return found
 
-    # -- the reform side's heavy work, kept per version (amendments restart the service) --
+    # -- the reform side's heavy work, kept per version (amendments restart the service)
+    # and per language, since findings and fixes are texts people read --
     @property
     def _prices(self) -> Any:
         return self.catalog.prices if self.catalog is not None else None
@@ -137,26 +139,26 @@ class Services:
             with metrics.timed("analysis"):
                 return self.offload.run(len(row.body), reform_work.measured, row.body, _source(row), self._prices)
 
-        return self._measures.get(row.id, compute)
+        return self._measures.get((row.id, language()), compute)
 
     def drawn(self, row: ProcedureRow, *, inline: bool = True) -> str:
         """A version's diagram, for a page (``inline``) or as a file: drawn once."""
         return self._diagrams.get(
-            (row.id, inline),
+            (row.id, inline, language()),
             lambda: self.offload.run(len(row.body), reform_work.drawn, row.body, _source(row), self._prices, inline),
         )
 
     def detail_json(self, row: ProcedureRow) -> str:
         """A version as ``GET /api/procedures/CODE/VERSION`` answers it (JSON text): made once per status."""
         return self._details.get(
-            (row.id, row.status),
+            (row.id, row.status, language()),
             lambda: self.offload.run(len(row.body), reform_work.detail_json, row.body, _source(row), self._prices, row.status),
         )
 
     def compared(self, before: ProcedureRow, after: ProcedureRow, *, inline: bool = True) -> Compared:
         """Two versions compared, with their picture: worked out once."""
         return self._diagrams.get(
-            (before.id, after.id, inline),
+            (before.id, after.id, inline, language()),
             lambda: self.offload.run(
                 len(before.body) + len(after.body),
                 reform_work.compared,
@@ -176,7 +178,7 @@ class Services:
             with metrics.timed("simplify"):
                 return self.offload.run(len(row.body), reform_work.simplified, row.body, _source(row))
 
-        return self._simplified.get(row.id, compute)
+        return self._simplified.get((row.id, language()), compute)
 
     def checked_upload(self, raw: bytes, source: str) -> Header:
         """An upload read and checked against the format and the service's limits."""

@@ -1,18 +1,24 @@
 """The service's settings: one object, built from the command line (or the
-environment) once, and handed to :func:`api.app.create_app`."""
+environment) once, and handed to :func:`api.app.create_app`; and how
+``serve``'s options read them."""
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from engine.sealer import CHECKPOINT_MINUTES, SEAL_SECONDS
 from engine.sessions import Lifetime
 from engine.settings import database_url, key_path
+from procedures.messages import t
 
+from .logs import FORMATS
 from .metrics import LOOPBACK, Network, allowed_networks
 from .offload import MAX_STEPS, OFFLOAD_BYTES
 
@@ -115,8 +121,29 @@ def checked(field: str, value: str) -> str:
     try:
         Settings.model_validate({field: value})
     except ValidationError as exc:
-        raise BadSetting(str(exc.errors()[0].get("msg", "not valid"))) from None
+        raise BadSetting(_why(exc.errors()[0])) from None
     return value
+
+
+def _why(error: ErrorDetails) -> str:
+    """What pydantic's ``error`` says, in this context's language."""
+    kind, limits = error["type"], error.get("ctx") or {}
+    limit = next(iter(limits.values()), None)
+    if isinstance(limit, float) and limit.is_integer():
+        limit = int(limit)  # 0, not 0.0
+    if kind == "greater_than":
+        return t("must be greater than {limit}", limit=limit)
+    if kind == "greater_than_equal":
+        return t("must be at least {limit}", limit=limit)
+    if kind == "less_than_equal":
+        return t("must be at most {limit}", limit=limit)
+    if kind == "int_parsing":
+        return t("must be a whole number")
+    if kind == "float_parsing":
+        return t("must be a number")
+    if kind == "bool_parsing":
+        return t("must be 1 or 0 (or true or false, yes or no, on or off)")
+    return t("not valid ({reason})", reason=error["msg"])
 
 
 def web_settings(environ: Mapping[str, str]) -> dict[str, str]:
@@ -149,3 +176,55 @@ def _given(environ: Mapping[str, str], names: Mapping[str, str]) -> dict[str, st
             except BadSetting as exc:
                 raise BadSetting(f"{name}={value!r}: {exc}") from None
     return values
+
+
+# -- serve's options ------------------------------------------------------------------
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(t("«{text}» is not a whole number", text=text)) from None
+
+
+def port_option(text: str) -> int:
+    """``--port``: a TCP port."""
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(t("a TCP port is {low} to {high}, not {value}", low=0, high=65535, value=value))
+    return value
+
+
+def workers_option(text: str) -> int:
+    """``--workers``: 1 to 64."""
+    value = _whole(text)
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(t("the number of workers is {low} to {high}, not {value}", low=1, high=64, value=value))
+    return value
+
+
+def setting_option(field: str) -> Any:
+    """An option's parser for the setting ``field``: what the setting takes."""
+
+    def parse(text: str) -> str:
+        try:
+            return checked(field, text)
+        except BadSetting as exc:
+            raise argparse.ArgumentTypeError(f"«{text}»: {exc}") from None
+
+    return parse
+
+
+def networks_option(text: str) -> str:
+    """``--metrics-allow``: addresses and networks (:func:`api.metrics.allowed_networks`)."""
+    try:
+        allowed_networks(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def log_format_option(text: str) -> str:
+    """``--log-format``: one of :data:`api.logs.FORMATS`."""
+    if text not in FORMATS:
+        raise argparse.ArgumentTypeError(t("«{text}» is not a log format: text or json", text=text))
+    return text

@@ -39,7 +39,7 @@ the persistence layer, which must give back exactly what it was given
 >>> verify_chain([first, second], signer.verifier(), expected_head=(2, second.hash)) is None
 True
 >>> verify_chain([second], signer.verifier())
-BadEvent(case_id=1, seq=1, reason='missing event seq 1 (deleted or out of order?): the next event has seq 2')
+BadEvent(case_id=1, seq=1, reason='thiếu sự kiện số 1 (bị xóa hoặc sai thứ tự?): sự kiện kế tiếp mang số 2')
 """
 
 from __future__ import annotations
@@ -54,6 +54,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from procedures.errors import TinhgonError
+from procedures.messages import t
 
 from .keys import Keyring, Signer, Verifier
 
@@ -110,7 +111,7 @@ def _encode(plain: Any) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as error:
-        raise ValueError(f"canonical JSON: text cannot be encoded as UTF-8 ({error.reason})") from None
+        raise ValueError(t("canonical JSON: text cannot be encoded as UTF-8 ({reason})", reason=error.reason)) from None
 
 
 Where = str | tuple[Any, str | int]
@@ -136,7 +137,7 @@ def _plain(value: Any, where: Where) -> Any:
         return int(value)
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"canonical JSON: {_spelled(where)} is {value!r}, which JSON cannot hold")
+            raise ValueError(t("canonical JSON: {where} is {value}, which JSON cannot hold", where=_spelled(where), value=value))
         if value.is_integer():
             return int(value)
         return value
@@ -147,12 +148,26 @@ def _plain(value: Any, where: Where) -> Any:
         for key, item in value.items():
             if not isinstance(key, str):
                 raise TypeError(
-                    f"canonical JSON: {_spelled(where)} has a key {key!r} of type {type(key).__name__}; keys must be strings"
+                    t(
+                        "canonical JSON: {where} has a key «{key}» of type {type}; keys must be strings",
+                        where=_spelled(where),
+                        key=key,
+                        type=type(key).__name__,
+                    )
                 )
             plain[key] = _plain(item, (where, key))
         return plain
-    hint = " (convert it to an ISO 8601 string first)" if isinstance(value, datetime) else ""
-    raise TypeError(f"canonical JSON: {_spelled(where)} is a {type(value).__name__}, which is not a JSON type{hint}")
+    if isinstance(value, datetime):
+        raise TypeError(
+            t(
+                "canonical JSON: {where} is a {type}, which is not a JSON type (convert it to an ISO 8601 string first)",
+                where=_spelled(where),
+                type=type(value).__name__,
+            )
+        )
+    raise TypeError(
+        t("canonical JSON: {where} is a {type}, which is not a JSON type", where=_spelled(where), type=type(value).__name__)
+    )
 
 
 def format_at(moment: datetime) -> str:
@@ -356,7 +371,7 @@ class BadEvent:
     reason: str
 
     def render(self) -> str:
-        return f"case {self.case_id}, event {self.seq}: {self.reason}"
+        return t("case {case}, event {seq}: {reason}", case=self.case_id, seq=self.seq, reason=self.reason)
 
 
 def verify_chain(
@@ -412,16 +427,26 @@ def verify_chain(
         raise ValueError("verify_chain: no events and no case_id, so a missing chain cannot be reported")
     if count > position:
         return BadEvent(
-            owner, position + 1, f"chain ends at event {position} but the case records {count} events (last events deleted?)"
+            owner,
+            position + 1,
+            t(
+                "chain ends at event {position} but the case records {count} events (last events deleted?)",
+                position=position,
+                count=count,
+            ),
         )
     if count < position:
         return BadEvent(
             owner,
             count + 1,
-            f"chain goes on to event {position} but the case records {count} events (events appended behind its back?)",
+            t(
+                "chain goes on to event {position} but the case records {count} events (events appended behind its back?)",
+                position=position,
+                count=count,
+            ),
         )
     if head != previous:
-        return BadEvent(owner, position, "the last event's hash is not the head hash the case records")
+        return BadEvent(owner, position, t("the last event's hash is not the head hash the case records"))
     return None
 
 
@@ -431,30 +456,35 @@ def _check(
     # Order matters for the message: a gap or a broken link explains a
     # failing hash further down, not the other way round.
     if record.case_id != owner:
-        return f"event belongs to case {record.case_id}, not {owner} (copied from another case?)"
+        return t("event belongs to case {case}, not {owner} (copied from another case?)", case=record.case_id, owner=owner)
     if record.seq > position:
-        return f"missing event seq {position} (deleted or out of order?): the next event has seq {record.seq}"
+        return t(
+            "missing event seq {position} (deleted or out of order?): the next event has seq {seq}",
+            position=position,
+            seq=record.seq,
+        )
     if record.seq < position:
-        return f"seq {record.seq} comes again at position {position} (reordered or duplicated?)"
+        return t("seq {seq} comes again at position {position} (reordered or duplicated?)", seq=record.seq, position=position)
     if record.prev_hash != previous:
-        before = f"event {position - 1}" if position > 1 else "the start of the chain"
-        return f"prev_hash does not match {before} (reordered or deleted?)"
+        if position > 1:
+            return t("prev_hash does not match event {seq} (reordered or deleted?)", seq=position - 1)
+        return t("prev_hash does not match the start of the chain (reordered or deleted?)")
     try:
         recomputed = compute_hash(record.prev_hash, record.payload())
     except (TypeError, ValueError) as error:
-        return f"cannot be hashed ({error}); edited?"
+        return t("cannot be hashed ({error}); edited?", error=str(error))
     if record.hash != recomputed:
-        return "hash mismatch (edited?)"
+        return t("hash mismatch (edited?)")
     if decision is not None and decision != record.decision:
-        return "the decision flag does not match what the procedure makes of this step and outcome (altered?)"
+        return t("the decision flag does not match what the procedure makes of this step and outcome (altered?)")
     if record.signature is None:
         if not legacy:
-            return "missing signature (every event is signed)"
-        return "missing signature on a decision event" if decision else None
+            return t("missing signature (every event is signed)")
+        return t("missing signature on a decision event") if decision else None
     if record.key_id is not None and not keys.knows(record.key_id):
-        return f"signed by key {record.key_id}, which is not a trusted key (see tinhgon audit keys)"
+        return t("signed by key {key}, which is not a trusted key (see tinhgon audit keys)", key=record.key_id)
     if not keys.verify(record.key_id, record.hash, record.signature):
-        return "bad signature (forged, altered or made by another key?)"
+        return t("bad signature (forged, altered or made by another key?)")
     return None
 
 

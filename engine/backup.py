@@ -29,11 +29,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from procedures.errors import TinhgonError
+from procedures.messages import t
 
 from .db import BackupRow
 from .schema import current, head
-
-PG_DUMP = "use pg_dump -Fc to back up a PostgreSQL database and pg_restore to restore it (README, Operating)"
 
 
 class BackupRefused(TinhgonError):
@@ -52,6 +51,11 @@ class Backup:
     size: int
 
 
+def exists_already(target: Path) -> str:
+    """Why a backup to ``target`` is refused without ``--force``."""
+    return t("{file} exists already; give --force to replace it", file=target)
+
+
 def sqlite_file(url: str) -> Path:
     """The file of a ``sqlite:///FILE`` URL.
 
@@ -60,9 +64,11 @@ def sqlite_file(url: str) -> Path:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        raise BackupRefused(PG_DUMP)
+        raise BackupRefused(
+            t("use pg_dump -Fc to back up a PostgreSQL database and pg_restore to restore it (README, Operating)")
+        )
     if parsed.database in (None, "", ":memory:"):
-        raise BackupRefused("an in-memory database has nothing to back up")
+        raise BackupRefused(t("an in-memory database has nothing to back up"))
     return Path(parsed.database)
 
 
@@ -79,7 +85,7 @@ def backup(
     """
     source = sqlite_file(url).resolve()
     if target.exists() and not force:
-        raise BackupRefused(f"{target} exists already; give --force to replace it")
+        raise BackupRefused(exists_already(target))
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".partial", dir=target.parent)
     os.close(fd)  # mkstemp made it 0600: the copy holds every case's data
     partial = Path(name)
@@ -92,7 +98,7 @@ def backup(
             try:
                 os.link(partial, target)  # fails, rather than replaces, when FILE appeared meanwhile
             except FileExistsError:
-                raise BackupRefused(f"{target} exists already; give --force to replace it") from None
+                raise BackupRefused(exists_already(target)) from None
     finally:
         for leftover in (partial, Path(f"{partial}-journal")):
             with contextlib.suppress(FileNotFoundError):
@@ -123,11 +129,13 @@ def _record(partial: Path, source: str, taken_at: dt.datetime) -> str:
     try:
         revision = current(engine)
         if revision != head():
-            raise sqlite3.DatabaseError(f"the copy is at schema revision {revision}, not at {head()}")
+            raise sqlite3.DatabaseError(
+                t("the copy is at schema revision {revision}, not at {newest}", revision=revision, newest=head())
+            )
         with engine.begin() as connection:
             (check,) = connection.exec_driver_sql("PRAGMA quick_check").one()
             if check != "ok":
-                raise sqlite3.DatabaseError(f"the copy is not sound: {check}")
+                raise sqlite3.DatabaseError(t("the copy is not sound: {check}", check=check))
             connection.execute(insert(BackupRow).values(taken_at=taken_at, source=source))
     finally:
         engine.dispose()

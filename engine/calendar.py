@@ -35,6 +35,7 @@ from zoneinfo import ZoneInfo
 import holidays
 
 from procedures.errors import Problem, ReadError, TinhgonError
+from procedures.messages import t
 from procedures.yamlio import Map, Seq, YamlProblems, format_path, line_of, load_yaml
 from procedures.yamlio import Path as YamlPath
 
@@ -122,7 +123,7 @@ class WorkingCalendar:
         days = self._years.get(year)
         if days is None:
             if not MINYEAR <= year <= MAXYEAR:
-                raise ValueError(f"working time reaches year {year}, beyond what dates can express")
+                raise ValueError(t("working time reaches year {year}, beyond what dates can express", year=year))
             first = date(year, 1, 1).toordinal()
             last = date(year, 12, 31).toordinal()
             days = tuple(n for n in range(first, last + 1) if self.is_working_day(date.fromordinal(n)))
@@ -162,9 +163,9 @@ class WorkingCalendar:
         Raises ``ValueError`` for negative, infinite or NaN ``hours``.
         """
         if not math.isfinite(hours) or hours < 0:
-            raise ValueError(f"working time to add must be a finite number of hours, 0 or more, not {hours!r}")
+            raise ValueError(t("working time to add must be a finite number of hours, 0 or more, not {hours}", hours=repr(hours)))
         if hours > MAXYEAR * 366 * 24:
-            raise ValueError(f"{hours!r} working hours reach beyond year {MAXYEAR}")
+            raise ValueError(_beyond(hours))
         local = _local(start)
         remaining = round(hours * _US_PER_HOUR)
         if remaining == 0:
@@ -178,7 +179,7 @@ class WorkingCalendar:
         # one more; only that last one needs walking period by period.
         whole = (remaining - 1) // self._day_us
         if whole > (MAXYEAR - day.year + 1) * 366:
-            raise ValueError(f"{hours!r} working hours reach beyond year {MAXYEAR}")
+            raise ValueError(_beyond(hours))
         last = self._nth_working_day_after(day.toordinal(), whole + 1)
         at, _ = self._spend(0, remaining - whole * self._day_us)
         return _instant(last, at)
@@ -223,6 +224,10 @@ class WorkingCalendar:
         return worked / _US_PER_HOUR
 
 
+def _beyond(hours: float) -> str:
+    return t("{hours} working hours reach beyond year {year}", hours=repr(hours), year=MAXYEAR)
+
+
 # -- the calendar file ---------------------------------------------------------
 def load_calendar(path: str | os.PathLike[str]) -> WorkingCalendar:
     """Read an operator's calendar file (see :func:`parse_calendar`).
@@ -234,16 +239,17 @@ def load_calendar(path: str | os.PathLike[str]) -> WorkingCalendar:
     try:
         raw = Path(source).read_bytes()
     except IsADirectoryError:
-        raise ReadError(source, "is a directory, not a calendar file") from None
+        raise ReadError(source, t("is a directory, not a calendar file")) from None
     except FileNotFoundError:
-        raise ReadError(source, "no such file") from None
+        raise ReadError(source, t("no such file")) from None
     except OSError as exc:
-        raise ReadError(source, f"cannot be read: {exc.strerror or exc}") from None
+        raise ReadError(source, t("cannot be read: {error}", error=exc.strerror or str(exc))) from None
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        raise CalendarError(source, [Problem(line, "", f"the file is not UTF-8 text: byte 0x{raw[exc.start]:02X}")]) from None
+        not_utf8 = t("the file is not UTF-8 text: byte 0x{byte}", byte=f"{raw[exc.start]:02X}")
+        raise CalendarError(source, [Problem(line, "", not_utf8)]) from None
     return parse_calendar(text, source)
 
 
@@ -271,10 +277,10 @@ def parse_calendar(text: str, source: str = "<calendar>") -> WorkingCalendar:
         return WorkingCalendar()
     if not isinstance(root, Map):
         line = root.line if isinstance(root, Seq) else 1
-        shape = "a calendar file is a mapping with the keys days_off, working_days and hours"
+        shape = t("a calendar file is a mapping with the keys days_off, working_days and hours")
         raise CalendarError(source, [Problem(line, "", shape)])
     problems = [
-        Problem(root.key_lines[key], key, f"unknown key {key!r}; a calendar file has days_off, working_days and hours")
+        Problem(root.key_lines[key], key, t("unknown key «{key}»; a calendar file has days_off, working_days and hours", key=key))
         for key in root
         if key not in _FILE_KEYS
     ]
@@ -291,7 +297,7 @@ def parse_calendar(text: str, source: str = "<calendar>") -> WorkingCalendar:
             days[key] = frozenset()
         elif not isinstance(value, Seq):
             days[key] = frozenset()
-            complain(key, [((), "must be a list of dates written YYYY-MM-DD, e.g. [2027-02-11, 2027-02-12]")])
+            complain(key, [((), t("must be a list of dates written YYYY-MM-DD, e.g. [2027-02-11, 2027-02-12]"))])
         else:
             days[key], complaints = _parse_dates(value)
             complain(key, complaints)
@@ -300,7 +306,7 @@ def parse_calendar(text: str, source: str = "<calendar>") -> WorkingCalendar:
         _, complaints = _parse_periods(hours)
         complain("hours", complaints)
     elif "hours" in root:
-        complain("hours", [((), 'must be a list of working periods, e.g. [["08:00", "12:00"], ["13:00", "17:00"]]')])
+        complain("hours", [((), t('must be a list of working periods, e.g. [["08:00", "12:00"], ["13:00", "17:00"]]'))])
     if problems:
         raise CalendarError(source, problems)
     return WorkingCalendar(days_off=days["days_off"], working_days=days["working_days"], hours=tuple(tuple(p) for p in hours))
@@ -311,12 +317,12 @@ def _parse_dates(items: Iterable[object]) -> tuple[frozenset[date], list[_Compla
     complaints: list[_Complaint] = []
     for i, item in enumerate(items):
         if not isinstance(item, str) or not _DATE.fullmatch(item):
-            complaints.append(((i,), f"{item!r} is not a date written YYYY-MM-DD, e.g. 2027-02-11"))
+            complaints.append(((i,), t("{value} is not a date written YYYY-MM-DD, e.g. 2027-02-11", value=repr(item))))
             continue
         try:
             found.add(date.fromisoformat(item))
         except ValueError:
-            complaints.append(((i,), f"{item!r} is not a day of the calendar"))
+            complaints.append(((i,), t("{value} is not a day of the calendar", value=repr(item))))
     return frozenset(found), complaints
 
 
@@ -324,11 +330,13 @@ def _parse_periods(pairs: Sequence[object]) -> tuple[tuple[_Period, ...], list[_
     periods: list[_Period] = []
     complaints: list[_Complaint] = []
     if not pairs:
-        return (), [((), 'needs at least one working period, e.g. ["08:00", "12:00"]')]
+        return (), [((), t('needs at least one working period, e.g. ["08:00", "12:00"]'))]
     previous_end = 0
     for i, pair in enumerate(pairs):
         if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
-            complaints.append(((i,), f'{pair!r} is not a working period: write a start and an end, e.g. ["08:00", "12:00"]'))
+            complaints.append(
+                ((i,), t('{value} is not a working period: write a start and an end, e.g. ["08:00", "12:00"]', value=repr(pair)))
+            )
             continue
         clocks: list[int] = []
         for j, text in enumerate(pair):
@@ -340,14 +348,14 @@ def _parse_periods(pairs: Sequence[object]) -> tuple[tuple[_Period, ...], list[_
             continue
         begin, end = clocks
         if begin >= end:
-            complaints.append(((i,), f"the period {pair[0]}-{pair[1]} must end after it starts"))
+            complaints.append(((i,), t("the period {start}-{end} must end after it starts", start=pair[0], end=pair[1])))
         elif begin < previous_end:
-            complaints.append(
-                (
-                    (i,),
-                    f"the period {pair[0]}-{pair[1]} starts before the one above it ends; list periods in order, without overlaps",
-                )
+            overlap = t(
+                "the period {start}-{end} starts before the one above it ends; list periods in order, without overlaps",
+                start=pair[0],
+                end=pair[1],
             )
+            complaints.append(((i,), overlap))
         else:
             periods.append((begin, end))
             previous_end = end
@@ -361,7 +369,7 @@ def _clock(text: object) -> int:
         hour, minute = int(match.group(1)), int(match.group(2))
         if (hour < 24 and minute < 60) or (hour, minute) == (24, 0):
             return (hour * 60 + minute) * _US_PER_MINUTE
-    raise ValueError(f'{text!r} is not a time of day written HH:MM, e.g. "08:00"')
+    raise ValueError(t('{value} is not a time of day written HH:MM, e.g. "08:00"', value=repr(text)))
 
 
 def _index_text(where: YamlPath) -> str:

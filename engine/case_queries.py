@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import and_, or_, select
 
+from procedures.messages import t
+
 from .audit import EventRecord
 from .calendar import WorkingCalendar
 from .compiled import Compiled
@@ -67,7 +69,7 @@ class CaseQueries:
         head = db.one(read, {**(params or {}), "b_case": case_id})
         machine = self.compiled.on(head.procedure_id, db) if head is not None else None
         if head is None or machine is None or not sees(actor, head.applicant, head.unit, machine):
-            raise NotFound(f"no case {case_id}", case_id=case_id)
+            raise NotFound(t("no case {case}", case=case_id), case_id=case_id)
         return head, machine
 
     def _steps(self, db: Direct | None, head: CaseHead) -> list[Any]:
@@ -84,7 +86,7 @@ class CaseQueries:
         """
         proc_id = db.scalar(NEWEST_PUBLISHED, code_params(code))
         if proc_id is None:
-            raise NotPublished(f"procedure {code!r} has no published version")
+            raise NotPublished(t("procedure «{code}» has no published version", code=code))
         return int(proc_id)
 
     def get(self, actor: Actor, case_id: int, *, db: Direct) -> CaseView:

@@ -31,6 +31,8 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from procedures.messages import t
+
 from .audit import GENESIS
 from .calendar import WorkingCalendar
 from .changes import Change, seal_entries
@@ -102,7 +104,8 @@ class CaseService(SignedInChanges):
         """
         now = self.clock()
         if applicant is not None and applicant != actor.id and db.scalar(USER_EXISTS, {"b_user": applicant}) is None:
-            raise InvalidData([FieldProblem("applicant", f"người nộp “{applicant}” không phải là người dùng nào của hệ thống")])
+            no_user = t("the applicant “{applicant}” is no user of the system", applicant=applicant)
+            raise InvalidData([FieldProblem("applicant", no_user, "no-user")])
         proc_id = self._newest_published(db, code)
         machine = self.compiled.on(proc_id, db)
         defn = machine.definition

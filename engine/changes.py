@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+from procedures.messages import t
+
 from .audit import EventRecord, format_at, seal
 from .case_queries import CaseQueries
 from .direct import Direct, Statement
@@ -197,9 +199,11 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
             # statement of this one sees what has been committed: read the
             # case again.
             if if_match is not None:
-                raise StaleCase(f"case {case_id} changed while this action was applied", case_id=case_id, expected=if_match)
+                raise StaleCase(
+                    t("case {case} changed while this action was applied", case=case_id), case_id=case_id, expected=if_match
+                )
             if attempt == RETRIES - 1:
-                raise StaleCase(f"case {case_id} is changing too often; try again", case_id=case_id)
+                raise StaleCase(t("case {case} is changing too often; try again", case=case_id), case_id=case_id)
             head, machine = self._head(db, case_id, actor, self.writing.case_read)
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -222,7 +226,7 @@ class CaseChanges(CaseQueries, IdempotencyKeys):
         case_id = head.id
         if if_match is not None and head.version != if_match:
             raise StaleCase(
-                f"case {case_id} is at version {head.version}, not {if_match}",
+                t("case {case} is at version {version}, not {expected}", case=case_id, version=head.version, expected=if_match),
                 case_id=case_id,
                 expected=if_match,
                 actual=head.version,

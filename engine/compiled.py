@@ -7,6 +7,7 @@ from collections.abc import Generator
 from typing import Any, Protocol
 
 from procedures import load_text
+from procedures.messages import t
 
 from .direct import Ask, Direct, run_steps
 from .errors import CorruptRecord, NotFound
@@ -70,7 +71,7 @@ class Compiled:
             return found
         row = yield READ_PROCEDURE, {"b_id": procedure_id}
         if row is None:
-            raise NotFound(f"no procedure with id {procedure_id}")
+            raise NotFound(t("no procedure with id {id}", id=procedure_id))
         return self.get(row)
 
     def get(self, row: StoredProcedure) -> CompiledProcedure:
@@ -82,7 +83,11 @@ class Compiled:
             if found is None:
                 if content_hash(row.body) != row.content_hash:
                     raise CorruptRecord(
-                        f"procedure {row.code} version {row.version}: the stored body does not match its content hash"
+                        t(
+                            "procedure {code} version {version}: the stored body does not match its content hash",
+                            code=row.code,
+                            version=row.version,
+                        )
                     )
                 found = CompiledProcedure(load_text(row.body, source=f"{row.code}.v{row.version}"))
                 self._by_id[row.id] = found

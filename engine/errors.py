@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from procedures.errors import TinhgonError
+from procedures.messages import t
 
 
 class EngineError(TinhgonError):
@@ -50,7 +51,9 @@ class CommentTooLong(InvalidAction):
     (every comment is kept in the audit trail, on every page of the case)."""
 
     def __init__(self, length: int, limit: int, *, case_id: int | None = None) -> None:
-        super().__init__(f"the comment is {length} characters long; at most {limit}", case_id=case_id)
+        super().__init__(
+            t("the comment is {length} characters long; at most {limit}", length=length, limit=limit), case_id=case_id
+        )
         self.length, self.limit = length, limit
 
 
@@ -108,6 +111,10 @@ class StaleCase(Conflict):
 class FieldProblem:
     field: str
     message: str
+    """what people read, in the language it was made in"""
+    kind: str = ""
+    """what is wrong, for machines and pages (``required``, ``unstorable``...):
+    the message depends on the language; ``as_dict`` leaves it out"""
 
     def as_dict(self) -> dict[str, str]:
         return {"field": self.field, "message": self.message}
@@ -148,8 +155,16 @@ class Abolished(NotPublished):
     kind = "abolished"
 
     def __init__(self, code: str, reason: str, merged_into: str | None) -> None:
-        instead = f"; thủ tục thay thế: {merged_into}" if merged_into else ""
-        super().__init__(f"thủ tục {code} đã bị bãi bỏ ({reason}){instead}; không thể tạo hồ sơ mới")
+        if merged_into:
+            message = t(
+                "procedure {code} is abolished ({reason}); the procedure replacing it: {merged_into}; no new case can be opened",
+                code=code,
+                reason=reason,
+                merged_into=merged_into,
+            )
+        else:
+            message = t("procedure {code} is abolished ({reason}); no new case can be opened", code=code, reason=reason)
+        super().__init__(message)
         self.code, self.reason, self.merged_into = code, reason, merged_into
 
 

@@ -12,17 +12,27 @@ from collections.abc import Mapping
 from typing import Any
 
 from procedures.conditions import expected_text, value_fits
+from procedures.messages import t
 from procedures.model import Definition
 
 from .errors import FieldProblem, InvalidData
 
 NUL_TEXT = "text must not contain NUL characters or lone surrogates"
-"""The problem of a text value that no database here keeps alike"""
+"""The problem of a text value that no database here keeps alike, in
+English (what :func:`nul_text` says in the context's language)"""
 INTEGER_MIN, INTEGER_MAX = -(2**63), 2**63 - 1
 """The bounds of an ``integer`` field's value: a signed 64-bit integer,
 which both databases keep exactly and every client language reads back
 (JSON itself sets no bound, Python none either)."""
-INTEGER_RANGE = "phải là số nguyên từ -9.223.372.036.854.775.808 đến 9.223.372.036.854.775.807 (-2^63 đến 2^63 - 1)"
+
+
+def nul_text() -> str:
+    """The problem of a text value that no database here keeps alike (a FieldProblem of kind ``unstorable``)."""
+    return t("text must not contain NUL characters or lone surrogates")
+
+
+def _not_an_object() -> FieldProblem:
+    return FieldProblem("(data)", t("case data must be an object of field values"), "not-object")
 
 
 def unstorable(text: str) -> bool:
@@ -49,28 +59,36 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
         InvalidData: one :class:`FieldProblem` per offending field.
     """
     if not isinstance(data, Mapping):
-        raise InvalidData([FieldProblem("(data)", "case data must be an object of field values")], case_id=case_id)
+        raise InvalidData([_not_an_object()], case_id=case_id)
     problems: list[FieldProblem] = []
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(key, str) and unstorable(key):
-            problems.append(FieldProblem("(data)", f"a field name: {NUL_TEXT}"))
+            problems.append(
+                FieldProblem("(data)", t("a field name must not contain NUL characters or lone surrogates"), "unstorable")
+            )
             continue
         spec = defn.field_by_id.get(key) if isinstance(key, str) else None
         if spec is None:
-            known = ", ".join(f.id for f in defn.fields) or "none"
-            problems.append(FieldProblem(str(key), f"unknown field (this procedure's fields: {known})"))
+            known = ", ".join(f.id for f in defn.fields)
+            unknown = (
+                t("unknown field (this procedure's fields: {fields})", fields=known)
+                if known
+                else t("unknown field (this procedure has no fields)")
+            )
+            problems.append(FieldProblem(str(key), unknown, "unknown"))
             continue
         if value is None:
             continue
         if isinstance(value, str) and unstorable(value):
-            problems.append(FieldProblem(key, NUL_TEXT))
+            problems.append(FieldProblem(key, nul_text(), "unstorable"))
             continue
         if not value_fits(value, spec.type, spec.values):
-            problems.append(FieldProblem(key, f"must be {expected_text(spec.type, spec.values)}, not {value!r}"))
+            wrong = t("must be {expected}, not {value}", expected=expected_text(spec.type, spec.values), value=repr(value))
+            problems.append(FieldProblem(key, wrong, "type"))
             continue
         if spec.type == "integer" and not INTEGER_MIN <= value <= INTEGER_MAX:
-            problems.append(FieldProblem(key, f"trường “{key}” {INTEGER_RANGE}"))
+            problems.append(FieldProblem(key, _out_of_range(key), "range"))
             continue
         if spec.type == "date" and isinstance(value, dt.date):
             # kept as the text JSON carries, so that stored data reads back equal
@@ -78,10 +96,17 @@ def check_data(defn: Definition, data: Any, *, case_id: int | None = None) -> di
         out[key] = value
     for spec in defn.fields:
         if spec.required and out.get(spec.id) is None and not any(p.field == spec.id for p in problems):
-            problems.append(FieldProblem(spec.id, "required"))
+            problems.append(FieldProblem(spec.id, t("required"), "required"))
     if problems:
         raise InvalidData(problems, case_id=case_id)
     return out
+
+
+def _out_of_range(key: str) -> str:
+    return t(
+        "field “{field}” must be a whole number from -9,223,372,036,854,775,808 to 9,223,372,036,854,775,807 (-2^63 to 2^63 - 1)",
+        field=key,
+    )
 
 
 def amend(
@@ -94,7 +119,7 @@ def amend(
         InvalidData: as :func:`check_data`.
     """
     if not isinstance(changes, Mapping):
-        raise InvalidData([FieldProblem("(data)", "case data must be an object of field values")], case_id=case_id)
+        raise InvalidData([_not_an_object()], case_id=case_id)
     merged: dict[str, Any] = dict(current)
     merged.update(changes)
     checked = check_data(defn, merged, case_id=case_id)

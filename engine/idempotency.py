@@ -8,6 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from procedures.messages import t
+
 from .direct import Direct
 from .errors import IdempotencyInFlight, IdempotencyMismatch
 from .machine import Actor
@@ -66,13 +68,15 @@ class IdempotencyKeys:
     def _not_claimed(self, db: Direct, actor: Actor, idempotency: Idempotency, now: dt.datetime) -> StoredResponse | None:
         """What a request gets whose claim of the key found it taken (see :meth:`_take_key`)."""
         key = {"b_user": actor.id, "b_key": idempotency.key}
-        in_flight = IdempotencyInFlight(f"the request with Idempotency-Key {idempotency.key!r} is still being processed")
+        in_flight = IdempotencyInFlight(
+            t("the request with Idempotency-Key «{key}» is still being processed", key=idempotency.key)
+        )
         row = db.one(READ_KEY, key)
         if row is None:  # another transaction holds the key (PostgreSQL's lock), or has just let it go
             raise in_flight
         if row.request_hash != idempotency.request_hash:
             raise IdempotencyMismatch(
-                f"Idempotency-Key {idempotency.key!r} was used for another request; use a new key for a new request"
+                t("Idempotency-Key «{key}» was used for another request; use a new key for a new request", key=idempotency.key)
             )
         if row.response is not None and row.status_code is not None:
             return StoredResponse(row.status_code, row.response)

@@ -27,6 +27,8 @@ from typing import Any, Final, cast
 
 from sqlalchemy import Connection, Table, insert, select
 
+from procedures.messages import t
+
 from .audit import canonical, format_at
 from .db import JournalRow, ProcedureRow, TokenRow, UserRow
 from .keys import Keyring, Signer
@@ -130,15 +132,15 @@ def check_entry(entry: JournalEntry, keys: Keyring) -> str | None:
     try:
         recomputed = entry_hash(entry.payload())
     except (TypeError, ValueError) as error:
-        return f"cannot be hashed ({error}); edited?"
+        return t("cannot be hashed ({error}); edited?", error=str(error))
     if recomputed != entry.hash:
-        return "hash mismatch (edited?)"
+        return t("hash mismatch (edited?)")
     if entry.signature is None:
-        return "missing signature (every journal entry is signed)"
+        return t("missing signature (every journal entry is signed)")
     if not keys.knows(entry.key_id):
-        return f"signed by key {entry.key_id}, which is not a trusted key (see tinhgon audit keys)"
+        return t("signed by key {key}, which is not a trusted key (see tinhgon audit keys)", key=entry.key_id)
     if not keys.verify(entry.key_id, entry.hash, entry.signature):
-        return "bad signature (forged, altered or made by another key?)"
+        return t("bad signature (forged, altered or made by another key?)")
     return None
 
 
@@ -151,7 +153,13 @@ def fold(journal: Iterable[JournalEntry]) -> dict[str, dict[str, dict[str, Any]]
     return state
 
 
-_WHAT = {USER: "user", TOKEN: "token", PROCEDURE: "procedure version"}
+def _named(kind: str, subject: str) -> str:
+    """A user, token or procedure version as a finding names it."""
+    if kind == USER:
+        return t("user {subject}", subject=subject)
+    if kind == TOKEN:
+        return t("token {subject}", subject=subject[:12] + "…")
+    return t("procedure version {subject}", subject=subject)
 
 
 def compare_state(connection: Connection, vouched: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> list[str]:
@@ -166,21 +174,25 @@ def compare_state(connection: Connection, vouched: Mapping[str, Mapping[str, Map
         subject = procedure_subject(version.code, version.version)
         stored[PROCEDURE][subject] = procedure_state(cast(ProcedureRow, version))
         if content_hash(version.body) != version.content_hash:
-            problems.append(f"procedure version {subject}: its body does not match its content hash (edited?)")
-    for kind, what in _WHAT.items():
+            problems.append(t("{item}: its body does not match its content hash (edited?)", item=_named(PROCEDURE, subject)))
+    for kind in (USER, TOKEN, PROCEDURE):
         expected, actual = vouched.get(kind, {}), stored[kind]
         for subject in sorted(set(expected) | set(actual)):
-            shown = subject[:12] + "…" if kind == TOKEN else subject
+            item = _named(kind, subject)
             if subject not in actual:
-                problems.append(f"{what} {shown}: in the journal but not in the database (deleted behind its back?)")
+                problems.append(t("{item}: in the journal but not in the database (deleted behind its back?)", item=item))
             elif subject not in expected:
-                problems.append(f"{what} {shown}: in the database but not in the journal (added behind its back?)")
+                problems.append(t("{item}: in the database but not in the journal (added behind its back?)", item=item))
             elif expected[subject] != actual[subject]:
                 keys = sorted(
                     k for k in set(expected[subject]) | set(actual[subject]) if expected[subject].get(k) != actual[subject].get(k)
                 )
                 problems.append(
-                    f"{what} {shown}: {', '.join(keys)} differ from its last journal entry (changed behind its back?)"
+                    t(
+                        "{item}: {fields} differ from its last journal entry (changed behind its back?)",
+                        item=item,
+                        fields=", ".join(keys),
+                    )
                 )
     return problems
 

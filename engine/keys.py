@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from procedures.errors import TinhgonError
+from procedures.messages import t
 
 
 class KeyFileError(TinhgonError):
@@ -71,7 +72,7 @@ class Signer:
         try:
             pem = Path(source).read_bytes()
         except OSError as error:
-            raise KeyFileError(source, f"cannot read the signing key: {error.strerror or error}") from None
+            raise KeyFileError(source, t("cannot read the signing key: {reason}", reason=error.strerror or str(error))) from None
         return cls(_private_key(pem, source))
 
     @classmethod
@@ -108,7 +109,9 @@ class Signer:
         except FileExistsError:
             return cls.load(source)
         except OSError as error:
-            raise KeyFileError(source, f"cannot create the signing key: {error.strerror or error}") from None
+            raise KeyFileError(
+                source, t("cannot create the signing key: {reason}", reason=error.strerror or str(error))
+            ) from None
         return signer
 
     def private_pem(self) -> bytes:
@@ -179,12 +182,12 @@ def _private_key(pem: bytes, source: str) -> Ed25519PrivateKey:
         key = serialization.load_pem_private_key(pem, password=None)
     except TypeError:
         raise KeyFileError(
-            source, "the private key is encrypted; tinhgon needs an unencrypted PEM key file (protect it with mode 0600)"
+            source, t("the private key is encrypted; tinhgon needs an unencrypted PEM key file (protect it with mode 0600)")
         ) from None
     except (ValueError, UnsupportedAlgorithm):
-        raise KeyFileError(source, "not a PEM private key") from None
+        raise KeyFileError(source, t("not a PEM private key")) from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise KeyFileError(source, f"not an Ed25519 key ({type(key).__name__})")
+        raise KeyFileError(source, t("not an Ed25519 key ({type})", type=type(key).__name__))
     return key
 
 
@@ -196,20 +199,21 @@ class Verifier:
         self.key_id = key_id_of(key)
 
     @classmethod
-    def from_pem(cls, pem: str | bytes, source: str = "public key PEM") -> Verifier:
+    def from_pem(cls, pem: str | bytes, source: str | None = None) -> Verifier:
         """A verifier from a SubjectPublicKeyInfo PEM, e.g. one an operator gives.
 
         Raises:
             KeyFileError: ``pem`` is not an Ed25519 public key; the message
-                starts with ``source``.
+                starts with ``source`` (by default, words saying it is a PEM given as text).
         """
+        source = source or t("public key PEM")
         data = pem.encode("ascii", errors="replace") if isinstance(pem, str) else pem
         try:
             key = serialization.load_pem_public_key(data)
         except (ValueError, UnsupportedAlgorithm):
-            raise KeyFileError(source, "not a PEM public key") from None
+            raise KeyFileError(source, t("not a PEM public key")) from None
         if not isinstance(key, Ed25519PublicKey):
-            raise KeyFileError(source, f"not an Ed25519 key ({type(key).__name__})")
+            raise KeyFileError(source, t("not an Ed25519 key ({type})", type=type(key).__name__))
         return cls(key)
 
     @classmethod
@@ -224,7 +228,7 @@ class Verifier:
         try:
             pem = Path(source).read_bytes()
         except OSError as error:
-            raise KeyFileError(source, f"cannot read the key: {error.strerror or error}") from None
+            raise KeyFileError(source, t("cannot read the key: {reason}", reason=error.strerror or str(error))) from None
         if b"PRIVATE KEY-----" in pem:
             return Signer(_private_key(pem, source)).verifier()
         return cls.from_pem(pem, source)
@@ -314,7 +318,7 @@ def read_history(key_file: str | os.PathLike[str]) -> list[Verifier]:
     except FileNotFoundError:
         return []
     except (OSError, UnicodeDecodeError) as error:
-        raise KeyFileError(str(path), f"cannot read the key history: {error}") from None
+        raise KeyFileError(str(path), t("cannot read the key history: {reason}", reason=str(error))) from None
     marker = "-----END PUBLIC KEY-----"
     pems = [chunk + marker for chunk in text.split(marker) if chunk.strip()]
     return [Verifier.from_pem(pem.strip() + "\n", str(path)) for pem in pems]
@@ -361,5 +365,5 @@ def rotate(key_file: str | os.PathLike[str]) -> tuple[Signer, Signer]:
             raise
         replaced.unlink()
     except OSError as error:
-        raise KeyFileError(source, f"cannot rotate the signing key: {error.strerror or error}") from None
+        raise KeyFileError(source, t("cannot rotate the signing key: {reason}", reason=error.strerror or str(error))) from None
     return old, new

@@ -37,6 +37,8 @@ from typing import Any, Final, cast
 
 from sqlalchemy import Connection, Table, insert, select, text
 
+from procedures.messages import t
+
 from .audit import GENESIS, canonical, format_at
 from .db import AuditKeyRow, AuditRulesRow, EventRow, JournalRow, LedgerRow
 from .journal import BACKUP, adopt
@@ -223,14 +225,20 @@ def read_checkpoint(text_: str, keys: Keyring, source: str) -> dict[str, Any]:
     try:
         statement = json.loads(text_)
     except json.JSONDecodeError as error:
-        raise CheckpointError(f"{source}: not JSON ({error.msg} at line {error.lineno})") from None
+        raise CheckpointError(
+            t("{source}: not JSON ({error} at line {line})", source=source, error=error.msg, line=error.lineno)
+        ) from None
     if not isinstance(statement, dict) or statement.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{source}: not a tinhgon checkpoint (format {CHECKPOINT_FORMAT!r} expected)")
+        raise CheckpointError(
+            t("{source}: not a tinhgon checkpoint (format «{format}» expected)", source=source, format=CHECKPOINT_FORMAT)
+        )
     length, last, signature = statement.get("length"), statement.get("head"), statement.get("signature")
     if not isinstance(length, int) or isinstance(length, bool) or length < 0 or not isinstance(last, str):
-        raise CheckpointError(f"{source}: length and head are missing or malformed")
+        raise CheckpointError(t("{source}: length and head are missing or malformed", source=source))
     if not isinstance(signature, str) or not keys.verify(statement.get("key_id"), _statement_hash(statement), signature):
-        raise CheckpointError(f"{source}: the signature does not hold (altered, or made by a key that is not trusted)")
+        raise CheckpointError(
+            t("{source}: the signature does not hold (altered, or made by a key that is not trusted)", source=source)
+        )
     return statement
 
 
@@ -259,19 +267,34 @@ def check_checkpoint(connection: Connection, statement: Mapping[str, Any]) -> Ch
         return None if value is None else str(value)
 
     if length == 0 or hash_at(length) == last:
-        return CheckpointResult(True, f"the ledger extends the checkpoint of {at} (place {length})")
+        return CheckpointResult(True, t("the ledger extends the checkpoint of {at} (place {length})", at=at, length=length))
     for backup in reversed(list(statement.get("backups") or [])):
         position = backup.get("position") if isinstance(backup, dict) else None
         if isinstance(position, int) and position <= length and hash_at(position) == backup.get("hash"):
             return CheckpointResult(
                 True,
-                f"restored from the backup at ledger place {position}: the checkpoint of {at} had {length} places, "
-                f"and the {length - position} after the backup were lost by the restore",
+                t(
+                    "restored from the backup at ledger place {position}: the checkpoint of {at} had {length} places,"
+                    " and the {lost} after the backup were lost by the restore",
+                    position=position,
+                    at=at,
+                    length=length,
+                    lost=length - position,
+                ),
                 restored_from=position,
             )
     current, _ = head(connection)
     if current < length:
         return CheckpointResult(
-            False, f"the ledger has {current} places but the checkpoint of {at} vouches for {length} (its tail was cut)"
+            False,
+            t(
+                "the ledger has {current} places but the checkpoint of {at} vouches for {length} (its tail was cut)",
+                current=current,
+                at=at,
+                length=length,
+            ),
         )
-    return CheckpointResult(False, f"the ledger's place {length} is not the one the checkpoint of {at} vouches for (rewritten)")
+    return CheckpointResult(
+        False,
+        t("the ledger's place {length} is not the one the checkpoint of {at} vouches for (rewritten)", length=length, at=at),
+    )

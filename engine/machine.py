@@ -31,11 +31,13 @@ from typing import Any, Protocol, cast
 from transitions import EventData, Machine, MachineError
 
 from procedures.conditions import evaluate
+from procedures.messages import t
 from procedures.model import Definition, Effect, Step, bits
 
 from .audit import is_decision
 from .errors import CaseClosed, CommentTooLong, Forbidden, GuidedReturn, GuideOnce, InvalidAction, StepNotActive, UnstorableText
 from .fields import amend, check_data, unstorable
+from .refusals import case_closed, guided_once, not_the_actors, outcomes_text, step_not_active
 
 # Step statuses and case statuses, as the format names them.
 WAITING, ACTIVE, COMPLETED, SKIPPED, CANCELLED = "waiting", "active", "completed", "skipped", "cancelled"
@@ -465,42 +467,34 @@ class CompiledProcedure:
         defn = self.definition
         i = defn.index.get(step)
         if i is None:
-            raise InvalidAction(f"the procedure has no step {step!r}", case_id=case.id, step=step, outcome=outcome)
+            raise InvalidAction(t("the procedure has no step «{step}»", step=step), case_id=case.id, step=step, outcome=outcome)
         effect = defn.steps[i].outcome(outcome)
         if effect is None:
-            names = ", ".join(n for n, _ in defn.steps[i].outcomes)
-            raise InvalidAction(
-                f"step {step!r} has no outcome {outcome!r} (its outcomes: {names})", case_id=case.id, step=step, outcome=outcome
-            )
+            raise InvalidAction(outcomes_text(defn, i, outcome), case_id=case.id, step=step, outcome=outcome)
         missing = tuple(missing)
         unknown = [d for d in missing if d not in defn.document_by_id]
         if unknown:
             raise InvalidAction(
-                f"missing names unknown documents: {', '.join(unknown)}", case_id=case.id, step=step, outcome=outcome
-            )
-        if data is not None and self.role_kind[i] != "applicant":
-            raise InvalidAction("case data can be amended only on an applicant step", case_id=case.id, step=step, outcome=outcome)
-        if not self.may_act(case, actor, i):
-            raise Forbidden(self._why_not(case, actor, i), case_id=case.id, step=step, outcome=outcome)
-        if case.closed:
-            raise CaseClosed(
-                f"the case is {case.status} and accepts no further action", case_id=case.id, step=step, outcome=outcome
-            )
-        if case.steps[i].status != ACTIVE:
-            raise StepNotActive(
-                f"step {step!r} is {case.steps[i].status}, not active", case_id=case.id, step=step, outcome=outcome
-            )
-        earlier = case.guided
-        if earlier is not None and effect.kind == "return" and self._to_applicant(effect):
-            raise GuideOnce(
-                f"the case was already returned to the applicant once (step {earlier.step!r}, outcome "
-                f"{earlier.outcome!r}, by {earlier.actor} at {earlier.at}); the official must list every "
-                "missing item in that one request, so a second return to the applicant is refused",
+                t("missing names documents the procedure does not have: {documents}", documents=", ".join(unknown)),
                 case_id=case.id,
                 step=step,
                 outcome=outcome,
-                earlier=earlier,
             )
+        if data is not None and self.role_kind[i] != "applicant":
+            raise InvalidAction(
+                t("case data can be amended only on an applicant step"), case_id=case.id, step=step, outcome=outcome
+            )
+        if not self.may_act(case, actor, i):
+            raise Forbidden(not_the_actors(defn, i, self.role_kind[i], case.unit), case_id=case.id, step=step, outcome=outcome)
+        if case.closed:
+            raise CaseClosed(case_closed(case.status), case_id=case.id, step=step, outcome=outcome)
+        if case.steps[i].status != ACTIVE:
+            raise StepNotActive(
+                step_not_active(defn.steps[i].name, case.steps[i].status), case_id=case.id, step=step, outcome=outcome
+            )
+        earlier = case.guided
+        if earlier is not None and effect.kind == "return" and self._to_applicant(effect):
+            raise GuideOnce(guided_once(defn, earlier), case_id=case.id, step=step, outcome=outcome, earlier=earlier)
         changes: dict[str, Any] = {}
         new_data = case.data
         if data is not None:
@@ -525,24 +519,15 @@ class CompiledProcedure:
         """
         _storable(comment, case.id)
         if actor.id != case.applicant:
-            raise Forbidden("only the case's applicant may withdraw it", case_id=case.id)
+            raise Forbidden(t("only the case's applicant may withdraw it"), case_id=case.id)
         if case.closed:
-            raise CaseClosed(f"the case is {case.status} and accepts no further action", case_id=case.id)
+            raise CaseClosed(case_closed(case.status), case_id=case.id)
         action = _Action(actor, now, calendar, comment=comment)
         self._fire("withdraw", case, action)
         return action.entries
 
     def _to_applicant(self, effect: Effect) -> bool:
         return effect.target is not None and self.role_kind[self.definition.index[effect.target]] == "applicant"
-
-    def _why_not(self, case: CaseState, actor: Actor, i: int) -> str:
-        step = self.definition.steps[i]
-        kind = self.role_kind[i]
-        if kind == "applicant":
-            return f"step {step.id!r} is the applicant's; only the case's applicant may act on it"
-        if kind == "system":
-            return f"step {step.id!r} is a system step; it completes by itself"
-        return f"step {step.id!r} needs role {step.role!r} in unit {case.unit!r}"
 
     # -- questions --------------------------------------------------------------
     def actionable(self, case: CaseState, actor: Actor) -> list[str]:
@@ -573,6 +558,6 @@ def _storable(comment: str | None, case_id: int | None) -> None:
     if comment is None:
         return
     if unstorable(comment):
-        raise UnstorableText("the comment must not contain NUL characters or lone surrogates", case_id=case_id)
+        raise UnstorableText(t("the comment must not contain NUL characters or lone surrogates"), case_id=case_id)
     if len(comment) > COMMENT_LENGTH:
         raise CommentTooLong(len(comment), COMMENT_LENGTH, case_id=case_id)

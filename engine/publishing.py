@@ -10,6 +10,7 @@ from typing import Literal
 
 from procedures import load_text
 from procedures.amendment import is_amendment
+from procedures.messages import t
 
 from . import journal
 from .cases import utcnow
@@ -65,8 +66,13 @@ def publish_or_amend(
             return Published(uow.publish(defn.code, defn.version, now=now), "same")
         if not amend or not is_amendment(existing.body, defn):
             raise Conflict(
-                f"{source}: {defn.code} phiên bản {defn.version} đã lưu với nội dung khác, khác cả ở phần hồ sơ đang chạy "
-                "phụ thuộc (bước, vai trò, kết quả, thời hạn, giấy tờ, trường dữ liệu); hãy đặt số phiên bản mới"
+                t(
+                    "{source}: {code} version {version} is stored with another body, which differs also in what running cases "
+                    "depend on (steps, roles, outcomes, time limits, documents, data fields); give it a new version number",
+                    source=source,
+                    code=defn.code,
+                    version=defn.version,
+                )
             )
         uow.session.add(
             AmendmentRow(

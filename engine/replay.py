@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from procedures.errors import TinhgonError
+from procedures.messages import t
 
 from .audit import EventRecord, canonical, format_at
 from .calendar import WorkingCalendar
@@ -57,9 +58,14 @@ def _differs(entry: Entry, record: EventRecord) -> str | None:
     }
     for name, value in expected.items():
         if getattr(record, name) != value:
-            return f"its {name} is {getattr(record, name)!r} where the procedure records {value!r}"
+            return t(
+                "its {name} is «{stored}» where the procedure records «{expected}»",
+                name=name,
+                stored=getattr(record, name),
+                expected=value,
+            )
     if _details(entry.details) != _details(record.data):
-        return "its details differ from what the procedure records"
+        return t("its details differ from what the procedure records")
     return None
 
 
@@ -71,15 +77,23 @@ def _run(compiled: CompiledProcedure, records: Sequence[EventRecord], calendar: 
     """The state the events lead to, and how many changes they hold; raises Mismatch-worthy errors."""
     first = records[0]
     if first.type != "created":
-        raise _Off(first.seq, f"the first event is {first.type!r}, not 'created'")
+        raise _Off(first.seq, t("the first event is «{type}», not «created»", type=first.type))
     details = first.data
     procedure = details.get("procedure") or {}
     defn = compiled.definition
     if procedure != {"code": defn.code, "version": defn.version}:
-        raise _Off(first.seq, f"it names procedure {procedure!r}, not the case's {defn.code} version {defn.version}")
+        raise _Off(
+            first.seq,
+            t(
+                "it names procedure «{named}», not the case's {code} version {version}",
+                named=procedure,
+                code=defn.code,
+                version=defn.version,
+            ),
+        )
     unit, applicant = details.get("unit"), details.get("applicant")
     if not isinstance(unit, str) or not isinstance(applicant, str):
-        raise _Off(first.seq, "it does not name the case's unit and applicant")
+        raise _Off(first.seq, t("it does not name the case's unit and applicant"))
     case, entries = compiled.start(
         data=details.get("data"),
         unit=unit,
@@ -103,11 +117,11 @@ def _run(compiled: CompiledProcedure, records: Sequence[EventRecord], calendar: 
             if record.type == "data":
                 changed = record.data.get("changes")
                 if not isinstance(changed, dict) or position + 1 >= len(records):
-                    raise _Off(record.seq, "a data event without its changes or its action")
+                    raise _Off(record.seq, t("a data event without its changes or its action"))
                 amended = {k: v[1] if isinstance(v, list) and len(v) == 2 else v for k, v in changed.items()}
                 action = records[position + 1]
             if action.step is None or action.outcome is None:
-                raise _Off(action.seq, "an action event without its step or outcome")
+                raise _Off(action.seq, t("an action event without its step or outcome"))
             index = defn.index.get(action.step)
             roles = frozenset({defn.steps[index].role}) if index is not None else frozenset()
             missing = action.data.get("missing") or ()
@@ -123,7 +137,7 @@ def _run(compiled: CompiledProcedure, records: Sequence[EventRecord], calendar: 
                 data=amended,
             )
         else:
-            raise _Off(record.seq, f"a {record.type!r} event where only an action, data or withdrawal can come")
+            raise _Off(record.seq, t("a «{type}» event where only an action, data or withdrawal can come", type=record.type))
         position = _compare(entries, records, position)
         changes += 1
     return case, changes
@@ -137,7 +151,7 @@ class _Off(Exception):
 def _compare(entries: Sequence[Entry], records: Sequence[EventRecord], position: int) -> int:
     for offset, entry in enumerate(entries):
         if position + offset >= len(records):
-            raise _Off(position + offset + 1, f"the procedure records a {entry.type!r} event here, which is missing")
+            raise _Off(position + offset + 1, t("the procedure records a «{type}» event here, which is missing", type=entry.type))
         record = records[position + offset]
         problem = _differs(entry, record)
         if problem is not None:
@@ -169,13 +183,13 @@ def replay(
     in position order.
     """
     if not records:
-        return Mismatch(1, "the case has no events")
+        return Mismatch(1, t("the case has no events"))
     try:
         case, changes = _run(compiled, records, calendar or WorkingCalendar())
     except _Off as off:
         return off.mismatch
     except TinhgonError as error:
-        return Mismatch(0, f"the procedure refuses the recorded events ({error})")
+        return Mismatch(0, t("the procedure refuses the recorded events ({error})", error=str(error)))
     defn = compiled.definition
     stored = {
         "status": case_row.status,
@@ -201,9 +215,12 @@ def replay(
     }
     for name, value in replayed.items():
         if stored[name] != value:
-            return Mismatch(0, f"the case's {name} differs from what its events lead to")
+            return Mismatch(0, t("the case's {name} differs from what its events lead to", name=name))
     if len(step_rows) != len(defn.steps):
-        return Mismatch(0, f"the case has {len(step_rows)} step rows where its procedure has {len(defn.steps)} steps")
+        return Mismatch(
+            0,
+            t("the case has {rows} step rows where its procedure has {steps} steps", rows=len(step_rows), steps=len(defn.steps)),
+        )
     for i, (row, state, step) in enumerate(zip(step_rows, case.steps, defn.steps, strict=True)):
         copied = {
             "step_id": step.id,
@@ -220,5 +237,13 @@ def replay(
         }
         for name, value in copied.items():
             if getattr(row, name) != value:
-                return Mismatch(0, f"step {i + 1} ({step.id}): its {name} differs from what the events lead to")
+                return Mismatch(
+                    0,
+                    t(
+                        "step {position} «{step}»: its {name} differs from what the events lead to",
+                        position=i + 1,
+                        step=step.name,
+                        name=name,
+                    ),
+                )
     return None

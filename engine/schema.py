@@ -17,6 +17,8 @@ from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine, text
 
+from procedures.messages import t
+
 from .errors import DatabaseUnavailable
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -68,6 +70,11 @@ def _known(connection: Connection, engine: Engine) -> None:
     except CommandError:
         shown = engine.url.render_as_string(hide_password=True)
         raise DatabaseUnavailable(
-            f"the database {shown} is at schema revision {revision!r}, which this tinhgon does not know"
-            f" (its newest is {head()!r}): a newer tinhgon wrote it, or it is not tinhgon's; nothing was changed"
+            t(
+                "the database {database} is at schema revision «{revision}», which this tinhgon does not know"
+                " (its newest is «{newest}»): a newer tinhgon wrote it, or it is not tinhgon's; nothing was changed",
+                database=shown,
+                revision=revision,
+                newest=head(),
+            )
         ) from None

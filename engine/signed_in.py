@@ -7,6 +7,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, cast
 
+from procedures.messages import t
+
 from .changes import CaseChanges, Change
 from .connection import duplicate_key
 from .direct import Ask, Direct, run_steps, run_steps_async
@@ -117,14 +119,14 @@ class SignedInChanges(CaseChanges):
         user = User(head.u_id, head.u_name, head.u_unit, tuple(head.u_roles), tuple(head.u_permissions))
         actor = user.actor
         if head.id is None:
-            raise NotFound(f"no case {case_id}", case_id=case_id)
+            raise NotFound(t("no case {case}", case=case_id), case_id=case_id)
         machine = self.compiled.ready(head.procedure_id)
         if machine is None:
             if not compile_here:
                 return SignedIn(user, None, change(actor))
             machine = yield from self.compiled.asking(head.procedure_id)
         if not sees(actor, head.applicant, head.unit, machine):
-            raise NotFound(f"no case {case_id}", case_id=case_id)
+            raise NotFound(t("no case {case}", case=case_id), case_id=case_id)
         doing = change(actor)
         if idempotency is not None and head.k_request_hash is not None:
             status_code = head.k_status_code  # both null while the first request runs

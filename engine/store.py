@@ -24,6 +24,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.expression import Executable
 
+from procedures.messages import t
+
 from . import connection as connection_module
 from . import journal
 from .codes import CODE_FORM, EXACT, VERSION_MAX, VERSION_MIN, code_key, code_lock, valid_code
@@ -328,13 +330,13 @@ class UnitOfWork:
         """
         row = self.find_procedure(code, version)
         if row is None:
-            raise NotFound(f"no procedure {code} version {version}")
+            raise NotFound(t("no procedure {code} version {version}", code=code, version=version))
         return row
 
     def procedure_by_id(self, procedure_id: int) -> ProcedureRow:
         row = self.session.get(ProcedureRow, procedure_id)
         if row is None:
-            raise NotFound(f"no procedure with id {procedure_id}")
+            raise NotFound(t("no procedure with id {id}", id=procedure_id))
         return row
 
     def find_procedure(self, code: str, version: int) -> ProcedureRow | None:
@@ -370,17 +372,33 @@ class UnitOfWork:
             select(ProcedureRow.code, ProcedureRow.version, ProcedureRow.code_key).order_by(ProcedureRow.id)
         )
         for code, version, key in rows:
-            where = f"thủ tục {code!a} phiên bản {version}"
+            where = {"code": ascii(code), "version": version}
             if not valid_code(code):
-                lines.append(f"{where}: mã không theo quy tắc {CODE_FORM}; API không tìm được thủ tục này theo mã")
-            if key.startswith(EXACT):
-                stored = self.stored_spelling(code)
                 lines.append(
-                    f"{where}: mã trùng với {stored!a} khi không phân biệt chữ hoa, chữ thường; "
-                    "giữ nguyên, chỉ tìm được khi viết đúng từng chữ"
+                    t(
+                        "procedure {code} version {version}: the code breaks the rule {rule}; the API cannot find this procedure by its code",
+                        rule=CODE_FORM,
+                        **where,
+                    )
+                )
+            if key.startswith(EXACT):
+                lines.append(
+                    t(
+                        "procedure {code} version {version}: the code is the same as {stored} ignoring upper and lower case; "
+                        "kept as it is, found only when written letter for letter",
+                        stored=ascii(self.stored_spelling(code)),
+                        **where,
+                    )
                 )
             if not VERSION_MIN <= version <= VERSION_MAX:
-                lines.append(f"{where}: phiên bản ngoài khoảng {VERSION_MIN}..{VERSION_MAX:,}")
+                lines.append(
+                    t(
+                        "procedure {code} version {version}: the version is outside {low}..{high}",
+                        low=VERSION_MIN,
+                        high=f"{VERSION_MAX:,}",
+                        **where,
+                    )
+                )
         return lines
 
     def stored_spelling(self, code: str) -> str | None:
@@ -401,8 +419,12 @@ class UnitOfWork:
         stored = self.stored_spelling(code)
         if stored is not None and stored != code:
             raise Conflict(
-                f"mã thủ tục {code} trùng với mã đã có {stored} (chỉ khác chữ hoa, chữ thường, là cùng một mã): "
-                f"hãy viết đúng {stored}"
+                t(
+                    "the procedure code {code} is the code {stored} stored already (they differ only in upper and lower case, "
+                    "so they are one code): write it {stored}",
+                    code=code,
+                    stored=stored,
+                )
             )
 
     def procedures(self) -> list[ProcedureRow]:
@@ -419,7 +441,7 @@ class UnitOfWork:
         """
         self.claim_code(defn.code)
         if self.find_procedure(defn.code, defn.version) is not None:
-            raise Conflict(f"procedure {defn.code} version {defn.version} exists already")
+            raise Conflict(t("procedure {code} version {version} exists already", code=defn.code, version=defn.version))
         row = ProcedureRow(
             code=defn.code,
             code_key=code_key(defn.code),
@@ -431,7 +453,7 @@ class UnitOfWork:
             created_at=now,
             published_at=now if status == PUBLISHED else None,
         )
-        self.insert(row, f"procedure {defn.code} version {defn.version} exists already")
+        self.insert(row, t("procedure {code} version {version} exists already", code=defn.code, version=defn.version))
         self.journal(
             journal.PROCEDURE, journal.procedure_subject(row.code, row.version), journal.procedure_state(row), actor=actor
         )
@@ -468,7 +490,7 @@ class UnitOfWork:
         """
         found = self.connection.execute(cast(Executable, NEWEST_PUBLISHED.statement), code_params(code)).scalar()
         if found is None:
-            raise NotPublished(f"procedure {code!r} has no published version")
+            raise NotPublished(t("procedure «{code}» has no published version", code=code))
         return int(found)
 
     def newest_published(self, code: str) -> ProcedureRow:
@@ -483,7 +505,7 @@ class UnitOfWork:
     def user(self, user_id: str) -> UserRow:
         row = self.session.get(UserRow, user_id)
         if row is None:
-            raise NotFound(f"no user {user_id!r}")
+            raise NotFound(t("no user «{user}»", user=user_id))
         return row
 
     def find_user(self, user_id: str) -> UserRow | None:
@@ -496,5 +518,5 @@ class UnitOfWork:
     def case(self, case_id: int) -> CaseRow:
         row = self.session.get(CaseRow, case_id)
         if row is None:
-            raise NotFound(f"no case {case_id}", case_id=case_id)
+            raise NotFound(t("no case {case}", case=case_id), case_id=case_id)
         return row

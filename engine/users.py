@@ -18,6 +18,8 @@ from typing import cast
 
 from sqlalchemy import String, delete, select, update
 
+from procedures.messages import t
+
 from . import journal
 from .db import TokenRow, UserRow, WebSessionRow
 from .direct import Direct
@@ -86,23 +88,44 @@ def add_user(
     """
     roles, permissions = tuple(dict.fromkeys(roles)), tuple(dict.fromkeys(permissions))
     if not _ID.fullmatch(user_id):
-        raise InvalidUser(f"user id {user_id!r}: use 1-100 letters, digits or _ . @ -")
+        # shown as a Python literal, so that an invisible character shows
+        raise InvalidUser(t("user id {user}: use 1-100 letters, digits or _ . @ -", user=repr(user_id)))
     if not name.strip() or not unit.strip():
-        raise InvalidUser(f"user {user_id!r}: name and unit must not be empty")
+        raise InvalidUser(t("user «{user}»: name and unit must not be empty", user=user_id))
     if unstorable(name) or unstorable(unit):
-        raise InvalidUser(f"user {user_id!r}: name and unit must not contain NUL characters or lone surrogates")
+        raise InvalidUser(t("user «{user}»: name and unit must not contain NUL characters or lone surrogates", user=user_id))
     if len(unit) > UNIT_LENGTH:
-        raise InvalidUser(f"user {user_id!r}: unit is {len(unit)} characters long; at most {UNIT_LENGTH}")
+        raise InvalidUser(
+            t(
+                "user «{user}»: unit is {length} characters long; at most {limit}",
+                user=user_id,
+                length=len(unit),
+                limit=UNIT_LENGTH,
+            )
+        )
     unknown = sorted(set(permissions) - PERMISSIONS)
     if unknown:
-        raise InvalidUser(f"user {user_id!r}: unknown permission {', '.join(unknown)} (known: admin, reform)")
+        raise InvalidUser(
+            t(
+                "user «{user}»: unknown permission {permissions} (known: admin, reform)",
+                user=user_id,
+                permissions=", ".join(unknown),
+            )
+        )
     bad_roles = [r for r in roles if not re.fullmatch(r"[a-z][a-z0-9_]*", r)]
     if bad_roles:
-        raise InvalidUser(f"user {user_id!r}: role ids look like definitions' ids ([a-z][a-z0-9_]*), not {', '.join(bad_roles)}")
+        raise InvalidUser(
+            t(
+                "user «{user}»: role ids look like definitions' ids ([a-z][a-z0-9_]*), not {roles}",
+                user=user_id,
+                roles=", ".join(bad_roles),
+            )
+        )
+    taken = t("user «{user}» exists already", user=user_id)
     if uow.session.get(UserRow, user_id) is not None:
-        raise Conflict(f"user {user_id!r} exists already")
+        raise Conflict(taken)
     row = UserRow(id=user_id, name=name, unit=unit, roles=list(roles), permissions=list(permissions), created_at=_now())
-    uow.insert(row, f"user {user_id!r} exists already")
+    uow.insert(row, taken)
     uow.journal(journal.USER, user_id, journal.user_state(row), actor=actor)
     return User.of(row)
 

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, select
 
 from procedures import load_text
 from procedures.errors import TinhgonError
+from procedures.messages import t
 
 from . import journal, ledger
 from .audit import GENESIS, EventRecord, is_decision, verify_chain
@@ -29,10 +30,12 @@ from .replay import replay
 from .rows import record_of
 from .store import Store
 
-NEVER_SEALED = (
-    "nothing is sealed yet: a database from before the ledger is adopted by its first seal"
-    " (run tinhgon audit checkpoint with the key, or start the service); until then what it held is unvouched for"
-)
+
+def never_sealed() -> str:
+    return t(
+        "nothing is sealed yet: a database from before the ledger is adopted by its first seal"
+        " (run tinhgon audit checkpoint with the key, or start the service); until then what it held is unvouched for"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +55,17 @@ class Finding:
 
     def render(self) -> str:
         if self.case_id is not None:
-            where = f"case {self.case_id}" + (f", event {self.seq}" if self.seq else "")
-            return f"{where}: {self.reason}"
+            if self.seq:
+                return t("case {case}, event {seq}: {reason}", case=self.case_id, seq=self.seq, reason=self.reason)
+            return t("case {case}: {reason}", case=self.case_id, reason=self.reason)
+        if self.part == "journal":
+            return t("journal: {reason}", reason=self.reason)
+        if self.part == "state":
+            return t("state: {reason}", reason=self.reason)
+        if self.part == "ledger":
+            return t("ledger: {reason}", reason=self.reason)
+        if self.part == "checkpoint":
+            return t("checkpoint: {reason}", reason=self.reason)
         return f"{self.part}: {self.reason}"
 
 
@@ -103,7 +115,12 @@ def _cases(
         try:
             compiled[row.id] = CompiledProcedure(load_text(row.body, source=f"{row.code} v{row.version}"))
         except TinhgonError as error:
-            compiled[row.id] = f"its procedure {row.code} version {row.version} no longer loads ({error})"
+            compiled[row.id] = t(
+                "its procedure {code} version {version} no longer loads ({error})",
+                code=row.code,
+                version=row.version,
+                error=str(error),
+            )
     events: dict[int, list[tuple[int, EventRecord]]] = defaultdict(list)
     hashes: dict[int, str] = {}
     for e in connection.execute(select(EventRow.__table__).order_by(EventRow.case_id, EventRow.seq, EventRow.id)):
@@ -119,7 +136,7 @@ def _cases(
         records = [r for _, r in chain]
         machine = compiled.get(case.procedure_id)
         if not isinstance(machine, CompiledProcedure):
-            findings.append(Finding("case", machine or "its procedure version is missing", case.id))
+            findings.append(Finding("case", machine or t("its procedure version is missing"), case.id))
             continue
         bad = verify_chain(
             records,
@@ -136,7 +153,7 @@ def _cases(
         if mismatch is not None:
             findings.append(Finding("case", mismatch.reason, case.id, mismatch.seq or None))
     for case_id in sorted(events):
-        findings.append(Finding("event", "events of a case that does not exist (its case row deleted?)", case_id))
+        findings.append(Finding("event", t("events of a case that does not exist (its case row deleted?)"), case_id))
     return cases, len(hashes), hashes
 
 
@@ -155,42 +172,65 @@ def _ledger(
     for place in ledger.places(connection):
         position += 1
         last = place
-        where = f"place {place.position}"
+        where = t("place {position}", position=place.position)
         if place.position != position:
-            findings.append(Finding("ledger", f"place {position} is missing (the next is {place.position}): deleted?"))
+            findings.append(
+                Finding(
+                    "ledger",
+                    t("place {position} is missing (the next is {next}): deleted?", position=position, next=place.position),
+                )
+            )
             return position, 0
         if place.prev_hash != previous or place.hash != ledger.place_hash(
             previous, position, place.kind, place.ref_id, place.entry_hash
         ):
-            findings.append(Finding("ledger", f"{where}: its hash or link does not recompute (edited?)"))
+            findings.append(Finding("ledger", t("{where}: its hash or link does not recompute (edited?)", where=where)))
             return position, 0
         if place.signature is not None and not (
             keys.knows(place.key_id) and keys.verify(place.key_id, place.hash, place.signature)
         ):
-            findings.append(Finding("ledger", f"{where}: bad signature (forged, or made by a key that is not trusted)"))
+            findings.append(
+                Finding("ledger", t("{where}: bad signature (forged, or made by a key that is not trusted)", where=where))
+            )
             return position, 0
         previous = place.hash
         if position == 1 and (place.kind != ledger.RULES or place.entry_hash != ledger.rules_hash(legacy)):
             findings.append(
-                Finding("ledger", "place 1 does not vouch for this database's audit rules (the switch record was altered)")
+                Finding("ledger", t("place 1 does not vouch for this database's audit rules (the switch record was altered)"))
             )
         stored = {ledger.EVENT: event_hashes, ledger.JOURNAL: journal_hashes}.get(place.kind)
         if stored is None:
             continue
         sealed[place.kind].add(place.ref_id)
-        what = "event" if place.kind == ledger.EVENT else "journal entry"
+        event = place.kind == ledger.EVENT
         actual = stored.get(place.ref_id)
         if actual is None:
-            findings.append(
-                Finding("ledger", f"{where}: the {what} it seals (id {place.ref_id}) is gone (deleted, with its case?)")
+            gone = (
+                t("{where}: the event it seals (id {id}) is gone (deleted, with its case?)", where=where, id=place.ref_id)
+                if event
+                else t("{where}: the journal entry it seals (id {id}) is gone (deleted?)", where=where, id=place.ref_id)
             )
+            findings.append(Finding("ledger", gone))
         elif actual != place.entry_hash:
-            findings.append(
-                Finding("ledger", f"{where}: the {what} it seals (id {place.ref_id}) has another hash now (rewritten?)")
+            rewritten = (
+                t("{where}: the event it seals (id {id}) has another hash now (rewritten?)", where=where, id=place.ref_id)
+                if event
+                else t(
+                    "{where}: the journal entry it seals (id {id}) has another hash now (rewritten?)",
+                    where=where,
+                    id=place.ref_id,
+                )
             )
+            findings.append(Finding("ledger", rewritten))
     if last is not None and last.signature is None:
         findings.append(
-            Finding("ledger", f"place {last.position}, the last, is not signed (places appended behind the sealer's back?)")
+            Finding(
+                "ledger",
+                t(
+                    "place {position}, the last, is not signed (places appended behind the sealer's back?)",
+                    position=last.position,
+                ),
+            )
         )
     unsealed = len(set(event_hashes) - sealed[ledger.EVENT]) + len(set(journal_hashes) - sealed[ledger.JOURNAL])
     return position, unsealed
@@ -201,12 +241,13 @@ def verify_database(
     keys: Keyring,
     *,
     checkpoint: str | None = None,
-    checkpoint_source: str = "checkpoint",
+    checkpoint_source: str | None = None,
     calendar: WorkingCalendar | None = None,
 ) -> AuditReport:
     """Check everything the audit keeps; see the module's text.
 
-    ``checkpoint`` is the text of a checkpoint file kept elsewhere.
+    ``checkpoint`` is the text of a checkpoint file kept elsewhere, and
+    ``checkpoint_source`` its name in what is wrong with it (its file).
     """
     findings: list[Finding] = []
     with store.unit(write=False) as uow:
@@ -217,17 +258,28 @@ def verify_database(
         for entry in entries:
             problem = journal.check_entry(entry, keys)
             if problem is not None:
-                findings.append(Finding("journal", f"entry {entry.id} ({entry.kind} {entry.subject[:40]}): {problem}"))
+                findings.append(
+                    Finding(
+                        "journal",
+                        t(
+                            "entry {id} ({kind} {subject}): {problem}",
+                            id=entry.id,
+                            kind=entry.kind,
+                            subject=entry.subject[:40],
+                            problem=problem,
+                        ),
+                    )
+                )
         findings.extend(Finding("state", p) for p in journal.compare_state(connection, journal.fold(entries)))
         places, unsealed = _ledger(connection, keys, event_hashes, {e.id: e.hash for e in entries}, legacy, findings)
         if places == 0 and findings:
             # First when nothing was ever journalled either (a database from
             # before, not yet adopted); after the real findings otherwise.
-            findings.insert(0 if not entries else len(findings), Finding("ledger", NEVER_SEALED))
+            findings.insert(0 if not entries else len(findings), Finding("ledger", never_sealed()))
         result = None
         if checkpoint is not None:
             try:
-                statement = ledger.read_checkpoint(checkpoint, keys, checkpoint_source)
+                statement = ledger.read_checkpoint(checkpoint, keys, checkpoint_source or t("the checkpoint"))
             except ledger.CheckpointError as error:
                 findings.append(Finding("checkpoint", str(error)))
             else:

@@ -18,6 +18,7 @@ from .catalog_file import PRICE_KEYS, CatalogFile, PriceList, catalog_path, is_c
 from .errors import DefinitionError, Problem, ReadError, TinhgonError
 from .labels import money
 from .loader import load_path
+from .messages import t
 from .metrics import Metrics, metrics
 from .model import Definition
 from .yamlio import line_of
@@ -165,10 +166,16 @@ class Catalog:
                     hourly.setdefault(float(v.cost_model.hourly_cost), []).append(f"{entry.code} v{v.version}")
         if len(hourly) < 2:
             return []
-        groups = "; ".join(f"{money(cost)}/giờ: {', '.join(names)}" for cost, names in sorted(hourly.items()))
+        groups = "; ".join(
+            t("{cost}/hour: {procedures}", cost=money(cost), procedures=", ".join(names))
+            for cost, names in sorted(hourly.items())
+        )
         return [
-            "Các thủ tục không được tính theo cùng một đơn giá giờ công của người nộp "
-            f"({groups}); thêm cost_model vào catalog.yaml để tính như nhau"
+            t(
+                "The procedures are not costed at one hourly cost of the applicant's time ({groups}); "
+                "add cost_model to catalog.yaml to cost them alike",
+                groups=groups,
+            )
         ]
 
     def merge_warnings(self) -> list[str]:
@@ -179,7 +186,12 @@ class Catalog:
             for v in entry.versions:
                 if v.merged_into is not None and v.merged_into.casefold() not in codes:
                     out.append(
-                        f"{entry.code} v{v.version} được hợp nhất vào {v.merged_into}, nhưng danh mục không có thủ tục mã đó"
+                        t(
+                            "{code} v{version} is merged into {target}, but the catalog has no procedure of that code",
+                            code=entry.code,
+                            version=v.version,
+                            target=v.merged_into,
+                        )
                     )
         return out
 
@@ -244,7 +256,12 @@ def load_catalog(paths: list[str]) -> Catalog:
                         Problem(
                             line_of(defn.data, ("version",)),
                             "version",
-                            f"{twin.source} cũng là phiên bản {defn.version} của thủ tục {defn.code}",
+                            t(
+                                "{other} is version {version} of procedure {code} too",
+                                other=twin.source,
+                                version=defn.version,
+                                code=defn.code,
+                            ),
                         )
                     ],
                 )

@@ -17,8 +17,9 @@ from pydantic import BaseModel, Field
 
 from .errors import DefinitionError, Problem
 from .loader import check_shape, decode, parse_text, read_bytes
+from .messages import t
 from .schema import Amount, Spec
-from .yamlio import Path, format_path, line_of
+from .yamlio import Path, describe_value, format_path, line_of
 
 CATALOG_FILE = "catalog.yaml"
 CATALOG_FORMAT = "tinhgon-catalog/1"
@@ -34,7 +35,11 @@ TargetMetric = Literal[
 ]
 _PROGRAMME_ID = re.compile(r"[a-z0-9-]+")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-SHAPE = "a catalog is a YAML mapping with keys format, name, cost_model, programmes"
+
+
+def shape() -> str:
+    """What a catalog file holds, for a file that holds something else."""
+    return t("a catalog is a YAML mapping with keys format, name, cost_model, programmes")
 
 
 class PriceListSpec(Spec):
@@ -130,9 +135,9 @@ def read_catalog_file(path: str | os.PathLike[str]) -> CatalogFile:
 
 
 def catalog_from_text(text: str, source: str = "<catalog>") -> CatalogFile:
-    root, _notes = parse_text(text, source, SHAPE)
+    root, _notes = parse_text(text, source, shape)
     if not isinstance(root, dict):
-        raise DefinitionError(source, [Problem(line_of(root, ()), "", SHAPE)])
+        raise DefinitionError(source, [Problem(line_of(root, ()), "", shape())])
     fmt = root.get("format")
     if "format" in root and fmt != CATALOG_FORMAT:
         raise DefinitionError(
@@ -141,7 +146,11 @@ def catalog_from_text(text: str, source: str = "<catalog>") -> CatalogFile:
                 Problem(
                     line_of(root, ("format",)),
                     "format",
-                    f"định dạng của danh mục phải là {CATALOG_FORMAT!r}, không phải {fmt!r}",
+                    t(
+                        "the format of a catalog must be «{format}», not {value}",
+                        format=CATALOG_FORMAT,
+                        value=describe_value(fmt),
+                    ),
                 )
             ],
         )
@@ -153,24 +162,31 @@ def catalog_from_text(text: str, source: str = "<catalog>") -> CatalogFile:
 
     prices = root.get("cost_model")
     if isinstance(prices, dict) and isinstance(prices.get("source"), str) and not prices["source"].strip():
-        add(("cost_model", "source"), "source phải nêu nguồn của đơn giá (một số liệu chính thức ghi rõ lấy từ đâu)")
+        add(
+            ("cost_model", "source"),
+            t("source must name where the prices come from (an official figure, saying where it is taken from)"),
+        )
     programmes: list[Programme] = []
     seen: dict[str, int] = {}
     raw_programmes = root.get("programmes")
-    for i, raw in enumerate(raw_programmes if isinstance(raw_programmes, list) else []):
+    listed: list[Any] = raw_programmes if isinstance(raw_programmes, list) else []
+    for i, raw in enumerate(listed):
         if not isinstance(raw, dict):
             continue
         pid = raw.get("id")
         if isinstance(pid, str):
             if not _PROGRAMME_ID.fullmatch(pid):
-                add(("programmes", i, "id"), f"mã chương trình {pid!r} chỉ gồm chữ thường a-z, chữ số và dấu '-'")
+                add(("programmes", i, "id"), t("programme id «{id}» may hold only lowercase letters a-z, digits and '-'", id=pid))
             elif pid in seen:
-                add(("programmes", i, "id"), f"mã chương trình {pid!r} trùng với programmes[{seen[pid]}]")
+                add(
+                    ("programmes", i, "id"),
+                    t("programme id «{id}» is already used by {first}", id=pid, first=_programme(listed, seen[pid])),
+                )
             else:
                 seen[pid] = i
         baseline = raw.get("baseline")
         if isinstance(baseline, str) and _date(baseline) is None:
-            add(("programmes", i, "baseline"), f"{baseline!r} không phải là một ngày viết theo dạng YYYY-MM-DD")
+            add(("programmes", i, "baseline"), t("«{day}» is not a day written YYYY-MM-DD", day=baseline))
         metrics: dict[str, int] = {}
         targets = raw.get("targets")
         for j, target in enumerate(targets if isinstance(targets, list) else []):
@@ -180,18 +196,22 @@ def catalog_from_text(text: str, source: str = "<catalog>") -> CatalogFile:
             if isinstance(cut, (int, float)) and not isinstance(cut, bool) and not 0 < cut <= 100:
                 add(
                     ("programmes", i, "targets", j, "cut_percent"),
-                    f"mức cắt giảm phải lớn hơn 0 và không quá 100 (%), không phải {cut}",
+                    t("the cut must be above 0 and at most 100 (%), not {cut}", cut=cut),
                 )
             metric = target.get("metric")
             if isinstance(metric, str):
                 if metric in metrics:
                     add(
                         ("programmes", i, "targets", j, "metric"),
-                        f"chỉ tiêu {metric!r} đã có ở targets[{metrics[metric]}] của chương trình này",
+                        t(
+                            "target «{metric}» is already set by target {position} of this programme",
+                            metric=metric,
+                            position=metrics[metric] + 1,
+                        ),
                     )
                 metrics.setdefault(metric, j)
     if problems or spec is None:
-        raise DefinitionError(source, problems or [Problem(line_of(root, ()), "", SHAPE)])
+        raise DefinitionError(source, problems or [Problem(line_of(root, ()), "", shape())])
     for p in spec.programmes:
         programmes.append(
             Programme(
@@ -215,10 +235,20 @@ def _reworded(problem: Problem) -> Problem:
         return Problem(
             problem.line,
             problem.path,
-            "reason thuộc cost_model của một định nghĩa (lý do thủ tục đó giữ đơn giá riêng); "
-            "bảng giá của danh mục ghi nguồn của đơn giá ở source",
+            t(
+                "reason belongs to a definition's cost_model (why that procedure keeps prices of its own); "
+                "the catalog's price list names where its prices come from under source"
+            ),
         )
     return problem
+
+
+def _programme(programmes: list[Any], i: int) -> str:
+    """Programme ``i``, as messages name it: by its name and position."""
+    name = programmes[i].get("name")
+    if isinstance(name, str) and name.strip():
+        return t("programme {position} «{name}»", position=i + 1, name=name)
+    return t("programme {position}", position=i + 1)
 
 
 def _date(text: str) -> date | None:

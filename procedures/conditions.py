@@ -20,6 +20,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .messages import t
+from .yamlio import describe_value
+
 COMPARISONS = ("equals", "not_equals", "gt", "gte", "lt", "lte")
 MEMBERSHIP = ("in", "not_in")
 ORDERED_TYPES = frozenset({"integer", "number", "date"})
@@ -104,15 +107,20 @@ def _as_date(value: Any) -> dt.date | None:
 
 
 def expected_text(field_type: str, values: tuple[str, ...] | None = None) -> str:
+    """What a value of a field of ``field_type`` is, in words."""
     if field_type == "enum" and values is not None:
-        return "one of " + ", ".join(repr(v) for v in values)
-    return {
-        "string": "text",
-        "integer": "a whole number",
-        "number": "a number",
-        "boolean": "true or false",
-        "date": "a date written YYYY-MM-DD",
-    }.get(field_type, field_type)
+        return t("one of {values}", values=", ".join(f"«{v}»" for v in values))
+    if field_type == "string":
+        return t("text")
+    if field_type == "integer":
+        return t("a whole number")
+    if field_type == "number":
+        return t("a number")
+    if field_type == "boolean":
+        return t("true or false")
+    if field_type == "date":
+        return t("a date written YYYY-MM-DD")
+    return field_type
 
 
 FieldTypes = Mapping[str, str] | Mapping[str, tuple[str, tuple[str, ...] | None]]
@@ -127,103 +135,118 @@ def _field_info(fields: FieldTypes, name: str) -> tuple[str, tuple[str, ...] | N
     return info
 
 
-def parse(raw: Any, fields: FieldTypes) -> Condition:
+def parse(raw: Any, fields: FieldTypes, names: Mapping[str, str] | None = None) -> Condition:
     """Parse and type-check a condition against the declared fields.
 
-    ``fields`` maps a field id to its type, or to ``(type, enum values)``.
-    Raises :class:`ConditionError` listing every problem found.
+    ``fields`` maps a field id to its type, or to ``(type, enum values)``;
+    ``names`` a field id to the name its messages call it by (its id
+    otherwise). Raises :class:`ConditionError` listing every problem found.
     """
     problems: list[ConditionProblem] = []
-    cond = _parse(raw, fields, (), problems)
+    cond = _parse(raw, fields, (), problems, names or {})
     if problems or cond is None:
-        raise ConditionError(problems or [ConditionProblem((), "empty condition")])
+        raise ConditionError(problems or [ConditionProblem((), t("empty condition"))])
     return cond
 
 
-def _parse(raw: Any, fields: FieldTypes, at: tuple[str | int, ...], problems: list[ConditionProblem]) -> Condition | None:
+def _parse(
+    raw: Any, fields: FieldTypes, at: tuple[str | int, ...], problems: list[ConditionProblem], names: Mapping[str, str]
+) -> Condition | None:
     if not isinstance(raw, Mapping) or not raw:
-        problems.append(
-            ConditionProblem(
-                at, "a condition is a mapping such as {field: F, equals: V}, {all: [...]}, {any: [...]} or {not: ...}"
-            )
+        message = t(
+            "a condition is a mapping such as {{field: F, equals: V}}, {{all: [...]}}, {{any: [...]}} or {{not: ...}}; got {value}",
+            value=describe_value(raw),
         )
+        problems.append(ConditionProblem(at, message))
         return None
     keys = set(raw)
     for combinator in ("all", "any"):
         if combinator in keys:
             extra = keys - {combinator}
             if extra:
-                problems.append(ConditionProblem(at, f"{combinator!r} cannot be combined with {', '.join(sorted(extra))}"))
+                others = ", ".join(sorted(extra))
+                problems.append(ConditionProblem(at, t("{key} cannot be combined with {others}", key=combinator, others=others)))
                 return None
             items = raw[combinator]
             if not isinstance(items, list) or not items:
-                problems.append(ConditionProblem((*at, combinator), f"{combinator!r} takes a non-empty list of conditions"))
+                problems.append(
+                    ConditionProblem((*at, combinator), t("{key} takes a non-empty list of conditions", key=combinator))
+                )
                 return None
-            parsed = [_parse(item, fields, (*at, combinator, i), problems) for i, item in enumerate(items)]
+            parsed = [_parse(item, fields, (*at, combinator, i), problems, names) for i, item in enumerate(items)]
             if any(p is None for p in parsed):
                 return None
             children = tuple(p for p in parsed if p is not None)
             return AllOf(children) if combinator == "all" else AnyOf(children)
     if "not" in keys:
         if keys != {"not"}:
-            problems.append(ConditionProblem(at, f"'not' cannot be combined with {', '.join(sorted(keys - {'not'}))}"))
+            others = ", ".join(sorted(keys - {"not"}))
+            problems.append(ConditionProblem(at, t("{key} cannot be combined with {others}", key="not", others=others)))
             return None
-        inner = _parse(raw["not"], fields, (*at, "not"), problems)
+        inner = _parse(raw["not"], fields, (*at, "not"), problems, names)
         return Not(inner) if inner is not None else None
     if "field" not in keys:
-        problems.append(ConditionProblem(at, "a condition names a 'field' (or combines conditions with all, any, not)"))
+        problems.append(ConditionProblem(at, t("a condition names a field (or combines conditions with all, any, not)")))
         return None
     name = raw["field"]
     ops = keys - {"field"}
     allowed = set(COMPARISONS) | set(MEMBERSHIP) | {"exists"}
     unknown = ops - allowed
     if unknown:
-        problems.append(
-            ConditionProblem(
-                (*at, sorted(unknown)[0]), f"unknown operator {sorted(unknown)[0]!r}; use one of {', '.join(sorted(allowed))}"
-            )
-        )
+        first = sorted(unknown)[0]
+        message = t("unknown operator «{operator}»; use one of {allowed}", operator=first, allowed=", ".join(sorted(allowed)))
+        problems.append(ConditionProblem((*at, first), message))
         return None
     if len(ops) != 1:
-        problems.append(
-            ConditionProblem(at, "a condition on a field takes exactly one operator" + (f", not {len(ops)}" if ops else ""))
+        message = (
+            t("a condition on a field takes exactly one operator, not {count}", count=len(ops))
+            if ops
+            else t("a condition on a field takes exactly one operator")
         )
+        problems.append(ConditionProblem(at, message))
         return None
     (op,) = ops
     if not isinstance(name, str):
-        problems.append(ConditionProblem((*at, "field"), f"field must be a field id, not {name!r}"))
+        problems.append(ConditionProblem((*at, "field"), t("field must be a field id, not {value}", value=describe_value(name))))
         return None
     info = _field_info(fields, name)
     if info is None:
-        problems.append(ConditionProblem((*at, "field"), f"unknown field {name!r}; declare it under 'fields'"))
+        problems.append(ConditionProblem((*at, "field"), t("unknown field «{field}»: declare it under fields", field=name)))
         return None
     ftype, values = info
+    called = names.get(name) or name
     value = raw[op]
     if op == "exists":
         if not isinstance(value, bool):
-            problems.append(ConditionProblem((*at, op), "exists takes true or false"))
+            problems.append(ConditionProblem((*at, op), t("exists takes true or false")))
             return None
         return Exists(name, value)
     if op in MEMBERSHIP:
         if not isinstance(value, list) or not value:
-            problems.append(ConditionProblem((*at, op), f"{op!r} takes a non-empty list of values"))
+            problems.append(ConditionProblem((*at, op), t("{operator} takes a non-empty list of values", operator=op)))
             return None
         bad = [v for v in value if not value_fits(v, ftype, values)]
         if bad:
-            problems.append(
-                ConditionProblem((*at, op), f"{bad[0]!r} does not fit field {name!r}: expected {expected_text(ftype, values)}")
-            )
+            problems.append(ConditionProblem((*at, op), _misfit(bad[0], called, ftype, values)))
             return None
         return Compare(name, op, tuple(value))
     if op in ("gt", "gte", "lt", "lte") and ftype not in ORDERED_TYPES:
-        problems.append(ConditionProblem((*at, op), f"{op!r} compares numbers or dates; field {name!r} is {ftype}"))
+        message = t(
+            "{operator} compares numbers or dates; field «{field}» is of type {type}", operator=op, field=called, type=ftype
+        )
+        problems.append(ConditionProblem((*at, op), message))
         return None
     if not value_fits(value, ftype, values):
-        problems.append(
-            ConditionProblem((*at, op), f"{value!r} does not fit field {name!r}: expected {expected_text(ftype, values)}")
-        )
+        problems.append(ConditionProblem((*at, op), _misfit(value, called, ftype, values)))
         return None
     return Compare(name, op, value)
+
+
+def _misfit(value: Any, field: str, field_type: str, values: tuple[str, ...] | None) -> str:
+    expected = expected_text(field_type, values)
+    return t(
+        "{value} does not fit field «{field}»: expected {expected}", value=describe_value(value), field=field, expected=expected
+    )
 
 
 def _key(value: Any) -> Any:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal
 
+from .messages import t
+
 HOURS_PER_DAY = 8
 
 _DURATION = re.compile(r"(?:(?P<d>\d+(?:\.\d+)?)d)?(?:(?P<h>\d+(?:\.\d+)?)h)?(?:(?P<m>\d+(?:\.\d+)?)m)?")
@@ -30,8 +32,11 @@ def parse_hours(text: str) -> float:
     match = _DURATION.fullmatch(text.strip()) if text.strip() else None
     if match is None:
         raise ValueError(
-            f"{text!r} is not a duration: write working time as days, hours and "
-            'minutes in that order, e.g. "2d", "4h", "30m" or "1d4h"'
+            t(
+                "«{text}» is not a duration: write working time as days, hours and minutes in that order, "
+                "e.g. 2d, 4h, 30m or 1d4h",
+                text=text,
+            )
         )
     days, hours, minutes = (float(match.group(g) or 0) for g in "dhm")
     return days * HOURS_PER_DAY + hours + minutes / 60

@@ -15,10 +15,9 @@ list item that is wrong, with its YAML path. Checking happens in layers:
 from __future__ import annotations
 
 import datetime
-import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -28,7 +27,7 @@ from pydantic import BaseModel, ValidationError
 from . import conditions
 from .durations import parse_hours
 from .errors import DefinitionError, Problem, ReadError
-from .labels import number
+from .messages import t
 from .model import (
     BUILTIN_REGISTRIES,
     Copies,
@@ -55,8 +54,10 @@ from .schema import (
     RegistrySpec,
     RoleSpec,
     StepSpec,
+    code_rule,
+    shape_message,
 )
-from .yamlio import Map, Path, Seq, YamlProblems, format_path, line_of, load_yaml, to_plain
+from .yamlio import Map, Path, Seq, YamlProblems, describe_value, format_path, line_of, load_yaml, to_plain
 
 _NESTED_MODELS: dict[str, type[BaseModel]] = {
     "cost_model": CostModelSpec,
@@ -65,30 +66,19 @@ _NESTED_MODELS: dict[str, type[BaseModel]] = {
     "copies": CopiesSpec,
     **ITEM_MODELS,
 }
-_DURATION_KEYS = frozenset({"duration", "effort", "time_limit"})
-_KIND_WORD = {"roles": "role", "documents": "document", "fields": "field", "steps": "step"}
-_TYPE_WORDS = {
-    "string_type": "text",
-    "int_type": "a whole number",
-    "int_parsing": "a whole number",
-    "float_type": "a number",
-    "bool_type": "true or false",
-    "list_type": "a list",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-}
-
-
 _CODE = re.compile(CODE_PATTERN)
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-_CODE_RULE = "1 đến 100 ký tự gồm chữ cái không dấu A-Z a-z, chữ số, '.', '_' và '-', bắt đầu bằng chữ cái hoặc chữ số"
 _ABOLISHED_EMPTY = ("roles", "documents", "steps", "fields")
 _REQUIRED_LISTS = ("roles", "documents", "steps")
-_OUTCOME_LONG = "{effect: proceed, label: ...}, {effect: reject, label: ...} hoặc {return: BƯỚC, label: ...}"
 
 
-SHAPE = "a definition is a YAML mapping with keys format, code, name, version, roles, documents, steps"
+def shape() -> str:
+    """What a definition file holds, for a file that holds something else."""
+    return t("a definition is a YAML mapping with keys format, code, name, version, roles, documents, steps")
+
+
+SHAPE = shape
+"""The former name of :func:`shape`, which :mod:`procedures.amendment` still uses."""
 
 
 def load_path(path: str | os.PathLike[str]) -> Definition:
@@ -106,11 +96,11 @@ def read_bytes(source: str) -> bytes:
     try:
         return FsPath(source).read_bytes()
     except IsADirectoryError:
-        raise ReadError(source, "is a directory, not a definition file") from None
+        raise ReadError(source, t("is a directory, not a definition file")) from None
     except FileNotFoundError:
-        raise ReadError(source, "no such file") from None
+        raise ReadError(source, t("no such file")) from None
     except OSError as exc:
-        raise ReadError(source, f"cannot be read: {exc.strerror or exc}") from None
+        raise ReadError(source, t("cannot be read: {reason}", reason=exc.strerror or str(exc))) from None
 
 
 def decode(raw: bytes, source: str) -> str:
@@ -119,10 +109,9 @@ def decode(raw: bytes, source: str) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        bad = raw[exc.start]
-        raise DefinitionError(
-            source, [Problem(line, "", f"the file is not UTF-8 text: byte 0x{bad:02X} at offset {exc.start}")]
-        ) from None
+        bad = f"0x{raw[exc.start]:02X}"
+        message = t("the file is not UTF-8 text: byte {byte} at offset {offset}", byte=bad, offset=exc.start)
+        raise DefinitionError(source, [Problem(line, "", message)]) from None
 
 
 def load_bytes(raw: bytes, source: str = "<bytes>") -> Definition:
@@ -130,23 +119,22 @@ def load_bytes(raw: bytes, source: str = "<bytes>") -> Definition:
 
 
 def load_text(text: str, source: str = "<text>") -> Definition:
-    root, notes = parse_text(text, source, SHAPE)
+    root, notes = parse_text(text, source, shape)
     return build(root, source, notes)
 
 
-def parse_text(text: str, source: str, shape: str) -> tuple[Any, list[Problem]]:
+def parse_text(text: str, source: str, shape: Callable[[], str]) -> tuple[Any, list[Problem]]:
     """The composed YAML of ``text`` (a mapping or list with lines) and the
-    warnings found reading it; ``shape`` says what the file should hold when
-    it holds no document. Raises :class:`DefinitionError`."""
+    warnings found reading it; ``shape()`` says what the file should hold
+    when it holds no document. Raises :class:`DefinitionError`."""
     text = text.removeprefix("\ufeff")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:  # a lone surrogate: a str made from bytes that were no UTF-8
         line = text.count("\n", 0, exc.start) + 1
         bad = f"U+{ord(text[exc.start]):04X}"
-        raise DefinitionError(
-            source, [Problem(line, "", f"the text holds {bad}, a lone surrogate, which is no character")]
-        ) from None
+        message = t("the text holds {character}, a lone surrogate, which is no character", character=bad)
+        raise DefinitionError(source, [Problem(line, "", message)]) from None
     notes: list[Problem] = []
     try:
         root = load_yaml(text, notes=notes)
@@ -156,10 +144,12 @@ def parse_text(text: str, source: str, shape: str) -> tuple[Any, list[Problem]]:
         # Nothing, or one bare value: no node of ours carries a line, so say
         # where the document starts (line 1 of a file of blanks and comments).
         line = next((n for n, row in enumerate(text.splitlines(), 1) if row.strip() and not row.lstrip().startswith("#")), 1)
-        what = (
-            "the file holds no YAML document (it is empty or only comments)" if root is None else "the file holds one bare value"
+        message = (
+            t("the file holds no YAML document (it is empty or only comments); {shape}", shape=shape())
+            if root is None
+            else t("the file holds one bare value; {shape}", shape=shape())
         )
-        raise DefinitionError(source, [Problem(line, "", f"{what}; {shape}")])
+        raise DefinitionError(source, [Problem(line, "", message)])
     return root, notes
 
 
@@ -182,42 +172,9 @@ def build(root: Any, source: str = "<data>", notes: list[Problem] | None = None)
     return _Checker(root, source, notes or []).run()
 
 
-def _shown(value: Any) -> str:
-    """A value as it is written in YAML, for the messages in Vietnamese."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, list):
-        return "một danh sách"
-    if isinstance(value, dict):
-        return "một ánh xạ (mapping)"
-    return repr(value)
-
-
 def _text(value: Any) -> bool:
     """Whether ``value`` is a text with something in it."""
     return isinstance(value, str) and bool(value.strip())
-
-
-def _describe_value(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if isinstance(value, (int, float)):
-        return f"the number {value}"
-    if isinstance(value, str):
-        return f"the text {value!r}"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return repr(value)
 
 
 class _Checker:
@@ -231,6 +188,7 @@ class _Checker:
         self.warnings: list[Problem] = list(notes)
         # Rules about ancestors run only when every id resolves.
         self.unresolved = False
+        self._positions: dict[str, int] | None = None
 
     def unknown(self, path: Path, message: str) -> None:
         """A reference to an id that does not exist."""
@@ -243,55 +201,59 @@ class _Checker:
     def fail(self) -> DefinitionError:
         return DefinitionError(self.source, self.problems)
 
+    # -- what messages call the parts: steps by position and name, the rest by name
+    def _raw(self, key: str, i: int) -> Mapping[str, Any]:
+        items = self.root.get(key) if isinstance(self.root, Mapping) else None
+        item = items[i] if isinstance(items, list) and 0 <= i < len(items) else None
+        return item if isinstance(item, Mapping) else {}
+
+    def step(self, i: int) -> str:
+        """Item ``i`` of ``steps``, as messages name it: ``bước 3 «Xét hồ sơ»``."""
+        name = self._raw("steps", i).get("name")
+        if _text(name):
+            return t("step {position} «{name}»", position=i + 1, name=name)
+        return t("step {position}", position=i + 1)
+
+    def position(self, sid: str) -> int:
+        """The index of the first step whose id is ``sid``, -1 if none."""
+        if self._positions is None:
+            self._positions = {}
+            raw = self.root.get("steps") if isinstance(self.root, Mapping) else None
+            for n, item in enumerate(raw if isinstance(raw, list) else []):
+                if isinstance(item, Mapping) and isinstance(item.get("id"), str):
+                    self._positions.setdefault(item["id"], n)
+        return self._positions.get(sid, -1)
+
+    def document(self, did: str) -> str:
+        """A declared document's name (its id when it has none)."""
+        raw = self.root.get("documents") if isinstance(self.root, Mapping) else None
+        for item in raw if isinstance(raw, list) else []:
+            if isinstance(item, Mapping) and item.get("id") == did and _text(item.get("name")):
+                return str(item["name"])
+        return did
+
+    def item(self, key: str, i: int) -> str:
+        """Item ``i`` of the list ``key`` (steps, roles, documents, fields), as messages name it."""
+        if key == "steps":
+            return self.step(i)
+        raw = self._raw(key, i)
+        name = raw.get("name") if _text(raw.get("name")) else raw.get("id")
+        if key == "roles":
+            return t("role «{name}»", name=name)
+        if key == "documents":
+            return t("document «{name}»", name=name)
+        return t("field «{name}»", name=name)
+
     # -- layer 2: shapes -------------------------------------------------
     def _shape_problem(self, prefix: Path, model: type[BaseModel], err: Any) -> None:
-        loc: tuple[str | int, ...] = tuple(err["loc"])
-        path = (*prefix, *loc)
-        kind = err["type"]
-        value = err.get("input")
-        ctx = err.get("ctx") or {}
-        last = loc[-1] if loc else None
-        if kind == "extra_forbidden":
-            owner = model
-            for seg in reversed(loc[:-1]):
-                if isinstance(seg, str) and seg in self.nested:
-                    owner = self.nested[seg]
-                    break
-            allowed = [f.alias or name for name, f in owner.model_fields.items()]
-            close = difflib.get_close_matches(str(last), allowed, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else f"; allowed keys: {', '.join(allowed)}"
-            message = f"unknown key {last!r}{hint}"
-        elif kind == "missing":
-            message = f"missing required key {last!r}"
-        elif kind == "literal_error":
-            message = f"{_describe_value(value)} is not allowed here; use one of {ctx.get('expected', '')}"
-        elif last == "share" and len(loc) >= 2 and kind not in ("missing", "extra_forbidden"):
-            message = f"share là tỷ lệ hồ sơ có bước này: một số lớn hơn 0 và không quá 1; ở đây là {_shown(value)}"
-        elif kind == "string_pattern_mismatch" and loc == ("code",):
-            message = f"mã thủ tục {value!r} không hợp lệ: mã có {_CODE_RULE}"
-        elif kind == "string_pattern_mismatch":
-            if last in _DURATION_KEYS:
-                try:
-                    parse_hours(value)
-                    message = f"{value!r} is not a duration"
-                except ValueError as exc:
-                    message = str(exc)
-            else:
-                message = f"{value!r} is not an id: use lowercase letters, digits and _, starting with a letter"
-        elif kind in ("greater_than_equal", "greater_than"):
-            bound = ctx.get("ge", ctx.get("gt"))
-            message = f"must be at least {bound}, got {value}"
-        elif kind == "less_than_equal":
-            message = f"phải nhỏ hơn hoặc bằng {number(ctx.get('le'))}; ở đây là {_shown(value)}"
-        elif kind in _TYPE_WORDS:
-            message = f"expected {_TYPE_WORDS[kind]}, got {_describe_value(value)}"
-            if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
-                message += " (put it in quotes to keep it as text)"
-        elif kind == "finite_number":
-            message = "must be a finite number"
-        else:
-            message = str(err.get("msg", kind))
-        self.add(path, message)
+        loc = tuple(err["loc"])
+        owner = model
+        for seg in reversed(loc[:-1]):
+            if isinstance(seg, str) and seg in self.nested:
+                owner = self.nested[seg]
+                break
+        allowed = [f.alias or name for name, f in owner.model_fields.items()]
+        self.add((*prefix, *loc), shape_message(err, allowed))
 
     def _validate(self, prefix: Path, model: type[BaseModel], data: Any) -> Any:
         try:
@@ -321,11 +283,14 @@ class _Checker:
     def run(self) -> Definition:
         root = self.root
         if not isinstance(root, Mapping):
-            self.add((), SHAPE)
+            self.add((), shape())
             raise self.fail()
         fmt = root.get("format")
         if "format" in root and fmt != FORMAT:
-            self.add(("format",), f"format must be {FORMAT!r}; {_describe_value(fmt)} is not a format tinhgon reads")
+            message = t(
+                "format must be «{format}»; {value} is not a format tinhgon reads", format=FORMAT, value=describe_value(fmt)
+            )
+            self.add(("format",), message)
             raise self.fail()
 
         top = dict(root)
@@ -344,7 +309,7 @@ class _Checker:
             items[key] = []
             known_ids[key] = {}
             if key not in root and key in _REQUIRED_LISTS and not abolished:
-                self.add((key,), f"missing required key {key!r}")
+                self.add((key,), t("missing required key «{key}»", key=key))
                 broken = True
             if not isinstance(raw_list, list):
                 broken = broken or key in root
@@ -352,7 +317,10 @@ class _Checker:
             if abolished and raw_list:
                 self.add(
                     (key,),
-                    f"phiên bản này bãi bỏ thủ tục (abolished) nên không có {key}: để danh sách trống hoặc bỏ khóa {key!r}",
+                    t(
+                        "this version abolishes the procedure, so it has no {key}: leave the list empty or remove the key «{key}»",
+                        key=key,
+                    ),
                 )
             for i, raw in enumerate(raw_list):
                 checked = self._validate((key, i), model, raw)
@@ -360,10 +328,14 @@ class _Checker:
                 if isinstance(raw_id, str):
                     if raw_id in known_ids[key]:
                         first = known_ids[key][raw_id]
-                        self.add(
-                            (key, i, "id"),
-                            f"duplicate {_KIND_WORD[key]} id {raw_id!r}; the first is {key}[{first}] (line {line_of(root, (key, first))})",
+                        line = line_of(root, (key, first))
+                        message = t(
+                            "duplicate id «{id}»: {first} (line {line}) has it already",
+                            id=raw_id,
+                            first=self.item(key, first),
+                            line=line,
                         )
+                        self.add((key, i, "id"), message)
                     else:
                         known_ids[key][raw_id] = i
                 if checked is None:
@@ -378,12 +350,17 @@ class _Checker:
         documents = self._documents(items["documents"], registries)
         steps_raw = root.get("steps")
         if isinstance(steps_raw, list) and not steps_raw and not abolished:
-            self.add(("steps",), "a procedure has at least one step")
+            self.add(("steps",), t("a procedure has at least one step"))
         steps = self._steps(items["steps"], known_ids, fields, roles)
         self._producers(items["steps"], documents, known_ids)
 
         if spec is not None and spec.based_on is not None and spec.based_on >= spec.version:
-            self.add(("based_on",), f"based_on ({spec.based_on}) must name an earlier version than version {spec.version}")
+            message = t(
+                "based_on ({based_on}) must name an earlier version than version {version}",
+                based_on=spec.based_on,
+                version=spec.version,
+            )
+            self.add(("based_on",), message)
 
         complete = not broken and not self.unresolved
         if isinstance(steps_raw, list) and len(steps) == len(steps_raw) and complete:
@@ -391,13 +368,14 @@ class _Checker:
         else:
             for i, step in steps:
                 if step.outcomes and not any(e.kind == "proceed" for _, e in step.outcomes):
-                    self.add(
-                        ("steps", i, "outcomes"),
-                        f"step {step.id!r} has no outcome that proceeds, so what comes after it can never be reached and no case could complete",
+                    message = t(
+                        "{step} has no outcome that proceeds, so what comes after it can never be reached and no case could complete",
+                        step=self.step(i),
                     )
+                    self.add(("steps", i, "outcomes"), message)
         if self.problems or spec is None or broken:
             if not self.problems:  # pragma: no cover - every broken item reported a problem
-                self.add((), "the definition is not valid")
+                self.add((), t("the definition is not valid"))
             raise self.fail()
         return self._definition(spec, roles, fields, documents, steps, registries)
 
@@ -413,24 +391,31 @@ class _Checker:
                 datetime.date.fromisoformat(day)
             except ValueError:
                 self.add(
-                    ("in_force_from",), f"in_force_from là một ngày có thật, viết YYYY-MM-DD (ví dụ 2025-07-01); ở đây là {day!r}"
+                    ("in_force_from",),
+                    t("in_force_from is a real day, written YYYY-MM-DD (e.g. 2025-07-01); got «{day}»", day=day),
                 )
         reason = root.get("abolished")
         if isinstance(reason, str) and not reason.strip():
-            self.add(("abolished",), "abolished ghi lý do và văn bản bãi bỏ thủ tục; ở đây để trống")
+            self.add(("abolished",), t("abolished gives the reason and the act that abolishes the procedure; it is empty here"))
         target = root.get("merged_into")
         if "merged_into" in root and not abolished:
             self.add(
-                ("merged_into",), "merged_into chỉ đi cùng abolished: chỉ thủ tục bị bãi bỏ mới được hợp nhất vào thủ tục khác"
+                ("merged_into",), t("merged_into goes only with abolished: only an abolished procedure is merged into another")
             )
         if isinstance(target, str):
             code = root.get("code")
             if not _CODE.fullmatch(target):
-                self.add(("merged_into",), f"merged_into ghi mã của thủ tục thay thế, mã có {_CODE_RULE}; ở đây là {target!r}")
-            elif isinstance(code, str) and target.casefold() == code.casefold():
-                self.add(
-                    ("merged_into",), f"thủ tục {code!r} không thể hợp nhất vào chính nó; merged_into ghi mã của thủ tục khác"
+                message = t(
+                    "merged_into gives the code of the procedure that replaces this one, a code of {rule}; got «{code}»",
+                    rule=code_rule(),
+                    code=target,
                 )
+                self.add(("merged_into",), message)
+            elif isinstance(code, str) and target.casefold() == code.casefold():
+                message = t(
+                    "procedure «{code}» cannot be merged into itself; merged_into gives the code of another procedure", code=code
+                )
+                self.add(("merged_into",), message)
 
     def _registries(self, raw: Any) -> dict[str, str]:
         """Registry id -> name: the built-in ones, then those declared (which
@@ -444,10 +429,10 @@ class _Checker:
                 continue
             rid = item["id"]
             if rid in seen:
-                first = seen[rid]
+                line = line_of(self.root, ("registries", seen[rid]))
                 self.add(
                     ("registries", i, "id"),
-                    f"cơ sở dữ liệu {rid!r} được khai báo hai lần; lần đầu ở registries[{first}] (dòng {line_of(self.root, ('registries', first))})",
+                    t("registry «{registry}» is declared twice; first at line {line}", registry=rid, line=line),
                 )
                 continue
             seen[rid] = i
@@ -457,16 +442,18 @@ class _Checker:
 
     def _roles(self, items: list[tuple[int, RoleSpec]]) -> dict[str, Role]:
         out: dict[str, Role] = {}
-        applicant_at: int | None = None
+        applicant: tuple[int, RoleSpec] | None = None
         for i, r in items:
             if r.kind == "applicant":
-                if applicant_at is not None:
-                    self.add(
-                        ("roles", i, "kind"),
-                        f"a second applicant role; roles[{applicant_at}] ({line_of(self.root, ('roles', applicant_at))}) is already the applicant, and a procedure has at most one",
+                if applicant is not None:
+                    message = t(
+                        "a second applicant role; role «{first}» (line {line}) is already the applicant, and a procedure has at most one",
+                        first=applicant[1].name,
+                        line=line_of(self.root, ("roles", applicant[0])),
                     )
+                    self.add(("roles", i, "kind"), message)
                 else:
-                    applicant_at = i
+                    applicant = (i, r)
             out.setdefault(r.id, Role(r.id, r.name, r.kind, r.unit))
         return out
 
@@ -474,13 +461,18 @@ class _Checker:
         out: dict[str, FieldDef] = {}
         for i, f in items:
             values, labels = self._values(("fields", i, "values"), f.values)
+            called = f.name or f.id
             if f.type == "enum":
                 if not f.values:
-                    self.add(("fields", i), "an enum field lists its allowed strings under 'values'")
+                    self.add(
+                        ("fields", i), t("field «{field}» is of type enum: list its allowed values under values", field=called)
+                    )
                 elif values is not None and len(set(values)) != len(values):
-                    self.add(("fields", i, "values"), "a value is listed twice")
+                    twice = next(v for n, v in enumerate(values) if v in values[:n])
+                    self.add(("fields", i, "values"), t("value «{value}» is listed twice", value=twice))
             elif f.values is not None:
-                self.add(("fields", i, "values"), f"'values' goes with type enum, not {f.type}")
+                message = t("values goes with type enum; field «{field}» is of type {type}", field=called, type=f.type)
+                self.add(("fields", i, "values"), message)
             out.setdefault(f.id, FieldDef(f.id, f.type, f.name, values, f.required, labels))
         return out
 
@@ -490,7 +482,7 @@ class _Checker:
         if raw is None:
             return None, ()
         if not isinstance(raw, list):
-            self.add(path, f"expected a list, got {_describe_value(raw)}")
+            self.add(path, t("expected {expected}, got {value}", expected=t("a list"), value=describe_value(raw)))
             return None, ()
         values: list[str] = []
         labels: list[tuple[str, str]] = []
@@ -502,31 +494,35 @@ class _Checker:
             elif isinstance(item, Mapping):
                 for key in item:
                     if key not in ("value", "label"):
-                        self.add(
-                            (*at, key), f"khóa {key!r} không dùng được ở đây; một giá trị viết dài là {{value: ..., label: ...}}"
-                        )
+                        message = t("key «{key}» is not used here; a value written long is {{value: ..., label: ...}}", key=key)
+                        self.add((*at, key), message)
                         whole = False
                 value, label = item.get("value"), item.get("label")
                 if not isinstance(value, str):
                     where = (*at, "value") if "value" in item else at
-                    self.add(where, f"value là giá trị (chuỗi) mà dữ liệu hồ sơ ghi; ở đây là {_shown(value)}")
+                    self.add(where, t("value is the text the case data holds; got {value}", value=describe_value(value)))
                     whole = False
                 elif not isinstance(label, str) or not label.strip():
                     where = (*at, "label") if "label" in item else at
-                    self.add(
-                        where, f"label là chữ người đọc thấy cho giá trị {value!r}, không được để trống; ở đây là {_shown(label)}"
+                    message = t(
+                        "label is what people read for the value «{value}» and must not be empty; got {label}",
+                        value=value,
+                        label=describe_value(label),
                     )
+                    self.add(where, message)
                     whole = False
                 else:
                     values.append(value)
                     labels.append((value, label))
             else:
-                hint = (
-                    " (put it in quotes to keep it as text)"
-                    if isinstance(item, (int, float)) and not isinstance(item, bool)
-                    else ""
-                )
-                self.add(at, f"expected text or {{value, label}}, got {_describe_value(item)}{hint}")
+                if isinstance(item, (int, float)) and not isinstance(item, bool):
+                    message = t(
+                        "expected text or {{value, label}}, got {value} (put it in quotes to keep it as text)",
+                        value=describe_value(item),
+                    )
+                else:
+                    message = t("expected text or {{value, label}}, got {value}", value=describe_value(item))
+                self.add(at, message)
                 whole = False
         return (tuple(values) if whole else None), tuple(labels)
 
@@ -534,15 +530,17 @@ class _Checker:
         out: dict[str, Document] = {}
         for i, d in items:
             if d.registry is not None and d.from_ is None:
-                self.add(
-                    ("documents", i, "registry"),
-                    "registry goes with 'from: applicant' or 'from: registry'; a produced document has no registry",
+                message = t(
+                    "document «{document}» is produced by a step, so it has no registry: registry goes with from: applicant or from: registry",
+                    document=d.name,
                 )
+                self.add(("documents", i, "registry"), message)
             elif d.registry is not None and d.registry not in registries:
-                self.add(
-                    ("documents", i, "registry"),
-                    f"cơ sở dữ liệu {d.registry!r} không có sẵn trong định dạng và chưa được khai báo: thêm {{id: {d.registry}, name: ...}} vào 'registries'",
+                message = t(
+                    "registry «{registry}» is neither built into the format nor declared: add {{id: {registry}, name: ...}} under registries",
+                    registry=d.registry,
                 )
+                self.add(("documents", i, "registry"), message)
             copies = None
             if d.copies is not None:
                 c = d.copies
@@ -558,16 +556,18 @@ class _Checker:
         if raw is None:
             return (("done", Effect("proceed")),), ()
         if not isinstance(raw, Mapping):
-            self.add(
-                path, f"outcomes is a mapping of decision name -> proceed, reject or {{return: STEP}}; got {_describe_value(raw)}"
+            message = t(
+                "outcomes is a mapping of decision name -> proceed, reject or {{return: STEP}}; got {value}",
+                value=describe_value(raw),
             )
+            self.add(path, message)
             return (), ()
         out: list[tuple[str, Effect]] = []
         labels: list[tuple[str, str]] = []
         for name, value in raw.items():
             at = (*path, name)
             if not isinstance(name, str) or not name.strip():
-                self.add(at, "an outcome needs a name")
+                self.add(at, t("an outcome needs a name"))
                 continue
             if isinstance(value, Mapping) and ("effect" in value or "label" in value):
                 value = self._long_outcome(at, value)
@@ -581,42 +581,66 @@ class _Checker:
             elif isinstance(value, Mapping) and set(value) == {"return"}:
                 target = value["return"]
                 if not isinstance(target, str):
-                    self.add(at, f"return names a step id; got {_describe_value(target)}")
+                    self.add(at, t("return names a step id; got {value}", value=describe_value(target)))
                 elif target not in step_ids:
-                    self.unknown(at, f"unknown step {target!r} to return to")
+                    self.unknown(at, t("unknown step «{step}» to return to", step=target))
                 else:
                     out.append((name, Effect("return", target)))
             else:
-                self.add(at, f"outcome {name!r} must be proceed, reject or {{return: STEP}}; got {_describe_value(value)}")
+                message = t(
+                    "outcome «{outcome}» must be proceed, reject or {{return: STEP}}; got {value}",
+                    outcome=name,
+                    value=describe_value(value),
+                )
+                self.add(at, message)
         if not raw:
-            self.add(path, "outcomes is empty; a step needs at least one outcome that proceeds")
+            self.add(path, t("outcomes is empty; a step needs at least one outcome that proceeds"))
         return tuple(out), tuple(labels)
 
     def _long_outcome(self, at: Path, value: Mapping[str, Any]) -> Mapping[str, Any] | None:
         """An outcome written long (``{effect: ..., label: ...}`` or
         ``{return: STEP, label: ...}``), or None when it is not well formed."""
         good = True
+        name = at[-1]
         for key in value:
             if key not in ("effect", "return", "label"):
-                self.add((*at, key), f"khóa {key!r} không dùng được trong một kết quả; viết {_OUTCOME_LONG}")
+                message = t(
+                    "key «{key}» is not used in an outcome; write {{effect: proceed, label: ...}}, "
+                    "{{effect: reject, label: ...}} or {{return: STEP, label: ...}}",
+                    key=key,
+                )
+                self.add((*at, key), message)
                 good = False
         if "effect" in value and "return" in value:
-            self.add(at, f"một kết quả có effect hoặc return, không có cả hai; viết {_OUTCOME_LONG}")
+            message = t(
+                "outcome «{outcome}» has effect or return, not both; write {{effect: proceed, label: ...}}, "
+                "{{effect: reject, label: ...}} or {{return: STEP, label: ...}}",
+                outcome=name,
+            )
+            self.add(at, message)
             good = False
         elif "effect" not in value and "return" not in value:
-            self.add(at, f"kết quả viết dài cần effect hoặc return; viết {_OUTCOME_LONG}")
+            message = t(
+                "outcome «{outcome}» is written long, so it needs effect or return; write {{effect: proceed, label: ...}}, "
+                "{{effect: reject, label: ...}} or {{return: STEP, label: ...}}",
+                outcome=name,
+            )
+            self.add(at, message)
             good = False
         elif "effect" in value and value["effect"] not in ("proceed", "reject"):
-            self.add(
-                (*at, "effect"),
-                f"effect là proceed hoặc reject (trả lại thì viết {{return: BƯỚC, label: ...}}); ở đây là {_shown(value['effect'])}",
+            message = t(
+                "effect is proceed or reject (to send back, write {{return: STEP, label: ...}}); got {value}",
+                value=describe_value(value["effect"]),
             )
+            self.add((*at, "effect"), message)
             good = False
         if "label" in value and not _text(value["label"]):
-            self.add(
-                (*at, "label"),
-                f"label là chữ người đọc thấy cho kết quả này, không được để trống; ở đây là {_shown(value['label'])}",
+            message = t(
+                "label is what people read for the outcome «{outcome}» and must not be empty; got {label}",
+                outcome=name,
+                label=describe_value(value["label"]),
             )
+            self.add((*at, "label"), message)
             good = False
         return value if good else None
 
@@ -628,20 +652,23 @@ class _Checker:
         roles: dict[str, Role],
     ) -> list[tuple[int, Step]]:
         field_types = {f.id: (f.type, f.values) for f in fields.values()}
+        field_names = {f.id: f.name for f in fields.values() if f.name}
         step_ids = known["steps"]
         steps_list = self.root.get("steps") if isinstance(self.root, Mapping) else None
         out: list[tuple[int, Step]] = []
         for i, s in items:
             base = ("steps", i)
             if s.role not in known["roles"]:
-                self.unknown((*base, "role"), f"unknown role {s.role!r}; declare it under 'roles'")
+                self.unknown((*base, "role"), t("unknown role «{role}»: declare it under roles", role=s.role))
             for key in ("inputs", "outputs"):
                 seen: set[str] = set()
                 for j, doc in enumerate(getattr(s, key)):
                     if doc not in known["documents"]:
-                        self.unknown((*base, key, j), f"unknown document {doc!r}; declare it under 'documents'")
+                        self.unknown(
+                            (*base, key, j), t("unknown document «{document}»: declare it under documents", document=doc)
+                        )
                     elif doc in seen:
-                        self.add((*base, key, j), f"document {doc!r} is listed twice")
+                        self.add((*base, key, j), t("document «{document}» is listed twice", document=self.document(doc)))
                     seen.add(doc)
             if s.after is None:
                 prev = steps_list[i - 1] if isinstance(steps_list, list) and i > 0 else None
@@ -652,9 +679,9 @@ class _Checker:
                 seen = set()
                 for j, a in enumerate(s.after):
                     if a not in step_ids:
-                        self.unknown((*base, "after", j), f"unknown step {a!r}")
+                        self.unknown((*base, "after", j), t("unknown step «{step}»", step=a))
                     elif a in seen:
-                        self.add((*base, "after", j), f"step {a!r} is listed twice")
+                        self.add((*base, "after", j), t("{step} is listed twice", step=self.step(step_ids[a])))
                     seen.add(a)
             hours: dict[str, float] = {}
             for key in ("duration", "effort"):
@@ -667,16 +694,14 @@ class _Checker:
             when = None
             if s.when is not None:
                 try:
-                    when = conditions.parse(s.when, field_types)
+                    when = conditions.parse(s.when, field_types, field_names)
                 except conditions.ConditionError as exc:
                     for cp in exc.problems:
                         self.add((*base, "when", *cp.path), cp.message)
             outcomes, labels = self._outcomes((*base, "outcomes"), s.outcomes, step_ids)
             if s.share is not None and s.when is None:
-                self.add(
-                    (*base, "share"),
-                    "share chỉ đi cùng when: bước không có điều kiện chạy trong mọi hồ sơ, tỷ lệ của nó là 1",
-                )
+                message = t("share goes only with when: a step without a condition runs in every case, its share is 1")
+                self.add((*base, "share"), message)
             duration = hours.get("duration", 0.0)
             out.append(
                 (
@@ -705,21 +730,26 @@ class _Checker:
     def _producers(
         self, items: list[tuple[int, StepSpec]], documents: dict[str, Document], known: dict[str, dict[str, int]]
     ) -> None:
-        produced_by: dict[str, str] = {}
+        produced_by: dict[str, int] = {}
         for i, s in items:
             for j, doc in enumerate(s.outputs):
                 d = documents.get(doc)
                 if d is None:
                     continue
                 if d.source is not None:
-                    self.add(("steps", i, "outputs", j), f"document {doc!r} is 'from: {d.source}'; a step cannot also produce it")
-                elif doc in produced_by:
-                    self.add(
-                        ("steps", i, "outputs", j),
-                        f"document {doc!r} is already produced by step {produced_by[doc]!r}; a document has one producer",
+                    message = t(
+                        "document «{document}» is from: {source}; a step cannot also produce it", document=d.name, source=d.source
                     )
+                    self.add(("steps", i, "outputs", j), message)
+                elif doc in produced_by:
+                    message = t(
+                        "document «{document}» is already produced by {step}; a document has one producer",
+                        document=d.name,
+                        step=self.step(produced_by[doc]),
+                    )
+                    self.add(("steps", i, "outputs", j), message)
                 else:
-                    produced_by[doc] = s.id
+                    produced_by[doc] = i
         # A step whose shape is broken was reported already; what it lists
         # as outputs still counts, so that one error does not breed another.
         raw_steps = self.root.get("steps")
@@ -729,16 +759,18 @@ class _Checker:
                 if i not in checked and isinstance(raw, Mapping) and isinstance(raw.get("outputs"), list):
                     for doc in raw["outputs"]:
                         if isinstance(doc, str):
-                            produced_by.setdefault(doc, "?")
+                            produced_by.setdefault(doc, i)
         else:
             return
         for doc_id, i in known["documents"].items():
             d = documents.get(doc_id)
             if d is not None and d.source is None and doc_id not in produced_by:
-                self.add(
-                    ("documents", i),
-                    f"document {doc_id!r} has no 'from' and no step produces it; add 'from: applicant' or 'from: registry', or list it in a step's outputs",
+                message = t(
+                    "document «{document}» has no from and no step produces it; add from: applicant or from: registry, "
+                    "or list it in a step's outputs",
+                    document=d.name,
                 )
+                self.add(("documents", i), message)
 
     # -- layer 4: the after graph -------------------------------------------
     def _graph_rules(self, steps: list[tuple[int, Step]], documents: dict[str, Document]) -> None:
@@ -750,8 +782,8 @@ class _Checker:
         for component in cyclic:
             cycle_edges = nx.find_cycle(graph.subgraph(component))
             on_cycle = {(u, v) for u, v in cycle_edges}
-            names = [u for u, _ in cycle_edges] + [cycle_edges[0][0]]
-            message = "these steps wait for each other in a cycle: " + " → ".join(names)
+            names = [self.step(by_id[u][0]) for u, _ in cycle_edges]
+            message = t("these steps wait for each other in a cycle: {steps}", steps=" → ".join([*names, names[0]]))
             for sid in sorted({v for _, v in on_cycle}, key=lambda x: by_id[x][0]):
                 i, step = by_id[sid]
                 raw_after = self.root["steps"][i].get("after")
@@ -781,43 +813,53 @@ class _Checker:
                     continue
                 made_by = producer.get(doc)
                 if made_by is None:
-                    self.add(
-                        ("steps", i, "inputs", j),
-                        f"input {doc!r} is not available: it is not brought by the applicant, not fetched from a registry, and no step produces it",
+                    message = t(
+                        "input «{document}» is not available: it is not brought by the applicant, not fetched from a registry, "
+                        "and no step produces it",
+                        document=d.name,
                     )
                 elif made_by == step.id:
-                    self.add(
-                        ("steps", i, "inputs", j),
-                        f"input {doc!r} is produced by this same step; a step cannot read what it has not yet made",
+                    message = t(
+                        "input «{document}» is produced by {step} itself; a step cannot read what it has not yet made",
+                        document=d.name,
+                        step=self.step(i),
                     )
                 elif not comes_before(made_by, step.id):
-                    self.add(
-                        ("steps", i, "inputs", j),
-                        f"input {doc!r} is produced by step {made_by!r}, which does not come before step {step.id!r}; add {made_by!r} to its 'after' (directly or through other steps)",
+                    message = t(
+                        "input «{document}» is produced by {producer}, which does not come before {step}; "
+                        "add «{id}» to its after (directly or through other steps)",
+                        document=d.name,
+                        producer=self.step(by_id[made_by][0]),
+                        step=self.step(i),
+                        id=made_by,
                     )
+                else:
+                    continue
+                self.add(("steps", i, "inputs", j), message)
             for name, target in step.returns:
                 if not comes_before(target, step.id):
-                    self.add(
-                        ("steps", i, "outcomes", name),
-                        f"outcome {name!r} returns to step {target!r}, which does not come before step {step.id!r}; a return goes back to an earlier step",
+                    message = t(
+                        "outcome «{outcome}» of {step} returns to {target}, which does not come before it; "
+                        "a return goes back to an earlier step",
+                        outcome=name,
+                        step=self.step(i),
+                        target=self.step(by_id[target][0]),
                     )
+                    self.add(("steps", i, "outcomes", name), message)
             if step.outcomes and not any(e.kind == "proceed" for _, e in step.outcomes):
                 self._no_proceed(i, step, graph)
 
     def _no_proceed(self, i: int, step: Step, graph: nx.DiGraph) -> None:
-        later = sorted(nx.descendants(graph, step.id), key=lambda sid: self._position(sid))
+        later = sorted(self.position(sid) for sid in nx.descendants(graph, step.id))
         if later:
-            blocked = ", ".join(later)
-            message = f"step {step.id!r} has no outcome that proceeds, so these steps can never be reached: {blocked}; and no case could complete"
+            message = t(
+                "{step} has no outcome that proceeds, so these steps can never be reached: {blocked}; and no case could complete",
+                step=self.step(i),
+                blocked=", ".join(self.step(n) for n in later),
+            )
         else:
-            message = f"step {step.id!r} has no outcome that proceeds, so no case could ever complete"
+            message = t("{step} has no outcome that proceeds, so no case could ever complete", step=self.step(i))
         self.add(("steps", i, "outcomes"), message)
-
-    def _position(self, sid: str) -> int:
-        for i, raw in enumerate(self.root["steps"]):
-            if isinstance(raw, Mapping) and raw.get("id") == sid:
-                return i
-        return -1
 
     # -- the result ----------------------------------------------------------
     def _definition(
@@ -835,7 +877,7 @@ class _Checker:
                 Problem(
                     line_of(self.root, ("documents",)),
                     "documents",
-                    "no document is marked 'deliverable: true': what does the procedure give the applicant?",
+                    t("no document is marked deliverable: true: what does the procedure give the applicant?"),
                 )
             )
         cm = spec.cost_model

@@ -9,11 +9,16 @@ use for completion and checking as you type.
 
 from __future__ import annotations
 
+import difflib
+import re
+from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import durations
+from .messages import t
+from .yamlio import describe_value, grouped
 
 ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
@@ -272,3 +277,93 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tinhgon/1 procedure definition"
     return schema
+
+
+# -- what a broken shape says -------------------------------------------------
+_DURATION_KEYS = frozenset({"duration", "effort", "time_limit"})
+
+
+def code_rule() -> str:
+    """What a procedure code is made of, for messages."""
+    return t("1 to 100 characters: unaccented letters A-Z a-z, digits, '.', '_' and '-', starting with a letter or digit")
+
+
+def _type_words(kind: str) -> str | None:
+    """What a pydantic type error of ``kind`` expected, in words."""
+    if kind == "string_type":
+        return t("text")
+    if kind in ("int_type", "int_parsing"):
+        return t("a whole number")
+    if kind == "float_type":
+        return t("a number")
+    if kind == "bool_type":
+        return t("true or false")
+    if kind == "list_type":
+        return t("a list")
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return t("a mapping")
+    return None
+
+
+def _bound(value: Any) -> str:
+    """A bound of a range (``0.0``, ``10**15``), written the way people write it."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value).is_integer():
+        return grouped(int(value))
+    return str(value)
+
+
+def shape_message(err: Mapping[str, Any], allowed: list[str]) -> str:
+    """One pydantic error (from ``ValidationError.errors()``) as a message
+    for the person who wrote the file, by its type, with its details: the
+    key, what was expected, what was written. ``allowed`` are the keys of
+    the mapping the error is in, for an unknown key."""
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    kind = err["type"]
+    value = err.get("input")
+    ctx = err.get("ctx") or {}
+    last = loc[-1] if loc else None
+    if kind == "extra_forbidden":
+        close = difflib.get_close_matches(str(last), allowed, n=1)
+        if close:
+            return t("unknown key «{key}»; did you mean «{close}»?", key=last, close=close[0])
+        return t("unknown key «{key}»; allowed keys: {allowed}", key=last, allowed=", ".join(allowed))
+    if kind == "missing":
+        return t("missing required key «{key}»", key=last)
+    if kind == "literal_error":
+        choices = ", ".join(re.findall(r"'([^']*)'", str(ctx.get("expected", ""))))
+        return t("{value} is not allowed here; use one of {choices}", value=describe_value(value), choices=choices)
+    if last == "share" and len(loc) >= 2:
+        return t(
+            "share is the fraction of cases in which the step runs: a number above 0 and at most 1; got {value}",
+            value=describe_value(value),
+        )
+    if kind == "string_pattern_mismatch" and loc == ("code",):
+        return t("procedure code «{code}» is not valid: a code has {rule}", code=value, rule=code_rule())
+    if kind == "string_pattern_mismatch" and last in _DURATION_KEYS:
+        try:
+            durations.parse_hours(str(value))
+        except ValueError as exc:
+            return str(exc)
+        return t("«{value}» is not a duration", value=value)
+    if kind == "string_pattern_mismatch":
+        return t("«{value}» is not an id: use lowercase letters, digits and _, starting with a letter", value=value)
+    if kind in ("greater_than_equal", "greater_than"):
+        return t("must be at least {bound}, got {value}", bound=_bound(ctx.get("ge", ctx.get("gt"))), value=value)
+    if kind == "less_than_equal":
+        return t("must be at most {bound}; got {value}", bound=_bound(ctx.get("le")), value=describe_value(value))
+    expected = _type_words(kind)
+    if expected is not None:
+        if kind == "string_type" and isinstance(value, (int, float)) and not isinstance(value, bool):
+            return t(
+                "expected {expected}, got {value} (put it in quotes to keep it as text)",
+                expected=expected,
+                value=describe_value(value),
+            )
+        return t("expected {expected}, got {value}", expected=expected, value=describe_value(value))
+    if kind == "finite_number":
+        return t("must be a finite number")
+    if kind == "too_short":
+        return t(
+            "must hold at least {count}; it holds {actual}", count=ctx.get("min_length", 1), actual=ctx.get("actual_length", 0)
+        )
+    return t("is not valid here: {detail}", detail=str(err.get("msg", kind)))

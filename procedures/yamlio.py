@@ -26,6 +26,8 @@ from typing import Any
 import yaml
 
 from .errors import Problem
+from .labels import number
+from .messages import language, t
 
 MAX_NODES = 100_000
 """A document whose aliases expand to more than this many nodes is refused.
@@ -119,11 +121,11 @@ def _resolve_tagged(tag: str, text: str) -> Any:
         _CORE + "null": type(None),
     }.get(tag)
     if wanted is None:
-        raise ValueError(f"unsupported tag {tag!r}")
+        raise ValueError(t("unsupported tag «{tag}»", tag=tag))
     if wanted is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
-        raise ValueError(f"{text!r} is not a valid {tag.removeprefix(_CORE)}")
+        raise ValueError(t("«{text}» is not a valid {type}", text=text, type=tag.removeprefix(_CORE)))
     return value
 
 
@@ -211,12 +213,16 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
             node.item_lines.append(line)
         elif frame.key is None:
             if not isinstance(value, str):
-                problems.append(Problem(line, current_path(), f"mapping keys must be text, not {value!r}"))
+                problems.append(
+                    Problem(line, current_path(), t("mapping keys must be text, not {key}", key=describe_value(value)))
+                )
                 value = str(value)
             if value in node:
                 first = node.key_lines[value]
                 where = _path_text([*[f.segment for f in stack[1:]], value])
-                problems.append(Problem(line, where, f"duplicate key {value!r} (first written at line {first})"))
+                problems.append(
+                    Problem(line, where, t("duplicate key «{key}» (first written at line {line})", key=value, line=first))
+                )
             frame.key = value
             frame.key_line = line
         else:
@@ -240,7 +246,7 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
             if isinstance(event, yaml.DocumentStartEvent):
                 documents += 1
                 if documents > 1:
-                    raise YamlProblems([Problem(line, "", "a definition file holds one YAML document; found a second one")])
+                    raise YamlProblems([Problem(line, "", t("a definition file holds one YAML document; found a second one"))])
             elif isinstance(event, yaml.ScalarEvent):
                 if stack and _continues_text(stack[-1], event, text):
                     frame = stack[-1]
@@ -256,7 +262,9 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
                         where = _path_text([*[f.segment for f in stack[1:]], frame.text_key])
                         if notes and notes[-1].path == where:
                             notes.pop()
-                        notes.append(Problem(line, where, f"read as one text {joined!r}; put it in quotes to be sure"))
+                        notes.append(
+                            Problem(line, where, t("read as one text «{text}»; put it in quotes to be sure", text=joined))
+                        )
                     continue
                 tag = event.tag
                 if tag in (None, "!"):
@@ -269,7 +277,7 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
                         problems.append(Problem(line, current_path(), str(exc)))
                         value = event.value
                 if isinstance(value, str) and "\x00" in value:  # written "\0" or "\x00" in a quoted text
-                    problems.append(Problem(line, current_path(), "text must not contain NUL characters"))
+                    problems.append(Problem(line, current_path(), t("text must not contain NUL characters")))
                 if event.anchor is not None:
                     anchors[event.anchor] = (value, 1)
                 if stack and stack[-1].flow and isinstance(stack[-1].node, Map):
@@ -277,7 +285,7 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
                 add(value, line, 1)
             elif isinstance(event, (yaml.SequenceStartEvent, yaml.MappingStartEvent)):
                 if event.tag not in (None, "!", _CORE + "seq", _CORE + "map"):
-                    problems.append(Problem(line, current_path(), f"unsupported tag {event.tag!r}"))
+                    problems.append(Problem(line, current_path(), t("unsupported tag «{tag}»", tag=event.tag)))
                 container: Map | Seq = Seq(line) if isinstance(event, yaml.SequenceStartEvent) else Map(line)
                 if event.anchor is not None:
                     open_anchors.add(event.anchor)
@@ -291,26 +299,37 @@ def load_yaml(text: str, *, max_nodes: int = MAX_NODES, notes: list[Problem] | N
             elif isinstance(event, yaml.AliasEvent):
                 name = event.anchor
                 if name in open_anchors:
-                    raise YamlProblems([Problem(line, current_path(), f"alias *{name} refers to the node that contains it")])
+                    raise YamlProblems(
+                        [Problem(line, current_path(), t("alias *{name} refers to the node that contains it", name=name))]
+                    )
                 if name not in anchors:
-                    raise YamlProblems([Problem(line, current_path(), f"alias *{name} has no anchor &{name} before it")])
+                    raise YamlProblems(
+                        [Problem(line, current_path(), t("alias *{name} has no anchor &{name} before it", name=name))]
+                    )
                 value, size = anchors[name]
                 expanded += size
                 if expanded > max_nodes:
                     raise YamlProblems(
-                        [Problem(line, current_path(), f"aliases expand the document by more than {max_nodes:,} nodes; refused")]
+                        [
+                            Problem(
+                                line,
+                                current_path(),
+                                t("aliases expand the document by more than {count} nodes; refused", count=grouped(max_nodes)),
+                            )
+                        ]
                     )
                 add(value, line, size)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         at = mark.line + 1 if mark is not None else 0
         what = " ".join(x for x in (exc.context, exc.problem) if x)
-        raise YamlProblems([*problems, Problem(at, "", f"YAML syntax error: {what}")]) from None
+        raise YamlProblems([*problems, Problem(at, "", t("YAML syntax error: {detail}", detail=what))]) from None
     except yaml.reader.ReaderError as exc:
         at = _line_of_position(text, exc.position)
-        raise YamlProblems([Problem(at, "", f"character U+{_code_point(exc.character):04X} is not allowed in YAML")]) from None
+        character = f"U+{_code_point(exc.character):04X}"
+        raise YamlProblems([Problem(at, "", t("character {character} is not allowed in YAML", character=character))]) from None
     except yaml.YAMLError as exc:
-        raise YamlProblems([Problem(0, "", f"YAML error: {exc}")]) from None
+        raise YamlProblems([Problem(0, "", t("YAML error: {detail}", detail=str(exc)))]) from None
     if problems:
         raise YamlProblems(problems)
     return root
@@ -365,6 +384,30 @@ def line_of(root: Any, path: Path) -> int:
                 return node.line
             return line
     return line
+
+
+def grouped(count: int) -> str:
+    """A whole number as this context's language groups it: ``100.000`` in
+    Vietnamese, ``100,000`` in English."""
+    return f"{count:,}" if language() == "en" else number(count, 0)
+
+
+def describe_value(value: Any) -> str:
+    """A value as it was written, in words, for a message: ``the number 5``,
+    ``the text «Đơn»``, ``a list``."""
+    if value is None:
+        return t("nothing (null)")
+    if isinstance(value, bool):
+        return t("the boolean {value}", value=str(value).lower())
+    if isinstance(value, (int, float)):
+        return t("the number {value}", value=value)
+    if isinstance(value, str):
+        return t("the text «{value}»", value=value)
+    if isinstance(value, list):
+        return t("a list")
+    if isinstance(value, dict):
+        return t("a mapping")
+    return repr(value)
 
 
 def to_plain(value: Any) -> Any:

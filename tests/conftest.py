@@ -24,6 +24,7 @@ from sqlalchemy import create_engine, text
 from engine.keys import Signer
 from engine.schema import upgrade
 from engine.store import Store
+from procedures.messages import ENVIRONMENT, speaking
 
 # In CI the property tests run the same examples every time, so a run's
 # verdict is about the change, not the dice; locally they explore afresh.
@@ -64,6 +65,16 @@ def _default_key_of_the_test(tmp_path_factory: pytest.TempPathFactory, monkeypat
     """A command run without ``--key-file`` uses (and may create) a key of
     the test's own, never ``tinhgon-signing.key`` in the working directory."""
     monkeypatch.setenv("TINHGON_SIGNING_KEY", str(tmp_path_factory.mktemp("key") / "tinhgon-signing.key"))
+
+
+@pytest.fixture
+def english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """English, as asked for explicitly: in this thread's context and for the
+    command line ($TINHGON_LANG). For tests about what a message says, written
+    against its English wording; the Vietnamese default has tests of its own."""
+    monkeypatch.setenv(ENVIRONMENT, "en")
+    with speaking("en"):
+        yield
 
 
 @pytest.fixture(scope="session")

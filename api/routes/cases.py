@@ -33,6 +33,7 @@ from engine.machine import Actor
 from engine.rows import CURSOR_FORM
 from engine.store import AsyncStatements
 from engine.views import CaseView, StoredResponse
+from procedures.messages import t
 
 from ..deps import (
     NOT_PLAIN,
@@ -171,7 +172,7 @@ def _idempotency(key: str | None, route: str, body: Any, rendered: _Rendered) ->
 def _start(services: Services, actor: Actor, body: CaseCreate, db: Direct) -> CaseView:
     applicant = body.applicant or actor.id
     if applicant != actor.id and not services.cases.may_start_for(actor, body.procedure, body.unit, db=db):
-        raise Forbidden("only an official of the procedure in that unit may open a case for someone else")
+        raise Forbidden(t("only an official of the procedure in that unit may open a case for someone else"))
     return services.cases.start(actor, code=body.procedure, unit=body.unit, data=body.data, applicant=applicant, db=db)
 
 

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException
 
 from engine.schema import current
+from procedures.messages import t
 
 from .. import metrics
 from ..deps import ServicesDep
@@ -38,9 +39,14 @@ def readyz(services: ServicesDep) -> JSONResponse:
         revision = current(services.store.engine)
     except DBAPIError as exc:
         log.warning("not ready: the database does not answer: %s", type(exc.orig or exc).__name__)
-        return _not_ready("database", "the database does not answer")
+        return _not_ready("database", t("the database does not answer"))
     if revision != head:
-        return _not_ready("schema", f"the database's schema is at {revision or 'nothing'}, not at {head}: run tinhgon db upgrade")
+        at = (
+            t("the database's schema is at {revision}, not at {head}: run tinhgon db upgrade", revision=revision, head=head)
+            if revision
+            else t("the database's schema is at nothing, not at {head}: run tinhgon db upgrade", head=head)
+        )
+        return _not_ready("schema", at)
     return JSONResponse({"status": "ready", "revision": revision}, headers=NO_STORE)
 
 

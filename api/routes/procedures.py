@@ -13,6 +13,7 @@ from engine.codes import CODE_FORM, VERSION_MAX, VERSION_MIN
 from engine.db import ProcedureRow
 from engine.errors import Conflict
 from engine.store import DRAFT
+from procedures.messages import t
 
 from ..deps import ReformDep, ServicesDep, UserDep, declared_length
 from ..problems import ApiProblem, documented
@@ -55,12 +56,12 @@ async def read_limited(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it passes ``limit`` bytes."""
     declared = declared_length(request)
     if declared is not None and declared > limit:
-        raise ApiProblem(413, f"the body is {declared} bytes; the limit is {limit}", kind="too-large")
+        raise ApiProblem(413, t("the body is {size} bytes; the limit is {limit}", size=declared, limit=limit), kind="too-large")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise ApiProblem(413, f"the body passes the limit of {limit} bytes", kind="too-large")
+            raise ApiProblem(413, t("the body passes the limit of {limit} bytes", limit=limit), kind="too-large")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -95,7 +96,7 @@ def store_simplified(services: Any, code: str, version: int, *, actor: str) -> S
     """
     result: Simplified = services.simplified(_row(services, code, version))
     if result.after is None or result.text is None:
-        raise Conflict(f"{code} version {version}: no automatic fix applies; nothing was stored")
+        raise Conflict(t("{code} version {version}: no automatic fix applies; nothing was stored", code=code, version=version))
     with services.store.unit() as uow:
         uow.add_procedure(result.after, result.text, now=_now(), status=DRAFT, actor=actor)
     return result
@@ -144,18 +145,22 @@ async def upload(request: Request, services: ServicesDep, user: ReformDep) -> Pr
     media, *parameters = (part.strip() for part in request.headers.get("content-type", "").split(";"))
     media = media.lower()
     if media not in YAML_TYPES:
-        raise ApiProblem(
-            415, f"send the definition as application/yaml, not {media or 'no content type'}", kind="unsupported-media-type"
+        wrong = (
+            t("send the definition as application/yaml, not {media}", media=media)
+            if media
+            else t("send the definition as application/yaml, not without a content type")
         )
+        raise ApiProblem(415, wrong, kind="unsupported-media-type")
     for parameter in parameters:
         name, _, value = parameter.partition("=")
         charset = value.strip().strip('"').lower()
         if name.strip().lower() == "charset" and charset not in UTF8_NAMES:
-            raise ApiProblem(
-                415,
-                f"a definition is read as UTF-8; send it as charset=utf-8, not {charset or 'an empty charset'}",
-                kind="unsupported-media-type",
+            wrong = (
+                t("a definition is read as UTF-8; send it as charset=utf-8, not {charset}", charset=charset)
+                if charset
+                else t("a definition is read as UTF-8; send it as charset=utf-8, not an empty charset")
             )
+            raise ApiProblem(415, wrong, kind="unsupported-media-type")
     raw = await read_limited(request, services.settings.max_upload_bytes)
     row = await run_in_threadpool(store_upload, services, raw, actor=user.id)  # reading it takes time: off the event loop
     return ProcedureStored(code=row.code, version=row.version, status="draft")

@@ -18,7 +18,6 @@ from typing import Any
 from starlette.datastructures import FormData
 
 from engine.errors import FieldProblem
-from engine.fields import NUL_TEXT
 from procedures.model import Definition, FieldDef
 
 PREFIX = "f_"
@@ -117,15 +116,15 @@ def parse_form(defn: Definition, form: FormData) -> tuple[dict[str, Any], dict[s
 
 
 def field_errors(defn: Definition, problems: Iterable[FieldProblem]) -> dict[str, str]:
-    """The engine's problems (in English, for machines) as Vietnamese, by field."""
+    """The engine's problems as the form says them, by field (chosen by each problem's ``kind``)."""
     out: dict[str, str] = {}
     for p in problems:
         spec = defn.field_by_id.get(p.field)
         if spec is None:
             out[p.field] = "Trường này không có trong thủ tục."
-        elif p.message == "required":
+        elif p.kind == "required":
             out[p.field] = "Bắt buộc nhập."
-        elif p.message == NUL_TEXT:
+        elif p.kind == "unstorable":
             out[p.field] = "Không được chứa ký tự NUL (mã 0)."
         elif spec.type == "enum":
             out[p.field] = "Hãy chọn một trong các lựa chọn: " + ", ".join(choice_text(v) for v in spec.values or ()) + "."

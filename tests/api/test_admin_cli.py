@@ -23,9 +23,9 @@ from tests.transacting import Transacting
 def test_db_upgrade_creates_the_schema_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     assert main(["db", "upgrade", "--database-url", url]) == 0
-    assert "upgraded from empty to" in capsys.readouterr().out
+    assert "đã nâng cấp từ trống lên phiên bản" in capsys.readouterr().out
     assert main(["db", "upgrade", "--database-url", url]) == 0
-    assert "already at revision" in capsys.readouterr().out
+    assert "đã ở phiên bản" in capsys.readouterr().out
     assert current(Store(url).engine) == head()
 
 
@@ -58,7 +58,7 @@ def test_audit_verify_passes_on_an_untouched_database(
 ) -> None:
     url, key, _ = audited_db
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(key)]) == 0
-    assert "hợp lệ (ok): 3 sự kiện của 1 hồ sơ, 1 mục nhật ký" in capsys.readouterr().out
+    assert "hợp lệ: 3 sự kiện của 1 hồ sơ, 1 mục nhật ký" in capsys.readouterr().out
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(key), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert (out["ok"], out["cases"], out["events"], out["journal"], out["first_bad"]) == (True, 1, 3, 1, None)
@@ -73,7 +73,7 @@ def test_audit_verify_reports_the_first_bad_event_and_fails(
         conn.execute(text("UPDATE events SET comment = 'Đủ điều kiện' WHERE case_id = :c AND seq = 3"), {"c": case_id})
     store.dispose()
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(key)]) == 1
-    assert f"case {case_id}, event 3: hash mismatch" in capsys.readouterr().out
+    assert f"hồ sơ {case_id}, sự kiện 3: mã băm không khớp" in capsys.readouterr().out
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(key), "--json"]) == 1
     out = json.loads(capsys.readouterr().out)
     assert out["ok"] is False and out["first_bad"]["seq"] == 3
@@ -154,7 +154,7 @@ def test_a_database_at_a_revision_this_tinhgon_does_not_know_is_left_alone(
     extra = ["--key-file", str(tmp_path / "k")] if command[0] == "serve" else []
     assert main([*command, "--database-url", database_url, *extra]) == 2
     err = capsys.readouterr().err
-    assert "schema revision 'ffffffffffff', which this tinhgon does not know" in err and "Traceback" not in err
+    assert "phiên bản lược đồ «ffffffffffff», phiên bản mà bản tinhgon này không biết" in err and "Traceback" not in err
     assert current(store.engine) == "ffffffffffff"
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM users")).scalar_one() == 0

@@ -18,6 +18,8 @@ from tests.engine.conftest import CALENDAR, applicant, office
 from tests.engine.test_cases import CODE, body
 from tests.transacting import Transacting
 
+pytestmark = pytest.mark.usefixtures("english")  # the findings are checked in their English wording
+
 DAN = applicant("dan")
 
 
@@ -72,14 +74,14 @@ def test_checkpoint_seals_and_prints_a_signed_statement(
     report = verify_json(url, key, "--checkpoint", str(kept))
     assert not report["ok"] and report["first_bad"]["part"] == "checkpoint"  # type: ignore[index]
     assert main(["audit", "verify", "--database-url", url, "--key-file", str(key), "--checkpoint", str(tmp_path / "none")]) == 2
-    assert "không đọc được điểm kiểm tra" in capsys.readouterr().err
+    assert "cannot read the checkpoint" in capsys.readouterr().err
 
 
 def test_checkpoint_to_a_file(served: tuple[str, Path, int], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     url, key, _ = served
     target = tmp_path / "out.json"
     assert main(["audit", "checkpoint", "--database-url", url, "--key-file", str(key), "-o", str(target)]) == 0
-    assert "7 vị trí sổ cái" in capsys.readouterr().out
+    assert "7 ledger places" in capsys.readouterr().out
     assert json.loads(target.read_text())["length"] == 7
 
 
@@ -102,13 +104,13 @@ def test_rotate_key_keeps_old_signatures_verifying_and_lists_the_keys(
     assert main(["audit", "keys", "--database-url", url, "--key-file", str(key), "--json"]) == 0
     keys = json.loads(capsys.readouterr().out)
     assert [(k["key_id"], k["trusted"]) for k in keys] == [(new.key_id, True), (old.key_id, True)]
-    assert keys[0]["state"].startswith("hiện tại")
+    assert keys[0]["state"] == "current key"
     # without the history the old key is no longer trusted, and verification says which key
     history_path(key).unlink()
     report = verify_json(url, key)
     assert not report["ok"] and old.key_id in str(report["first_bad"])
     assert main(["audit", "keys", "--database-url", url, "--key-file", str(key)]) == 0
-    assert f"{old.key_id}  KHÔNG tin cậy" in capsys.readouterr().out
+    assert f"{old.key_id}  NOT trusted" in capsys.readouterr().out
 
 
 def test_a_database_from_before_the_ledger_is_adopted_by_its_first_seal(
@@ -130,7 +132,7 @@ def test_a_database_from_before_the_ledger_is_adopted_by_its_first_seal(
     assert str(report["first_bad"]["reason"]).startswith("nothing is sealed yet")  # type: ignore[index]
     capsys.readouterr()
     assert main(["db", "upgrade", "--database-url", url, "--key-file", str(key)]) == 0  # the key is there: it seals
-    assert "niêm phong" in capsys.readouterr().out
+    assert "sealed into the ledger" in capsys.readouterr().out
     report = verify_json(url, key)
     assert report["ok"], report["first_bad"]
     assert report["journal"] == 3  # the baseline: one entry for the procedure version, the user, the token
@@ -165,3 +167,21 @@ def test_mark_backup_is_listed_by_later_checkpoints(served: tuple[str, Path, int
     assert main(["audit", "checkpoint", "--database-url", url, "--key-file", str(key)]) == 0
     statement = json.loads(capsys.readouterr().out)
     assert len(statement["backups"]) == 1 and statement["backups"][0]["position"] <= statement["length"]
+
+
+def test_audit_verify_names_the_first_bad_item_in_vietnamese_unless_english_is_asked(
+    served: tuple[str, Path, int], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, key, case_id = served
+    store = Store(url)
+    with store.unit() as uow:
+        uow.session.execute(
+            text("UPDATE case_steps SET actor = 'someone' WHERE case_id = :c AND step_id = 'kiem_tra'"), {"c": case_id}
+        )
+    store.dispose()
+    monkeypatch.delenv("TINHGON_LANG")
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(key)]) == 1
+    out = capsys.readouterr().out
+    assert f"KHÔNG HỢP LỆ tại hồ sơ {case_id}: bước 2 «Kiểm tra»: trường actor khác với kết quả" in out, out
+    assert main(["--lang", "en", "audit", "verify", "--database-url", url, "--key-file", str(key)]) == 1
+    assert f"case {case_id}: step 2 «Kiểm tra»: its actor differs from what the events lead to" in capsys.readouterr().out

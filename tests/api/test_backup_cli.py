@@ -25,6 +25,8 @@ from tests.engine.conftest import CALENDAR, applicant, office
 from tests.engine.test_cases import CODE, body
 from tests.transacting import Transacting
 
+pytestmark = pytest.mark.usefixtures("english")  # the findings are checked in their English wording
+
 
 def _write_cases(url: str, key: Path, stop: threading.Event, started: threading.Event, errors: list[BaseException]) -> None:
     """Start cases and act on them, one after another, until ``stop``."""
@@ -115,7 +117,7 @@ def test_a_backup_taken_while_cases_are_written_restores_and_verifies(tmp_path: 
         source.dispose()
     assert _count(Store(url), BackupRow) == 0  # the live database records no backup
     assert main(["audit", "verify", "--database-url", restored_url, "--key-file", str(key)]) == 0
-    assert f"của {cases} hồ sơ" in capsys.readouterr().out
+    assert f"of {cases} cases" in capsys.readouterr().out
     # A checkpoint of the live database, taken after the load went on, lists
     # the backup: the restored copy is recognised as a restore, not as a
     # ledger whose tail was cut.

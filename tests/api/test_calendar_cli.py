@@ -60,11 +60,11 @@ def test_due_json(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     ("start", "duration", "message"),
     [
-        ("tomorrow", "1d", "'tomorrow' is not an ISO 8601 instant"),
-        ("2027-02-30T08:00", "1d", "'2027-02-30T08:00' is not an ISO 8601 instant"),
-        ("2027-02-03T15:00", "3 days", "'3 days' is not a duration"),
-        ("2027-02-03T15:00", "", "'' is not a duration"),
-        ("9999-12-31T08:00", "2d", "beyond"),
+        ("tomorrow", "1d", "«tomorrow» không phải là thời điểm theo ISO 8601"),
+        ("2027-02-30T08:00", "1d", "«2027-02-30T08:00» không phải là thời điểm theo ISO 8601"),
+        ("2027-02-03T15:00", "3 days", "«3 days» không phải là một khoảng thời gian"),
+        ("2027-02-03T15:00", "", "«» không phải là một khoảng thời gian"),
+        ("9999-12-31T08:00", "2d", "vượt quá phạm vi ngày tháng"),
     ],
 )
 def test_bad_start_or_duration(capsys: pytest.CaptureFixture[str], start: str, duration: str, message: str) -> None:
@@ -81,12 +81,12 @@ def test_bad_calendar_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
     code, out, err = run(capsys, "2027-03-05T16:00", "2h", "--calendar", str(cal))
     assert (code, out) == (2, "")
     assert err.splitlines() == [
-        f"{cal}:3: days_off[1]: '2027-13-01' is not a day of the calendar",
-        f"{cal}:4: hours[1][1]: '17:60' is not a time of day written HH:MM, e.g. \"08:00\"",
+        f"{cal}:3: days_off[1]: '2027-13-01' không phải một ngày có thật trong lịch",
+        f"{cal}:4: hours[1][1]: '17:60' không phải giờ trong ngày viết dạng HH:MM, ví dụ \"08:00\"",
     ]
 
 
 def test_missing_calendar_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, err = run(capsys, "2027-03-05T16:00", "2h", "--calendar", str(tmp_path / "missing.yaml"))
     assert (code, out) == (2, "")
-    assert err == f"{tmp_path / 'missing.yaml'}: no such file\n"
+    assert err == f"{tmp_path / 'missing.yaml'}: không có tệp này\n"

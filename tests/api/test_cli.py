@@ -52,7 +52,7 @@ def test_validate_ok_and_warning_on_stderr(capsys: pytest.CaptureFixture[str], t
     )
     code, out, err = run(capsys, "validate", str(unquoted))
     assert code == 0
-    assert "cảnh báo: read as one text" in err
+    assert "cảnh báo: đọc thành một chuỗi «Cơ sở dữ liệu quản lý vũ khí, trang bị kỹ thuật»" in err
 
 
 def test_validate_reports_every_error_with_file_line_path(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

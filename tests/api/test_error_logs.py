@@ -97,5 +97,5 @@ def test_a_stored_body_that_no_longer_matches_its_hash_is_a_server_fault_and_log
         "/api/cases", json={"procedure": XUAT_NGU, "unit": "u1", "data": xuat_ngu_data()}, headers=api.user("an")
     )
     body = assert_problem(answer, 500, "corrupt-record")
-    assert "does not match its content hash" in body["detail"]
+    assert "không khớp với mã băm" in body["detail"]
     assert "corrupt record on POST /api/cases" in logged.text

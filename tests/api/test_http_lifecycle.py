@@ -372,3 +372,37 @@ def test_keyset_pagination_of_cases_and_inbox(api: Api) -> None:
         assert len(set(flat)) == len(flat)
     applicant_inbox = [i["case"] for page in walk(api, "/api/inbox", an, 2) for i in page]
     assert sorted(applicant_inbox) == sorted(c for n, c in enumerate(created) if n % 2 == 1)
+
+
+def test_a_refusal_is_told_in_vietnamese_unless_english_is_asked_for(api: Api) -> None:
+    api.publish("che-do-xuat-ngu.v1")
+    an = api.user("an", unit="u1")
+    case = api.start(an, XUAT_NGU, xuat_ngu_data())
+    api.act(an, case["id"], "nop_ban_khai", "done")
+    actions = f"/api/cases/{case['id']}/actions"
+    english = {**an, "Accept-Language": "en-GB,vi;q=0.8"}
+    again = {"step": "nop_ban_khai", "outcome": "done"}
+    vi = assert_problem(api.client.post(actions, json=again, headers=an), 409, "step-not-active")
+    en = assert_problem(api.client.post(actions, json=again, headers=english), 409, "step-not-active")
+    # the step by its name, for people; its id stays in "step", for machines
+    assert vi["detail"] == "bước «Quân nhân nộp bản khai và giấy tờ cho đại đội» đã hoàn thành, không còn chờ xử lý"
+    assert en["detail"] == "step «Quân nhân nộp bản khai và giấy tờ cho đại đội» is completed, not active"
+    assert vi["step"] == en["step"] == "nop_ban_khai" and vi["title"] != en["title"]
+    missing = {"step": "khong_co", "outcome": "done"}
+    assert assert_problem(api.client.post(actions, json=missing, headers=an), 422)["detail"] == "thủ tục không có bước «khong_co»"
+    en = assert_problem(api.client.post(actions, json=missing, headers=english), 422, "invalid-action")
+    assert en["detail"] == "the procedure has no step «khong_co»"
+    # the request's validation and the framework's own answers alike
+    invalid = {"step": "", "outcome": "done"}
+    vi = assert_problem(api.client.post(actions, json=invalid, headers=an), 422, "invalid-request")
+    en = assert_problem(api.client.post(actions, json=invalid, headers=english), 422, "invalid-request")
+    assert (vi["detail"], vi["errors"]) == (
+        "yêu cầu không hợp lệ",
+        [{"location": "body.step", "message": "Chuỗi phải có ít nhất 1 ký tự"}],
+    )
+    assert (en["detail"], en["errors"]) == (
+        "the request is not valid",
+        [{"location": "body.step", "message": "String should have at least 1 character"}],
+    )
+    assert api.client.get("/api/khong-co", headers=an).json()["detail"] == "Không có gì ở địa chỉ này"
+    assert api.client.get("/api/khong-co", headers=english).json()["detail"] == "Not Found"

@@ -26,7 +26,9 @@ from api.settings import (
     SESSION_HOURS_ENV,
     SESSION_IDLE_ENV,
     WEB_ENV,
+    BadSetting,
     Settings,
+    checked,
     web_settings,
 )
 from api.supervisor import worker_sockets
@@ -38,6 +40,7 @@ from engine.settings import DATABASE_ENV, KEY_ENV
 from engine.store import Store, content_hash
 from engine.users import authenticate
 from procedures import load_path
+from procedures.messages import ENVIRONMENT, speaking
 from tests.api.conftest import csrf_of
 from tests.conftest import DEFINITIONS
 
@@ -85,7 +88,7 @@ def test_user_token_and_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[str
     store = Store(url)
     assert first != second and authenticate(store, first) is not None and authenticate(store, second) is not None
     assert main(["user", "revoke", "lan", "--database-url", url]) == 0
-    assert "2 token(s) revoked" in capsys.readouterr().out
+    assert "lan: đã thu hồi 2 mã đăng nhập" in capsys.readouterr().out
     assert authenticate(store, first) is None and authenticate(store, second) is None
 
 
@@ -94,11 +97,53 @@ def test_user_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str
     main(["user", "add", "lan", "--name", "Lan", "--unit", "d1", "--database-url", url])
     capsys.readouterr()
     assert main(["user", "add", "lan", "--name", "Lan", "--unit", "d1", "--database-url", url]) == 1
-    assert "exists already" in capsys.readouterr().err
+    assert "người dùng «lan» đã có" in capsys.readouterr().err
     assert main(["user", "token", "nobody", "--database-url", url]) == 1
-    assert "no user 'nobody'" in capsys.readouterr().err
+    assert "không có người dùng «nobody»" in capsys.readouterr().err
     assert main(["user", "add", "x y", "--name", "X", "--unit", "d1", "--database-url", url]) == 1
-    assert "user id" in capsys.readouterr().err
+    assert "mã người dùng 'x y'" in capsys.readouterr().err
+
+
+def test_the_user_and_serve_commands_speak_english_only_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv(ENVIRONMENT, raising=False)
+    url = f"sqlite:///{tmp_path / 'u.db'}"
+    assert main(["user", "add", "lan", "--name", "Lan", "--unit", "d1", "--role", "ban_chinh_sach", "--database-url", url]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "người dùng lan (Lan), đơn vị d1: ban_chinh_sach; không có quyền"
+    assert main(["--lang", "en", "user", "add", "an", "--name", "An", "--unit", "d1", "--database-url", url]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "user an (An), unit d1: no roles; no permissions"
+    monkeypatch.setenv(ENVIRONMENT, "en")
+    assert main(["user", "token", "an", "--database-url", url]) == 0
+    assert capsys.readouterr().out.startswith("new token for an:\n")
+    assert main(["--lang", "vi", "user", "token", "an", "--database-url", url]) == 0
+    assert capsys.readouterr().out.startswith("mã đăng nhập mới của an:\n")
+    for lang, said in [("vi", "cổng TCP phải từ 0 đến 65535, không phải 70000"), ("en", "a TCP port is 0 to 65535, not 70000")]:
+        with pytest.raises(SystemExit):
+            main(["--lang", lang, "serve", "--port", "70000"])
+        assert said in capsys.readouterr().err
+    for lang, said in [
+        ("vi", "số tiến trình uvicorn dùng chung một cơ sở dữ liệu (từ 1 đến 64)"),
+        ("en", "text (uvicorn's) or json: one object a line, access lines with method, route, status, duration"
+         " (default: $TINHGON_LOG_FORMAT, else text)"),
+    ]:  # fmt: skip
+        with pytest.raises(SystemExit):
+            main(["--lang", lang, "serve", "--help"])
+        assert said in " ".join(capsys.readouterr().out.split())
+
+
+def test_a_bad_setting_says_why_in_vietnamese_unless_english_is_asked_for() -> None:
+    with pytest.raises(BadSetting, match=r"^phải lớn hơn 0$"):
+        checked("session_hours", "0")
+    with pytest.raises(BadSetting, match=r"^phải từ 1024 trở lên$"):
+        checked("max_upload_bytes", "10")
+    with speaking("en"):
+        with pytest.raises(BadSetting, match=r"^must be greater than 0$"):
+            checked("session_hours", "0")
+        with pytest.raises(BadSetting, match=r"^must be at most 720$"):
+            checked("session_hours", "1000")
+        with pytest.raises(BadSetting, match=r"^must be 1 or 0 \(or true or false"):
+            checked("secure_cookies", "maybe")
 
 
 def test_serve_publishes_the_definitions_once(tmp_path: Path) -> None:
@@ -135,7 +180,7 @@ def test_serve_refuses_a_changed_body_under_an_existing_version(tmp_path: Path, 
         load_definitions(store, folder)
     code = main(["serve", "--definitions", str(folder), "--database-url", url, "--key-file", str(tmp_path / "k.key")])
     assert code == 2
-    assert "cannot start" in capsys.readouterr().err
+    assert "không thể khởi động" in capsys.readouterr().err
 
 
 def test_serve_refuses_an_invalid_definition(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +198,7 @@ def test_serve_refuses_a_bad_calendar_before_touching_the_database(tmp_path: Pat
     code = main(["serve", "--calendar", str(calendar), "--database-url", f"sqlite:///{tmp_path / 's.db'}"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "cannot start" in err and "lich.yaml:1: days_off[0]" in err
+    assert "tinhgon serve: không thể khởi động:\n" in err and "lich.yaml:1: days_off[0]" in err
     assert not (tmp_path / "s.db").exists()
 
 
@@ -172,7 +217,7 @@ def test_serve_refuses_a_signing_key_it_cannot_read_before_touching_the_database
     url = f"sqlite:///{tmp_path / 's.db'}"
     assert main(["serve", "--key-file", str(key), "--database-url", url, "--definitions", str(DEFINITIONS)]) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"tinhgon serve: cannot start: {key}") and "Traceback" not in err
+    assert err.startswith(f"tinhgon serve: không thể khởi động: {key}") and "Traceback" not in err
     store = Store(url)
     with store.unit(write=False) as uow:
         assert uow.user_count() == 0 and uow.procedures() == []
@@ -239,18 +284,18 @@ def test_serve_on_a_port_in_use_says_so(tmp_path: Path, capsys: pytest.CaptureFi
         )
     assert code == 2
     err = capsys.readouterr().err
-    assert f"cannot listen on 127.0.0.1:{port}" in err and "in use" in err
+    assert f"không thể lắng nghe tại 127.0.0.1:{port}" in err and "in use" in err
     assert not (tmp_path / "t.db").exists()
 
 
 @pytest.mark.parametrize(
     ("name", "unit", "told"),
     [
-        ("Lan\x00", "d1", "must not contain NUL"),
-        ("Lan", "d\x001", "must not contain NUL"),
-        ("Lan", "d" * 101, "unit is 101 characters long; at most 100"),
-        ("Lan\udcff", "d1", "or lone surrogates"),  # an argument that was no UTF-8 (Python's surrogateescape)
-        ("  ", "d1", "must not be empty"),
+        ("Lan\x00", "d1", "không được chứa ký tự NUL"),
+        ("Lan", "d\x001", "không được chứa ký tự NUL"),
+        ("Lan", "d" * 101, "đơn vị dài 101 ký tự; tối đa 100 ký tự"),
+        ("Lan\udcff", "d1", "hoặc mã surrogate đứng lẻ"),  # an argument that was no UTF-8 (Python's surrogateescape)
+        ("  ", "d1", "không được để trống"),
     ],
 )
 def test_user_add_refuses_what_no_database_would_keep_alike(
@@ -263,7 +308,7 @@ def test_user_add_refuses_what_no_database_would_keep_alike(
     err = capsys.readouterr().err
     assert told in err and "Traceback" not in err
     assert main(["user", "token", "lan", "--database-url", database_url]) == 1
-    assert "no user 'lan'" in capsys.readouterr().err
+    assert "không có người dùng «lan»" in capsys.readouterr().err
     assert main(["user", "add", "lan", "--name", "Lan", "--unit", "d" * 100, "--database-url", database_url]) == 0
 
 
@@ -337,7 +382,9 @@ def test_serve_marks_the_cookies_secure_with_the_option_or_the_variable(
         monkeypatch.setenv(SECURE_COOKIES_ENV, env)
     given = _served(tmp_path, monkeypatch, *([option] if option else []))
     token = next(
-        line.split(": ", 1)[1] for line in capsys.readouterr().out.splitlines() if line.startswith("demo_applicant token")
+        line.split(": ", 1)[1]
+        for line in capsys.readouterr().out.splitlines()
+        if line.startswith("mã đăng nhập của demo_applicant:")
     )
     cookie = _cookie_of_a_worker(given, token, monkeypatch)
     assert cookie.startswith("tinhgon_session=") and token.lower() not in cookie
@@ -396,12 +443,12 @@ def test_serve_writes_checkpoints_beside_the_working_directory_by_default(
     [
         ([], {SEAL_SECONDS_ENV: "0"}, "TINHGON_SEAL_SECONDS='0'"),
         ([], {"TINHGON_MAX_STEPS": "0"}, "TINHGON_MAX_STEPS='0'"),
-        ([], {"TINHGON_HEAVY_SECONDS": "never"}, "TINHGON_HEAVY_SECONDS='never'"),
-        (["--checkpoint-minutes", "-1"], {}, "argument --checkpoint-minutes: '-1'"),
+        ([], {"TINHGON_HEAVY_SECONDS": "never"}, "TINHGON_HEAVY_SECONDS='never': phải là một số"),
+        (["--checkpoint-minutes", "-1"], {}, "argument --checkpoint-minutes: «-1»: phải lớn hơn 0"),
         ([], {SECURE_COOKIES_ENV: "maybe"}, "TINHGON_SECURE_COOKIES='maybe'"),
         ([], {SESSION_IDLE_ENV: "-5"}, "TINHGON_SESSION_IDLE_MINUTES='-5'"),
-        (["--session-hours", "0"], {}, "argument --session-hours: '0': Input should be greater than 0"),
-        (["--session-idle", "nan"], {}, "argument --session-idle: 'nan'"),
+        (["--session-hours", "0"], {}, "argument --session-hours: «0»: phải lớn hơn 0"),
+        (["--session-idle", "nan"], {}, "argument --session-idle: «nan»"),
     ],
 )
 def test_serve_refuses_bad_session_settings_before_touching_the_database(

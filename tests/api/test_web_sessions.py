@@ -127,7 +127,7 @@ def test_revoking_the_users_tokens_ends_their_sessions(api: Api, capsys: pytest.
     other = api.user("lan")
     assert signed_in(api)
     assert main(["user", "revoke", "dan", "--database-url", api.services.settings.database_url]) == 0
-    assert "web sessions ended" in capsys.readouterr().out
+    assert "các phiên làm việc trên web đã kết thúc" in capsys.readouterr().out
     assert not signed_in(api)
     assert stored_sessions(api) == []
     assert api.client.get("/api/inbox", headers=other).status_code == 200  # others keep theirs
@@ -167,4 +167,4 @@ def test_every_sign_in_is_journalled_signed_and_sealed(api: Api) -> None:
     with api.services.store.unit() as uow:
         uow.session.execute(JournalRow.__table__.delete().where(JournalRow.id == entries[0].id))
     report = verify_database(api.services.store, api.services.keys)
-    assert not report.ok and report.first_bad is not None and "is gone" in report.first_bad.render()
+    assert not report.ok and report.first_bad is not None and "không còn" in report.first_bad.render()

@@ -96,7 +96,7 @@ LEASE = 5.0
 CLIENTS = 6
 BUDGET = 80.0
 """the whole test, start to shutdown, in seconds"""
-TOKEN_LINE = re.compile(r"^(\S+)(?: \([^)]*\))? token: (\S+)$", re.MULTILINE)
+TOKEN_LINE = re.compile(r"^mã đăng nhập của (\S+)(?: \([^)]*\))?: (\S+)$", re.MULTILINE)
 
 
 # -- a plain HTTP client --------------------------------------------------------------
@@ -187,7 +187,7 @@ class Server:
 
     def wait_ready(self, deadline: float) -> None:
         """Until the tokens are printed and a request is answered."""
-        while "serving on" not in (self.out.read_text() if self.out.exists() else ""):
+        while "đang phục vụ tại" not in (self.out.read_text() if self.out.exists() else ""):
             if self.process.poll() is not None:
                 pytest.fail(f"tinhgon serve exited with {self.process.returncode}\n{self.log()}")
             if time.monotonic() > deadline:

@@ -35,7 +35,7 @@ ARGS = [
     "--no-first-run",
 ]
 CODE = "1.001193"  # Đăng ký khai sinh: few steps, returns to the applicant at two of them
-TOKEN_LINE = re.compile(r"^(\S+)(?: \([^)]*\))? token: (\S+)$")
+TOKEN_LINE = re.compile(r"^mã đăng nhập của (\S+)(?: \([^)]*\))?: (\S+)$")
 
 
 def _need_browser() -> None:
@@ -90,7 +90,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             match = TOKEN_LINE.match(line.strip())
             if match:
                 server.tokens[match.group(1)] = match.group(2)
-            if "serving on" in line:
+            if "đang phục vụ tại" in line:
                 break
         deadline = time.monotonic() + 30
         while True:

@@ -39,6 +39,8 @@ from engine.audit import (
 from engine.keys import KeyFileError, Signer, Verifier
 from procedures.errors import TinhgonError
 
+pytestmark = pytest.mark.usefixtures("english")  # the findings are checked in their English wording
+
 SIGNER = Signer.generate()
 VERIFIER = SIGNER.verifier()
 OTHER = Signer.generate()

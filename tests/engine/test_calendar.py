@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import engine.calendar
 from engine.calendar import TIME_ZONE, CalendarError, WorkingCalendar, load_calendar, parse_calendar
 from procedures.errors import ReadError, TinhgonError
+from procedures.messages import speaking
 
 CAL = WorkingCalendar()
 ERROR_LINE = re.compile(r"^(?P<file>.+?):(?P<line>\d+): (?P<path>\S+): (?P<message>.+)$")
@@ -158,13 +159,13 @@ def test_one_day_is_eight_hours_whatever_the_hours() -> None:
 
 def test_bad_arguments() -> None:
     for hours in (-1.0, float("nan"), float("inf")):
-        with pytest.raises(ValueError, match="finite number of hours"):
+        with pytest.raises(ValueError, match="một số giờ hữu hạn"):
             CAL.add(at(2027, 3, 1, 8), hours)
-    with pytest.raises(ValueError, match="beyond year 9999"):
+    with pytest.raises(ValueError, match="kéo quá năm 9999"):
         CAL.add(at(2027, 3, 1, 8), 1e300)
-    with pytest.raises(ValueError, match=r"hours\[1\]: .*starts before"):
+    with pytest.raises(ValueError, match=r"hours\[1\]: .*bắt đầu trước khi khoảng phía trên kết thúc"):
         WorkingCalendar(hours=(("08:00", "12:00"), ("11:00", "17:00")))
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(ValueError, match="cần ít nhất một khoảng giờ làm việc"):
         WorkingCalendar(hours=())
 
 
@@ -292,10 +293,10 @@ holidays: []
         (7, "holidays"),
     ]
     messages = " | ".join(m for _, _, m in found)
-    assert "'2027-02-30' is not a day of the calendar" in messages
-    assert "'8/3/2027' is not a date written YYYY-MM-DD" in messages
-    assert "'25:00' is not a time of day" in messages
-    assert "unknown key 'holidays'" in messages
+    assert "'2027-02-30' không phải một ngày có thật trong lịch" in messages
+    assert "'8/3/2027' không phải ngày viết dạng YYYY-MM-DD" in messages
+    assert "'25:00' không phải giờ trong ngày" in messages
+    assert "khóa không xác định «holidays»" in messages
 
 
 @pytest.mark.parametrize(
@@ -310,19 +311,20 @@ holidays: []
     ],
 )
 def test_more_bad_calendar_files(text: str, line: int, fragment: str) -> None:
-    found = problems_of(text)
+    with speaking("en"):
+        found = problems_of(text)
     assert found[0][0] == line
     assert fragment in found[0][2]
 
 
 def test_unreadable_calendar_files(tmp_path: Path) -> None:
-    with pytest.raises(ReadError, match="no such file"):
+    with pytest.raises(ReadError, match="không có tệp này"):
         load_calendar(tmp_path / "missing.yaml")
-    with pytest.raises(ReadError, match="is a directory"):
+    with pytest.raises(ReadError, match="là một thư mục"):
         load_calendar(tmp_path)
     latin = tmp_path / "latin.yaml"
     latin.write_bytes(b"days_off: []\n# L\xe0m b\xf9\n")
-    with pytest.raises(CalendarError, match=r"latin\.yaml:2: \(document\): the file is not UTF-8"):
+    with pytest.raises(CalendarError, match=r"latin\.yaml:2: \(document\): tệp không phải văn bản UTF-8"):
         load_calendar(latin)
 
 

@@ -36,7 +36,7 @@ from engine.errors import (
     StaleCase,
     StepNotActive,
 )
-from engine.fields import NUL_TEXT
+from engine.fields import nul_text
 from engine.idempotency import Idempotency
 from engine.keys import Signer
 from engine.machine import COMMENT_LENGTH, Actor, CompiledProcedure
@@ -132,11 +132,11 @@ def test_a_version_or_user_stored_meanwhile_by_another_transaction_is_a_conflict
         add_user(uow, "lan", name="Lan", unit="u1")
     with monkeypatch.context() as looked_too_early:
         looked_too_early.setattr(UnitOfWork, "find_procedure", lambda self, code, version: None)
-        with pytest.raises(Conflict, match="version 3 exists already"), store.unit() as uow:
+        with pytest.raises(Conflict, match="phiên bản 3 đã có"), store.unit() as uow:
             uow.add_procedure(defn, body(3), now=utcnow())
     with monkeypatch.context() as looked_too_early:
         looked_too_early.setattr(Session, "get", lambda self, *args, **kwargs: None)
-        with pytest.raises(Conflict, match="user 'lan' exists already"), store.unit() as uow:
+        with pytest.raises(Conflict, match="người dùng «lan» đã có"), store.unit() as uow:
             add_user(uow, "lan", name="Lan", unit="u1")
     with store.unit(write=False) as uow:
         assert [r.version for r in uow.procedures()] == [3]
@@ -170,7 +170,7 @@ def test_two_uploads_of_one_version_at_once_store_one_and_refuse_the_other(store
 
     with ThreadPoolExecutor(2) as pool:
         answers = sorted(pool.map(lambda _: upload(), range(2)))
-    assert answers == ["procedure T-1 version 4 exists already", "stored"]
+    assert answers == ["stored", "thủ tục T-1 phiên bản 4 đã có"]
 
 
 def test_a_code_with_no_published_version_starts_no_case(service: CaseService) -> None:
@@ -351,18 +351,19 @@ def test_unstorable_text_is_refused_in_data_and_comments_and_nothing_is_written(
     )
     with pytest.raises(InvalidData) as caught:
         service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "ten": f"Lan{bad}"})
-    assert [(p.field, p.message) for p in caught.value.problems] == [("ten", NUL_TEXT)]
+    assert [(p.field, p.message, p.kind) for p in caught.value.problems] == [("ten", nul_text(), "unstorable")]
     with pytest.raises(InvalidData) as caught:
         service.start(DAN, code=CODE, unit="u1", data={"kind": "a", f"t{bad}": 1})
-    assert [(p.field, p.message) for p in caught.value.problems] == [("(data)", f"a field name: {NUL_TEXT}")]
+    assert [(p.field, p.kind) for p in caught.value.problems] == [("(data)", "unstorable")]
+    assert caught.value.problems[0].message == "tên trường không được chứa ký tự NUL (mã 0) hoặc mã surrogate đứng lẻ"
     assert counts(store) == (0, 0, 0)
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a", "ten": "Lan"})
     before = counts(store), service.get(DAN, case.id), service.events(DAN, case.id)
     with pytest.raises(InvalidData):
         service.act(DAN, case.id, step="nop", outcome="done", data={"ten": bad})
-    with pytest.raises(InvalidAction, match="NUL characters or lone surrogates"):
+    with pytest.raises(InvalidAction, match="ý kiến không được chứa ký tự NUL"):
         service.act(DAN, case.id, step="nop", outcome="done", comment=f"a{bad}b")
-    with pytest.raises(InvalidAction, match="NUL characters or lone surrogates"):
+    with pytest.raises(InvalidAction, match="ý kiến không được chứa ký tự NUL"):
         service.withdraw(DAN, case.id, comment=bad)
     assert (counts(store), service.get(DAN, case.id), service.events(DAN, case.id)) == before
     done = service.act(DAN, case.id, step="nop", outcome="done", data={"ten": "Lan Anh"}, comment="đủ")
@@ -372,7 +373,7 @@ def test_unstorable_text_is_refused_in_data_and_comments_and_nothing_is_written(
 def test_a_comment_over_the_limit_is_refused_and_nothing_is_written(published: Store, service: CaseService) -> None:
     case = service.start(DAN, code=CODE, unit="u1", data={"kind": "a"})
     before = counts(published), service.get(DAN, case.id)
-    with pytest.raises(CommentTooLong, match="4001 characters long; at most 4000"):
+    with pytest.raises(CommentTooLong, match="ý kiến dài 4001 ký tự; tối đa 4000 ký tự"):
         service.act(DAN, case.id, step="nop", outcome="done", comment="x" * (COMMENT_LENGTH + 1))
     with pytest.raises(CommentTooLong):
         service.withdraw(DAN, case.id, comment="x" * (COMMENT_LENGTH + 1))
@@ -953,13 +954,13 @@ def audited(published: Store, service: CaseService) -> tuple[CaseService, int]:
 @pytest.mark.parametrize(
     ("sql", "seq", "reason"),
     [
-        ("UPDATE events SET comment = 'Hồ sơ không hợp lệ' WHERE case_id = :c AND seq = 3", 3, "hash mismatch"),
-        ("UPDATE events SET actor = 'someone' WHERE case_id = :c AND seq = 2", 2, "hash mismatch"),
-        ("UPDATE events SET outcome = 'khac' WHERE case_id = :c AND seq = 6", 6, "hash mismatch"),
-        ("UPDATE events SET signature = NULL WHERE case_id = :c AND seq = 6", 6, "missing signature"),
-        ("DELETE FROM events WHERE case_id = :c AND seq = 4", 4, "missing event"),
-        ("DELETE FROM events WHERE case_id = :c AND seq = 7", 7, "last events deleted"),
-        ("UPDATE events SET seq = seq + 100 WHERE case_id = :c AND seq IN (3, 4)", 3, "missing event"),
+        ("UPDATE events SET comment = 'Hồ sơ không hợp lệ' WHERE case_id = :c AND seq = 3", 3, "mã băm không khớp"),
+        ("UPDATE events SET actor = 'someone' WHERE case_id = :c AND seq = 2", 2, "mã băm không khớp"),
+        ("UPDATE events SET outcome = 'khac' WHERE case_id = :c AND seq = 6", 6, "mã băm không khớp"),
+        ("UPDATE events SET signature = NULL WHERE case_id = :c AND seq = 6", 6, "thiếu chữ ký"),
+        ("DELETE FROM events WHERE case_id = :c AND seq = 4", 4, "thiếu sự kiện"),
+        ("DELETE FROM events WHERE case_id = :c AND seq = 7", 7, "các sự kiện cuối bị xóa"),
+        ("UPDATE events SET seq = seq + 100 WHERE case_id = :c AND seq IN (3, 4)", 3, "thiếu sự kiện"),
     ],
 )
 def test_tampering_with_event_rows_is_caught(audited: tuple[CaseService, int], sql: str, seq: int, reason: str) -> None:

@@ -13,6 +13,7 @@ from transitions import MachineError
 from engine.errors import CaseClosed, Forbidden, GuideOnce, InvalidAction, InvalidData, StepNotActive
 from engine.machine import STEP_LIFECYCLE, STEP_MOVES, Actor, CaseState, CompiledProcedure, Entry, StepState
 from procedures import load_path, load_text
+from procedures.messages import speaking
 from tests.conftest import DEFINITIONS, definition_text, shared_path
 from tests.engine.conftest import CALENDAR, applicant, local, office
 
@@ -225,7 +226,7 @@ def test_guide_once_a_second_return_to_the_applicant_is_refused_naming_the_first
     with pytest.raises(GuideOnce) as caught:
         run.act("kiem_tra", "bo_sung", CB)
     assert caught.value.earlier.step == "kiem_tra" and caught.value.earlier.actor == CB.id
-    assert "kiem_tra" in str(caught.value) and "bo_sung" in str(caught.value) and "already returned" in str(caught.value)
+    assert "bước «Kiểm tra», quyết định «bo_sung»" in str(caught.value) and "hướng dẫn một lần" in str(caught.value)
     assert run.case == before  # refused: nothing changed
     # the official may still decide otherwise
     run.act("kiem_tra", "dat", CB)
@@ -281,20 +282,20 @@ def test_a_closed_case_accepts_no_further_action(end: str) -> None:
 
 def test_acting_on_a_step_that_is_not_active_is_refused() -> None:
     run = Run(compiled())
-    with pytest.raises(StepNotActive, match="waiting"):
+    with pytest.raises(StepNotActive, match="bước «Kiểm tra» đang chờ các bước trước"):
         run.act("kiem_tra", "dat", CB)
     run.act("nop", "done", DAN)
-    with pytest.raises(StepNotActive, match="completed"):
+    with pytest.raises(StepNotActive, match="bước «Nộp đơn» đã hoàn thành"):
         run.act("nop", "done", DAN)
 
 
 def test_unknown_steps_and_outcomes_are_invalid_before_anything_else() -> None:
     run = Run(compiled())
-    with pytest.raises(InvalidAction, match="no step 'khong_co'"):
+    with pytest.raises(InvalidAction, match="thủ tục không có bước «khong_co»"):
         run.act("khong_co", "done", CB)
-    with pytest.raises(InvalidAction, match="its outcomes: dat, bo_sung, tu_choi"):
+    with pytest.raises(InvalidAction, match="của bước: dat, bo_sung, tu_choi"):
         run.act("kiem_tra", "khong_co", Actor("x", "other"))  # invalid wins over forbidden
-    with pytest.raises(InvalidAction, match="unknown documents"):
+    with pytest.raises(InvalidAction, match="giấy tờ mà thủ tục không có: khong_co"):
         run.act("nop", "done", DAN, missing=["khong_co"])
 
 
@@ -309,13 +310,13 @@ def test_unknown_steps_and_outcomes_are_invalid_before_anything_else() -> None:
 def test_an_office_step_needs_its_role_in_the_cases_unit(actor: Actor) -> None:
     run = Run(compiled())
     run.act("nop", "done", DAN)
-    with pytest.raises(Forbidden, match="needs role 'cb' in unit 'u1'"):
+    with pytest.raises(Forbidden, match="bước «Kiểm tra» cần vai trò «Cán bộ» trong đơn vị «u1»"):
         run.act("kiem_tra", "dat", actor)
 
 
 def test_an_applicant_step_is_the_cases_applicant_only() -> None:
     run = Run(compiled())
-    with pytest.raises(Forbidden, match="applicant"):
+    with pytest.raises(Forbidden, match="chỉ người nộp hồ sơ"):
         run.act("nop", "done", applicant("someone_else"))
     with pytest.raises(Forbidden):
         run.act("nop", "done", office("dan"))  # holding a role named like the applicant's is not enough
@@ -336,7 +337,7 @@ steps:
     case, _ = machine.start(data={}, unit="u1", applicant="dan", actor=DAN, now=START, calendar=CALENDAR)
     machine.act(case, step="a", outcome="done", actor=CB, now=START, calendar=CALENDAR)
     assert status(machine, case) == {"a": "completed", "b": "completed", "c": "active"}
-    with pytest.raises(Forbidden, match="system step"):
+    with pytest.raises(Forbidden, match="bước «B» do hệ thống thực hiện"):
         machine.act(case, step="b", outcome="done", actor=office("ht"), now=START, calendar=CALENDAR)
 
 
@@ -431,11 +432,11 @@ def test_case_data_is_checked_against_the_fields_with_an_error_per_field() -> No
         Run(compiled(), {"urgent": "yes", "age": 1.5, "kind": "c", "extra": 1})
     problems = {p.field: p.message for p in caught.value.problems}
     assert set(problems) == {"urgent", "age", "kind", "extra"}
-    assert "true or false" in problems["urgent"] and "whole number" in problems["age"]
-    assert "'a', 'b'" in problems["kind"] and "unknown field" in problems["extra"]
+    assert "'yes'" in problems["urgent"] and "1.5" in problems["age"]
+    assert "'c'" in problems["kind"] and "trường không có trong thủ tục" in problems["extra"]
     with pytest.raises(InvalidData) as caught:
         Run(compiled(), {})
-    assert [(p.field, p.message) for p in caught.value.problems] == [("kind", "required")]
+    assert [(p.field, p.message, p.kind) for p in caught.value.problems] == [("kind", "bắt buộc phải có", "required")]
 
 
 def test_the_applicant_amends_data_on_an_applicant_step_and_it_is_recorded() -> None:
@@ -457,8 +458,19 @@ def test_invalid_amended_data_changes_nothing() -> None:
 def test_officials_do_not_amend_data_through_their_steps() -> None:
     run = Run(compiled())
     run.act("nop", "done", DAN)
-    with pytest.raises(InvalidAction, match="applicant step"):
+    with pytest.raises(InvalidAction, match="ở bước của người nộp"):
         run.act("kiem_tra", "dat", CB, data={"urgent": True})
+
+
+def test_a_refusal_names_the_step_in_vietnamese_unless_english_is_asked_for() -> None:
+    run = Run(compiled())
+    with pytest.raises(StepNotActive) as caught:
+        run.act("kiem_tra", "dat", CB)
+    assert caught.value.message == "bước «Kiểm tra» đang chờ các bước trước hoàn thành, chưa đến lượt xử lý"
+    assert caught.value.step == "kiem_tra"  # the id, for machines
+    with speaking("en"), pytest.raises(StepNotActive) as caught:
+        run.act("kiem_tra", "dat", CB)
+    assert caught.value.message == "step «Kiểm tra» is waiting for the steps before it, not active"
 
 
 # -- decisions, machines --------------------------------------------------------------

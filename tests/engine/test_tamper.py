@@ -27,6 +27,8 @@ from engine.verify import AuditReport, seal_all, verify_database
 from tests.engine.test_cases import CB, CODE, DAN, audited, published  # noqa: F401 (fixtures)
 from tests.transacting import Transacting
 
+pytestmark = pytest.mark.usefixtures("english")  # the findings are checked in their English wording
+
 
 def verify(service: CaseService, **options: Any) -> AuditReport:
     return verify_database(service.store, Keyring([service.signer.verifier()]), calendar=service.calendar, **options)
@@ -147,9 +149,9 @@ def test_a_whole_case_deleted_is_caught_by_the_ledger(decided: tuple[CaseService
 @pytest.mark.parametrize(
     ("sql", "told"),
     [
-        ("UPDATE case_steps SET status = 'active' WHERE case_id = :c AND step_id = 'duyet'", "(duyet): its status"),
-        ("UPDATE case_steps SET actor = 'someone' WHERE case_id = :c AND step_id = 'kiem_tra'", "(kiem_tra): its actor"),
-        ("UPDATE case_steps SET outcome = 'khong_dat' WHERE case_id = :c AND step_id = 'kiem_tra'", "(kiem_tra): its outcome"),
+        ("UPDATE case_steps SET status = 'active' WHERE case_id = :c AND step_id = 'duyet'", "«Duyệt»: its status"),
+        ("UPDATE case_steps SET actor = 'someone' WHERE case_id = :c AND step_id = 'kiem_tra'", "«Kiểm tra»: its actor"),
+        ("UPDATE case_steps SET outcome = 'khong_dat' WHERE case_id = :c AND step_id = 'kiem_tra'", "«Kiểm tra»: its outcome"),
         ("UPDATE cases SET status = 'rejected' WHERE id = :c", "status"),
         ("UPDATE cases SET unit = 'u2' WHERE id = :c", "unit"),
         ("UPDATE cases SET applicant = 'khac' WHERE id = :c", "applicant"),

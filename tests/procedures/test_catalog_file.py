@@ -9,6 +9,7 @@ import pytest
 
 from procedures.catalog_file import catalog_from_text, read_catalog_file
 from procedures.errors import DefinitionError
+from procedures.messages import speaking
 
 SHARED = Path(__file__).resolve().parents[3] / "shared"
 PRICES = """\
@@ -59,8 +60,12 @@ def test_the_shared_catalog_reads() -> None:
 
 def test_unknown_keys_are_errors_at_their_lines() -> None:
     got = problems("format: tinhgon-catalog/1\ncolour: red\n" + PRICES.replace("  source:", "  sauce: x\n  source:"))
-    assert got[0][:2] == (2, "colour") and "unknown key 'colour'" in got[0][2]
+    assert got[0][:2] == (2, "colour") and "khóa lạ «colour»" in got[0][2]
     assert got[1][:2] == (8, "cost_model.sauce")
+    with speaking("en"):
+        assert problems("format: tinhgon-catalog/1\ncolour: red\n")[0][2] == (
+            "unknown key «colour»; allowed keys: format, name, cost_model, programmes"
+        )
 
 
 def test_a_catalog_price_list_gives_all_four_prices_and_a_source() -> None:
@@ -108,6 +113,13 @@ programmes:
     assert (7, "programmes[0].targets[2].metric") in where  # no such metric
     assert (8, "programmes[1].targets") in where  # at least one target
     assert (9, "programmes[2].id") in where  # the same id twice
+    said = {(line, path): message for line, path, message in got}
+    assert said[(9, "programmes[2].id")] == "mã chương trình «ok» trùng với chương trình 2 «B»"
+    assert said[(7, "programmes[0].targets[1].metric")] == "chỉ tiêu «count» đã có ở chỉ tiêu thứ 1 của chương trình này"
+    assert said[(8, "programmes[1].targets")] == "phải có ít nhất 1 mục; ở đây có 0"
+    assert said[(5, "programmes[0].scope")] == (
+        "chuỗi «nobody» không được dùng ở đây; dùng một trong: internal, public, business, all"
+    )
 
 
 def test_an_empty_file_is_one_error() -> None:

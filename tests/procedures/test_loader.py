@@ -7,6 +7,7 @@ import pytest
 from procedures import DefinitionError, load_bytes, load_text
 from procedures.errors import ReadError
 from procedures.loader import load_path
+from procedures.messages import speaking
 from tests.conftest import definition_text, shared_path
 
 ROLES = """\
@@ -63,7 +64,7 @@ def test_format_other_than_tinhgon_1_is_rejected_alone() -> None:
 def test_unknown_key_is_reported_at_its_line_with_a_suggestion() -> None:
     line, path, message = only(VALID.replace("  - {id: xet,", "  - {id: xet, duraton: 1h,"))
     assert (line, path) == (13, "steps[1].duraton")
-    assert "unknown key 'duraton'" in message and "duration" in message
+    assert "khóa lạ «duraton»" in message and "«duration»" in message
 
 
 @pytest.mark.parametrize("written", ['"Nộp\\0"', '"Nộp\\x00"', '"Nộp\\u0000"'])
@@ -71,7 +72,7 @@ def test_a_nul_character_in_a_text_is_refused_at_its_line(written: str) -> None:
     """No database here keeps a NUL in text (PostgreSQL refuses it), so the
     reader refuses it before the definition is stored."""
     line, path, message = only(VALID.replace("name: Nộp,", f"name: {written},"))
-    assert (line, path, message) == (12, "steps[0].name", "text must not contain NUL characters")
+    assert (line, path, message) == (12, "steps[0].name", "chuỗi không được chứa ký tự NUL")
 
 
 def test_a_text_holding_a_lone_surrogate_is_refused_at_its_line() -> None:
@@ -80,16 +81,19 @@ def test_a_text_holding_a_lone_surrogate_is_refused_at_its_line() -> None:
     with pytest.raises(DefinitionError) as info:
         load_text(definition_text(VALID.replace("name: Nộp,", "name: Nộp\udcff,")), source="t.yaml")
     [problem] = info.value.problems
-    assert (problem.line, problem.message) == (12, "the text holds U+DCFF, a lone surrogate, which is no character")
+    assert (problem.line, problem.message) == (
+        12,
+        "văn bản chứa U+DCFF, một nửa cặp thay thế (surrogate) đứng riêng, không phải là ký tự",
+    )
 
 
 @pytest.mark.parametrize(
     ("text", "line", "said"),
     [
-        ("", 1, "no YAML document"),
-        ("# chưa viết gì\n\n   \n", 1, "no YAML document"),
-        ("# một dòng chú thích\n\nthu tuc\n", 3, "one bare value"),
-        ("- a\n- b\n", 1, "a definition is a YAML mapping"),
+        ("", 1, "không chứa văn bản YAML nào"),
+        ("# chưa viết gì\n\n   \n", 1, "không chứa văn bản YAML nào"),
+        ("# một dòng chú thích\n\nthu tuc\n", 3, "một giá trị đơn lẻ"),
+        ("- a\n- b\n", 1, "một định nghĩa là một ánh xạ (mapping) YAML"),
     ],
 )
 def test_a_file_that_is_no_mapping_is_refused_at_the_line_where_it_starts(text: str, line: int, said: str) -> None:
@@ -109,7 +113,7 @@ def test_unknown_top_level_key() -> None:
 def test_missing_required_key_points_at_the_mapping() -> None:
     line, path, message = only(VALID.replace("{id: xet, name: Xét, ", "{id: xet, "))
     assert (line, path) == (13, "steps[1].name")
-    assert "missing required key 'name'" in message
+    assert "thiếu khóa bắt buộc «name»" in message
 
 
 def test_missing_top_level_keys() -> None:
@@ -121,7 +125,7 @@ def test_missing_top_level_keys() -> None:
 def test_wrong_types_are_named() -> None:
     found = problems(VALID.replace("{id: nop, name: Nộp, role: dan,", "{id: nop, name: Nộp, role: dan, visit: yes, fee: 1.5,"))
     assert {(line, path) for line, path, _ in found} == {(12, "steps[0].visit"), (12, "steps[0].fee")}
-    assert any("true or false" in m for _, _, m in found)
+    assert any("true hoặc false" in m for _, _, m in found)
 
 
 def test_version_must_be_a_positive_whole_number() -> None:
@@ -134,14 +138,14 @@ def test_numeric_code_asks_for_quotes() -> None:
     with pytest.raises(DefinitionError) as info:
         load_text(definition_text(VALID, head="format: tinhgon/1\ncode: 1.001193\nname: Y\nversion: 1\n"))
     (p,) = info.value.problems
-    assert p.path == "code" and "quotes" in p.message
+    assert p.path == "code" and "ngoặc kép" in p.message
 
 
 def test_duplicate_ids_report_the_later_one() -> None:
     body = VALID + "  - {id: xet, name: Xét lại, role: cb}\n"
     line, path, message = only(body)
     assert (line, path) == (14, "steps[2].id")
-    assert "duplicate step id 'xet'" in message
+    assert message == "mã «xet» bị trùng: bước 2 «Xét» (dòng 13) đã dùng mã này"
 
 
 def test_same_id_in_different_kinds_is_fine() -> None:
@@ -167,7 +171,7 @@ def test_unknown_references() -> None:
 def test_bad_identifier() -> None:
     _, path, message = only(VALID.replace("{id: nop,", "{id: Nop-1,").replace("after", "after"))
     # the later step's default 'after' still names the broken step; only the id is reported
-    assert path == "steps[0].id" and "not an id" in message
+    assert path == "steps[0].id" and "«Nop-1» không phải là một mã" in message
 
 
 def test_cycle_names_every_step_and_each_explicit_item() -> None:
@@ -188,7 +192,7 @@ steps:
 
 def test_self_loop_is_a_cycle() -> None:
     line, path, message = only(VALID.replace("inputs: [don], outputs", "after: [xet], inputs: [don], outputs"))
-    assert (line, path) == (13, "steps[1].after[0]") and "cycle" in message
+    assert (line, path) == (13, "steps[1].after[0]") and "chờ nhau thành vòng: bước 2 «Xét» → bước 2 «Xét»" in message
 
 
 def test_ancestor_rules_wait_for_a_cycle_free_graph() -> None:
@@ -202,7 +206,7 @@ steps:
 """
     )
     found = problems(body)
-    assert all("cycle" in m for _, _, m in found), found
+    assert all("chờ nhau thành vòng" in m for _, _, m in found), found
     assert len(found) == 2
 
 
@@ -218,7 +222,10 @@ steps:
     )
     line, path, message = only(body)
     assert (line, path) == (12, "steps[0].inputs[1]")
-    assert "'xet'" in message and "does not come before" in message
+    assert message == (
+        "giấy tờ đầu vào «Kết quả» do bước 2 «Xét» lập ra, nhưng bước đó không đứng trước bước 1 «Nộp»; "
+        "thêm «xet» vào after của bước này (trực tiếp hoặc qua các bước khác)"
+    )
 
 
 def test_input_from_a_parallel_branch_is_unavailable() -> None:
@@ -239,7 +246,7 @@ steps:
 def test_document_produced_twice_reports_the_later_producer() -> None:
     body = VALID + "  - {id: lai, name: Lại, role: cb, outputs: [kq]}\n"
     line, path, message = only(body)
-    assert (line, path) == (14, "steps[2].outputs[0]") and "already produced by step 'xet'" in message
+    assert (line, path) == (14, "steps[2].outputs[0]") and "«Kết quả» đã do bước 2 «Xét» lập ra" in message
 
 
 def test_applicant_document_cannot_be_produced() -> None:
@@ -253,7 +260,7 @@ def test_document_nobody_produces() -> None:
         "  - {id: kq, name: Kết quả, deliverable: true}\n  - {id: ma, name: Ma}\n",
     )
     line, path, message = only(body)
-    assert (line, path) == (11, "documents[2]") and "no step produces it" in message
+    assert (line, path) == (11, "documents[2]") and "không bước nào lập ra nó" in message
 
 
 def test_return_to_a_non_ancestor() -> None:
@@ -271,18 +278,18 @@ steps:
 """
     )
     line, path, message = only(body)
-    assert (line, path) == (16, "steps[0].outcomes.lui") and "does not come before" in message
+    assert (line, path) == (16, "steps[0].outcomes.lui") and "trả lại bước 2 «Xét», nhưng bước đó không đứng trước" in message
 
 
 def test_return_to_an_unknown_step() -> None:
     body = VALID.replace("outputs: [kq]}", "outputs: [kq], outcomes: {ok: proceed, lui: {return: ghost}}}")
     _, path, message = only(body)
-    assert path == "steps[1].outcomes.lui" and "unknown step 'ghost'" in message
+    assert path == "steps[1].outcomes.lui" and "không có bước «ghost»" in message
 
 
 def test_bad_outcome_effect() -> None:
     _, path, message = only(VALID.replace("outputs: [kq]}", "outputs: [kq], outcomes: {ok: proceed, x: explode}}"))
-    assert path == "steps[1].outcomes.x" and "proceed, reject or {return: STEP}" in message
+    assert path == "steps[1].outcomes.x" and "proceed, reject hoặc {return: BƯỚC}" in message
 
 
 def test_step_without_proceed_names_the_steps_it_blocks() -> None:
@@ -298,7 +305,8 @@ steps:
     )
     line, path, message = only(body)
     assert (line, path) == (12, "steps[0].outcomes")
-    assert "xet, tra" in message
+    assert message.startswith("bước 1 «Nộp» không có kết quả nào cho đi tiếp")
+    assert "bước 2 «Xét», bước 3 «Trả»" in message
 
 
 def test_step_without_proceed_is_reported_even_when_ids_do_not_resolve() -> None:
@@ -336,7 +344,7 @@ steps: [{id: lam, name: Làm, role: cb, outputs: [kq]}]
 def test_bad_durations(duration: str) -> None:
     _, path, message = only(VALID.replace("{id: xet,", f"{{id: xet, duration: '{duration}',"))
     assert path == "steps[1].duration"
-    assert "duration" in message or "expected text" in message
+    assert "không phải là một khoảng thời gian" in message
 
 
 def test_durations_parse() -> None:
@@ -353,7 +361,7 @@ fields:
 """ + VALID.replace("{id: xet,", "{id: xet, when: {field: loai, equals: c},")
     line, path, message = only(body)
     assert (line, path) == (16, "steps[1].when.equals")
-    assert "'c'" in message and "one of 'a', 'b'" in message
+    assert "chuỗi «c»" in message and "một trong «a», «b»" in message
 
 
 @pytest.mark.parametrize(
@@ -397,7 +405,7 @@ def test_based_on_must_be_earlier() -> None:
 
 def test_no_steps() -> None:
     found = problems(ROLES + DOCS + "steps: []\n")
-    assert (11, "steps", "a procedure has at least one step") in found
+    assert (11, "steps", "một thủ tục có ít nhất một bước") in found
 
 
 def test_every_error_of_a_file_is_reported_at_once() -> None:
@@ -425,14 +433,14 @@ def test_yaml_syntax_error_has_a_line() -> None:
     with pytest.raises(DefinitionError) as info:
         load_text("format: tinhgon/1\nsteps: [\n  {id: a\n", source="t.yaml")
     (p,) = info.value.problems
-    assert p.line >= 2 and "YAML syntax error" in p.message
+    assert p.line >= 2 and "lỗi cú pháp YAML" in p.message
 
 
 def test_duplicate_yaml_key() -> None:
     with pytest.raises(DefinitionError) as info:
         load_text(definition_text(VALID).replace("name: Thủ tục thử\n", "name: Thủ tục thử\nname: Lại\n"))
     (p,) = info.value.problems
-    assert (p.line, p.path) == (4, "name") and "duplicate key" in p.message
+    assert (p.line, p.path) == (4, "name") and "khóa «name» bị viết hai lần" in p.message
 
 
 def test_not_utf8() -> None:
@@ -455,7 +463,7 @@ def test_alias_bomb_is_refused_quickly() -> None:
     )
     with pytest.raises(DefinitionError) as info:
         load_text(bomb)
-    assert "expand" in info.value.problems[0].message
+    assert "nở thêm hơn 100.000 nút" in info.value.problems[0].message
 
 
 def test_small_aliases_are_allowed() -> None:
@@ -474,7 +482,7 @@ def test_yaml_12_core_schema() -> None:
 def test_a_second_document_is_refused() -> None:
     with pytest.raises(DefinitionError) as info:
         load_text(definition_text(VALID) + "---\nformat: tinhgon/1\n")
-    assert "second" in info.value.problems[0].message
+    assert "văn bản thứ hai" in info.value.problems[0].message
 
 
 def test_top_level_must_be_a_mapping() -> None:
@@ -506,3 +514,18 @@ def test_shared_fixtures_load() -> None:
     for path in sorted(shared_path("procedures").glob("*.yaml")):
         defn = load_path(path)
         assert defn.steps
+
+
+def test_messages_are_vietnamese_unless_english_is_asked_for() -> None:
+    body = VALID.replace("{id: xet, name: Xét, role: cb,", "{id: xet, name: Xét, role: ban_quanluc,") + (
+        "  - {id: tra, name: Trả, role: cb, outputs: [kq]}\n"
+    )
+    assert [m for _, _, m in problems(body)] == [
+        "không có vai trò «ban_quanluc»: hãy khai báo vai trò này ở roles",
+        "giấy tờ «Kết quả» đã do bước 2 «Xét» lập ra; mỗi giấy tờ chỉ do một bước lập ra",
+    ]
+    with speaking("en"):
+        assert [m for _, _, m in problems(body)] == [
+            "unknown role «ban_quanluc»: declare it under roles",
+            "document «Kết quả» is already produced by step 2 «Xét»; a document has one producer",
+        ]
