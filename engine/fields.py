@@ -17,9 +17,6 @@ from procedures.model import Definition
 
 from .errors import FieldProblem, InvalidData
 
-NUL_TEXT = "text must not contain NUL characters or lone surrogates"
-"""The problem of a text value that no database here keeps alike, in
-English (what :func:`nul_text` says in the context's language)"""
 INTEGER_MIN, INTEGER_MAX = -(2**63), 2**63 - 1
 """The bounds of an ``integer`` field's value: a signed 64-bit integer,
 which both databases keep exactly and every client language reads back

@@ -185,3 +185,19 @@ def test_audit_verify_names_the_first_bad_item_in_vietnamese_unless_english_is_a
     assert f"KHÔNG HỢP LỆ tại hồ sơ {case_id}: bước 2 «Kiểm tra»: trường actor khác với kết quả" in out, out
     assert main(["--lang", "en", "audit", "verify", "--database-url", url, "--key-file", str(key)]) == 1
     assert f"case {case_id}: step 2 «Kiểm tra»: its actor differs from what the events lead to" in capsys.readouterr().out
+    monkeypatch.setenv("TINHGON_LANG", "en")
+    assert main(["audit", "verify", "--database-url", url, "--key-file", str(key)]) == 1
+    out = capsys.readouterr().out
+    assert f"audit: FAILED at case {case_id}: step 2 «Kiểm tra»: its actor differs from what the events lead to" in out, out
+
+
+def test_the_audit_commands_help_in_the_language_asked(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TINHGON_LANG")
+    with pytest.raises(SystemExit):
+        main(["audit", "verify", "--help"])
+    assert "tin cậy khóa công khai này thay cho khóa của tệp khóa" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["--lang", "en", "audit", "verify", "--help"])
+    assert "trust this public key instead of the key file's" in capsys.readouterr().out

@@ -38,6 +38,7 @@ from engine.audit import (
 )
 from engine.keys import KeyFileError, Signer, Verifier
 from procedures.errors import TinhgonError
+from procedures.messages import speaking
 
 pytestmark = pytest.mark.usefixtures("english")  # the findings are checked in their English wording
 
@@ -652,6 +653,15 @@ def test_an_encrypted_key_is_refused(tmp_path: Path) -> None:
     path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption))
     with pytest.raises(KeyFileError, match="encrypted"):
         Signer.load(path)
+
+
+def test_a_key_file_problem_is_told_in_vietnamese_by_default(tmp_path: Path) -> None:
+    with speaking("vi"), pytest.raises(KeyFileError, match=r"missing\.pem: không đọc được khóa ký: "):
+        Signer.load(tmp_path / "missing.pem")
+    with speaking("vi"), pytest.raises(KeyFileError, match=r"^khóa công khai PEM: không phải khóa công khai dạng PEM$"):
+        Verifier.from_pem("-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----\n")
+    with pytest.raises(KeyFileError, match=r"^public key PEM: not a PEM public key$"):
+        Verifier.from_pem("-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----\n")
 
 
 def test_an_unreadable_key_path_is_refused(tmp_path: Path) -> None:

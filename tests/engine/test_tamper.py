@@ -24,6 +24,7 @@ from engine.ledger import checkpoint, head
 from engine.store import Store
 from engine.users import add_user
 from engine.verify import AuditReport, seal_all, verify_database
+from procedures.messages import speaking
 from tests.engine.test_cases import CB, CODE, DAN, audited, published  # noqa: F401 (fixtures)
 from tests.transacting import Transacting
 
@@ -179,6 +180,31 @@ def test_a_user_granted_admin_behind_the_journal_is_caught(decided: tuple[CaseSe
     with service.store.unit() as uow:
         uow.session.execute(update(UserRow).where(UserRow.id == "lan").values(permissions=["admin"]))
     assert first_bad(service) == "state: user lan: permissions differ from its last journal entry (changed behind its back?)"
+
+
+def test_a_finding_is_told_in_vietnamese_by_default_and_in_english_when_asked(decided: tuple[CaseService, int]) -> None:
+    service, case_id = decided
+    with service.store.unit() as uow:
+        uow.session.execute(update(UserRow).where(UserRow.id == "lan").values(permissions=["admin"]))
+    with speaking("vi"):
+        report = verify(service)
+        assert report.first_bad is not None and report.first_bad.part == "state"
+        assert report.first_bad.render() == (
+            "bảng dữ liệu: người dùng lan: permissions khác với mục nhật ký cuối cùng của nó (bị thay đổi lén, ngoài nhật ký?)"
+        )
+    with speaking("en"):
+        shown = verify(service).first_bad
+        assert shown is not None and shown.as_dict() == {
+            "part": "state",
+            "case": None,
+            "seq": None,
+            "reason": "user lan: permissions differ from its last journal entry (changed behind its back?)",
+            "text": "state: user lan: permissions differ from its last journal entry (changed behind its back?)",
+        }
+    rechain(service.store, case_id, lambda rs: [dataclasses.replace(rs[0], comment="sửa"), *rs[1:]])
+    with speaking("vi"):
+        bad = verify(service).first_bad
+        assert bad is not None and bad.render() == f"hồ sơ {case_id}, sự kiện 1: thiếu chữ ký (mọi sự kiện đều phải được ký)"
 
 
 def test_a_user_added_behind_the_journal_is_caught(decided: tuple[CaseService, int]) -> None:
